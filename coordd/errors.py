@@ -1,0 +1,37 @@
+"""The exception tree of coordd.
+
+::
+
+    CoorddError
+    ├── ConfigError          a bad configuration file, table or key (names all three)
+    ├── StateError           the state directory or the checkpoint cannot be used
+    ├── PluginError          a plugin cannot be loaded or registered
+    └── SinkUnavailable      the MongoDB tier cannot be reached (the daemon keeps serving)
+
+Errors that a single event or request causes never surface as exceptions to callers:
+they are counted and logged (lines), or answered with a 4xx (requests).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "CoorddError", "PluginError", "SinkUnavailable", "StateError"]
+
+
+class CoorddError(Exception):
+    """Base class of every error coordd raises on purpose."""
+
+
+class ConfigError(CoorddError):
+    """A configuration problem; the message names the file, the table and the key."""
+
+
+class StateError(CoorddError):
+    """The state directory or the checkpoint in it cannot be used."""
+
+
+class PluginError(CoorddError):
+    """A plugin could not be loaded or registered."""
+
+
+class SinkUnavailable(CoorddError):
+    """The durable sink (MongoDB) is unreachable or failing."""

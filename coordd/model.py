@@ -1,0 +1,471 @@
+"""The event record and the value helpers every other module uses.
+
+Pure: no I/O, no trio, no pymongo. The helpers reproduce the old monitor's JavaScript
+semantics exactly (spec §0.1): `S` trims with JavaScript's `String.prototype.trim`,
+`N` accepts finite numbers but not booleans, `O` accepts objects only, and
+`event_time` is the spec's `TS(event)`.
+
+`Event` is the compact record the store keeps per accepted line: the fields the
+indexes and the work-session builder need, plus the enriched event serialised once
+(`Event.json`), from which every REST and WebSocket answer is assembled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_CATEGORY",
+    "ROLES",
+    "STATUSES",
+    "Event",
+    "ParseResult",
+    "S",
+    "N",
+    "O",
+    "dumps",
+    "event_from_enriched",
+    "event_hash",
+    "event_time",
+    "hash_input",
+    "is_terminal",
+    "js_number",
+    "js_stringify",
+    "js_trim",
+    "loads",
+    "parse_js_date",
+    "parse_line",
+    "thread_key",
+]
+
+ROLES: Final = (
+    "conversation.main",
+    "delegation.subagent",
+    "orchestration.task",
+    "system.observability",
+)
+ROLE_SET: Final = frozenset(ROLES)
+
+#: Canonical order: it breaks ties in the keyword classifier (spec §3.5).
+CATEGORIES: Final = (
+    "engineering_build",
+    "infra_ops",
+    "qa_validation",
+    "planning_decision",
+    "research_analysis",
+    "docs_knowledge",
+    "growth_marketing",
+    "customer_community",
+    "legal_compliance",
+    "biz_strategy",
+)
+CATEGORY_SET: Final = frozenset(CATEGORIES)
+DEFAULT_CATEGORY: Final = "engineering_build"
+
+STATUSES: Final = ("ACTIVE", "QUIET", "ARCHIVED")
+
+ARCHIVE_AFTER_MS: Final = 86_400_000
+THREAD_BUCKET_MS: Final = 300_000
+
+# ---------------------------------------------------------------------------- value helpers
+
+#: White space removed by JavaScript's String.prototype.trim(): differs from str.strip()
+#: (U+FEFF is stripped, U+001C..U+001F and U+0085 are not).
+JS_WHITESPACE: Final = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+def js_trim(text: str) -> str:
+    """`text.trim()` as JavaScript does it."""
+    return text.strip(JS_WHITESPACE)
+
+
+def S(value: object) -> str | None:  # noqa: N802 - the spec's name
+    """Trimmed non-empty string, or None (absent) for anything else."""
+    if type(value) is str:
+        value = value.strip(JS_WHITESPACE)
+        return value or None
+    return None
+
+
+def N(value: object) -> int | float | None:  # noqa: N802 - the spec's name
+    """A finite JSON number (booleans are not numbers), or None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return value
+    return None
+
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+
+
+def O(value: object) -> Mapping[str, Any]:  # noqa: N802, E743 - the spec's name
+    """The value if it is a JSON object, else an empty (read-only) mapping."""
+    return value if type(value) is dict else _EMPTY
+
+
+_ISO_RE: Final = re.compile(
+    r"^([+-]\d{6}|\d{4})(?:-(\d{2})(?:-(\d{2}))?)?"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def parse_js_date(text: str, *, naive_is_utc: bool = False) -> float | None:
+    """Epoch milliseconds of an ISO-8601 date or date-time, or None (JavaScript's NaN).
+
+    Follows `Date.parse` for the ISO forms: a date-only string is UTC, a date-time
+    without an offset is local time (unless `naive_is_utc`, which the REST layer uses).
+    """
+    m = _ISO_RE.match(text.strip())
+    if m is None:
+        return None
+    year_s, mon_s, day_s, hh, mm, ss, frac, zone = m.groups()
+    try:
+        year = int(year_s)
+        month = int(mon_s or 1)
+        day = int(day_s or 1)
+        hour, minute, sec = int(hh or 0), int(mm or 0), int(ss or 0)
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        if not 1 <= year <= 9999:
+            return None
+        if hour == 24 and minute == 0 and sec == 0 and micro == 0:
+            base = _dt.datetime(year, month, day) + _dt.timedelta(days=1)
+        else:
+            base = _dt.datetime(year, month, day, hour, minute, sec, micro)
+    except ValueError:
+        return None
+    if zone is not None:
+        if zone in ("Z", "z"):
+            tz = _dt.UTC
+        else:
+            sign = -1 if zone[0] == "-" else 1
+            digits = zone[1:].replace(":", "")
+            offset = _dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            tz = _dt.timezone(sign * offset)
+        when = base.replace(tzinfo=tz)
+    elif hh is None or naive_is_utc:
+        when = base.replace(tzinfo=_dt.UTC)
+    else:
+        when = base.astimezone()  # naive date-time: local time, as JavaScript does
+    return when.timestamp() * 1000.0
+
+
+def event_time(event: Mapping[str, Any]) -> int | float:
+    """`TS(event)`: `timestampMs`, else `ts` (each only when non-zero), else ISO `timestamp`."""
+    v = N(event.get("timestampMs"))
+    if v:
+        return v
+    v = N(event.get("ts"))
+    if v:
+        return v
+    text = S(event.get("timestamp"))
+    if text is not None:
+        parsed = parse_js_date(text)
+        if parsed is not None:
+            return int(parsed) if parsed.is_integer() else parsed
+    return 0
+
+
+# ---------------------------------------------------------------------------- JSON
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON like JavaScript's `JSON.parse`.
+
+    orjson first; lone UTF-16 surrogate escapes (which JSON.parse accepts and real logs
+    contain) fall back to the stdlib parser. `NaN`/`Infinity` are rejected by both.
+    Raises `ValueError` on anything that is not JSON.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data).decode("utf-8")  # UnicodeDecodeError is a ValueError
+        return json.loads(data, parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes (non-ASCII raw, as JavaScript's JSON.stringify writes it).
+
+    Strings holding lone surrogates are written as `\\udXXX` escapes, like
+    JSON.stringify. The result is a fresh, exactly-sized `bytes` object: orjson's own
+    buffers cost several KiB of RSS each when kept, which matters at 100k events.
+    """
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8", "backslashreplace")
+    return bytes(bytearray(out))
+
+
+def js_number(value: int | float) -> str:
+    """`String(n)` for a finite number, as JavaScript formats it."""
+    if type(value) is int:
+        return str(value)
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    if "e" in text:
+        mant, exp = text.split("e")
+        sign = "-" if exp.startswith("-") else "+"
+        text = f"{mant}e{sign}{exp.lstrip('+-').lstrip('0') or '0'}"
+    return text
+
+
+def _js_normalise(value: Any) -> Any:
+    if type(value) is float:
+        if value.is_integer() and abs(value) < 1e21:
+            return int(value)
+        return value
+    if type(value) is dict:
+        return {k: _js_normalise(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_js_normalise(v) for v in value]
+    return value
+
+
+def js_stringify(value: Any) -> str:
+    """`JSON.stringify(value)` (compact) for JSON-like values, for the event hash."""
+    return dumps(_js_normalise(value)).decode("utf-8")
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """One line, parsed: `value` is set when the line is JSON, else `reason` says why not.
+
+    Reasons: `blank`, `invalid_utf8`, `malformed_json`, `non_finite` (NaN/Infinity).
+    Whether the value is an acceptable event (an object with a type) is the enrichment
+    stage's decision.
+    """
+
+    value: Any = None
+    reason: str | None = None
+
+
+_BLANK: Final = ParseResult(reason="blank")
+_NON_FINITE_RE: Final = re.compile(rb"(?<![\"\w])-?(?:NaN|Infinity)(?![\"\w])")
+
+
+def parse_line(raw: bytes) -> ParseResult:
+    """Parse one complete log line (without its newline).
+
+    CRLF, surrounding JavaScript white space and a BOM (at the start of the file or of
+    any line) are stripped first; a blank line is reported as `blank`.
+    """
+    try:
+        return ParseResult(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ParseResult(reason="invalid_utf8")
+    text = js_trim(text)
+    if not text:
+        return _BLANK
+    try:
+        return ParseResult(loads(text))
+    except ValueError:
+        if _NON_FINITE_RE.search(raw):
+            return ParseResult(reason="non_finite")
+        return ParseResult(reason="malformed_json")
+
+
+# ---------------------------------------------------------------------------- event hash
+
+
+def hash_input(enriched: Mapping[str, Any]) -> str:
+    """The string the old monitor hashed: `type|agentId|TS|JSON.stringify(data)` (spec §7)."""
+    agent = S(enriched.get("agentId")) or ""
+    ts = event_time(enriched)
+    data = enriched.get("data")
+    return f"{enriched.get('type')}|{agent}|{js_number(ts)}|{js_stringify(data)}"
+
+
+def event_hash(enriched: Mapping[str, Any]) -> str:
+    """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, spec §7)."""
+    text = hash_input(enriched)
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+# ---------------------------------------------------------------------------- the record
+
+_TERMINAL_TASK_STATUS: Final = frozenset({"completed", "cancelled", "abandoned", "failed"})
+#: Deliberate fix (spec §9 C8): the real task.completed / task.cancelled events carry no
+#: status, so upstream never treated them as terminal. coordd does.
+_TERMINAL_TYPES: Final = frozenset(
+    {"a2a.complete", "continuation.complete", "continuation.completed",
+     "task.completed", "task.cancelled"}
+)
+
+
+def is_terminal(event: Mapping[str, Any]) -> bool:
+    """Whether an (enriched) event ends a work session's activity (spec §4.5 + §9 C8)."""
+    etype = event.get("type")
+    if etype in _TERMINAL_TYPES:
+        return True
+    data = O(event.get("data"))
+    if etype == "a2a.spawn_result":
+        return S(data.get("status")) == "error"
+    if isinstance(etype, str) and etype.startswith("task."):
+        status = S(data.get("status")) or S(event.get("status"))
+        return status in _TERMINAL_TASK_STATUS
+    return False
+
+
+def _role_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    role = event.get("eventRole")
+    if role in ROLE_SET:
+        return role  # type: ignore[no-any-return]
+    role = data.get("eventRole")
+    return role if role in ROLE_SET else None  # type: ignore[no-any-return]
+
+
+def _category_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    for cat in (event.get("collabCategory"), data.get("collabCategory")):
+        if type(cat) is str and cat in CATEGORY_SET:
+            return cat
+    return DEFAULT_CATEGORY
+
+
+def _sub_tags_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, ...]:
+    tags = event.get("collabSubTags")
+    if type(tags) is not list:
+        tags = data.get("collabSubTags")
+        if type(tags) is not list:
+            return ()
+    out = []
+    for tag in tags:
+        t = S(tag)
+        if t is not None:
+            out.append(t)
+            if len(out) == 5:
+                break
+    return tuple(out)
+
+
+def agents_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, str]:
+    """Thread agents (spec §4.4 step 2), `"unknown"` standing for absent."""
+    src = (S(data.get("fromAgent")) or S(data.get("senderAgentId"))
+           or S(event.get("agentId")) or "unknown")
+    dst = S(data.get("toAgent")) or S(data.get("targetAgentId")) or "unknown"
+    return src, dst
+
+
+def thread_key(event: Mapping[str, Any], data: Mapping[str, Any], ts: int | float) -> str:
+    """`conv:<id>`, else `pair:<a>_<b>` (sorted), else `event:<type>:<5-minute bucket>`."""
+    conv = S(data.get("conversationId"))
+    if conv is not None:
+        return "conv:" + conv
+    a, b = sorted(agents_of(event, data))
+    pair = f"{a}_{b}"
+    if pair != "unknown_unknown":
+        return "pair:" + pair
+    return f"event:{event.get('type')}:{math.floor(ts / THREAD_BUCKET_MS)}"
+
+
+_intern = sys.intern
+
+
+def _interned(value: str | None) -> str | None:
+    return None if value is None else _intern(value)
+
+
+class Event:
+    """One accepted, enriched event as the store keeps it.
+
+    `json` is the enriched event, compact; the other fields are what indexes, filters
+    and the work-session builder read, extracted once. Instances are treated as
+    immutable after construction.
+    """
+
+    __slots__ = (
+        "agent_id",
+        "category",
+        "conversation_id",
+        "from_agent",
+        "json",
+        "role",
+        "seq",
+        "sub_tags",
+        "terminal",
+        "thread",
+        "to_agent",
+        "ts",
+        "type",
+        "ws_id",
+    )
+
+    seq: int
+    ts: int | float
+    type: str
+    agent_id: str | None
+    role: str | None
+    category: str
+    sub_tags: tuple[str, ...]
+    ws_id: str | None
+    thread: str
+    conversation_id: str | None
+    from_agent: str
+    to_agent: str
+    terminal: bool
+    json: bytes
+
+    def __init__(self, seq: int, enriched: Mapping[str, Any], json_bytes: bytes | None = None):
+        data = O(enriched.get("data"))
+        ts = event_time(enriched)
+        self.seq = seq
+        self.ts = ts
+        self.type = _intern(str(enriched.get("type")))
+        self.agent_id = _interned(S(enriched.get("agentId")))
+        self.role = _role_of(enriched, data)
+        self.category = _category_of(enriched, data)
+        self.sub_tags = _sub_tags_of(enriched, data)
+        self.ws_id = _interned(S(data.get("workSessionId")))
+        self.thread = thread_key(enriched, data, ts)
+        self.conversation_id = S(data.get("conversationId"))
+        src, dst = agents_of(enriched, data)
+        self.from_agent = _intern(src)
+        self.to_agent = _intern(dst)
+        self.terminal = is_terminal(enriched)
+        self.json = json_bytes if json_bytes is not None else dumps(enriched)
+
+    @property
+    def order(self) -> tuple[int | float, int]:
+        """Sort key of the work-session walk: time, then log order (spec §4.1)."""
+        return (self.ts, self.seq)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The enriched event as a fresh dict (parsed from `json`)."""
+        return loads(self.json)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"Event(seq={self.seq}, type={self.type!r}, ts={self.ts}, ws={self.ws_id!r})"
+
+
+def event_from_enriched(seq: int, enriched: Mapping[str, Any]) -> Event:
+    """Build the store's record for an enriched event."""
+    return Event(seq, enriched)
