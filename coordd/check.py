@@ -1,0 +1,215 @@
+"""`coordd --check`: a health probe an operator (or a monitoring system) can run.
+
+Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN (the probe itself could not run). `--json` prints
+`{"status": "pass"|"warn"|"fail", "checks": {"<component>": [{"status", "observedValue",
+"output"}]}}`; the plain form prints one line per check, with what to do about a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import FileId, load_checkpoint
+from .config import Config, load_config
+from .errors import CoorddError
+
+__all__ = ["Check", "exit_code", "render_plain", "run_checks"]
+
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+_EXIT = {"pass": 0, "warn": 1, "fail": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    component: str
+    status: str  # pass | warn | fail
+    output: str
+    observed: Any = None
+    hint: str = ""  # what to do about it (plain output only)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "output": self.output}
+        if self.observed is not None:
+            out["observedValue"] = self.observed
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+def overall(checks: list[Check]) -> str:
+    return max((c.status for c in checks), key=_RANK.__getitem__, default="pass")
+
+
+def exit_code(checks: list[Check]) -> int:
+    return _EXIT[overall(checks)]
+
+
+def check_config(path: str | None, overrides: Mapping[str, Mapping[str, Any]]) -> tuple[
+        Config | None, Check]:
+    try:
+        cfg = load_config(path, overrides=overrides)
+    except CoorddError as e:
+        return None, Check("config", "fail", str(e), hint="fix the named key, then run --check again")
+    where = path or "built-in defaults (no --config)"
+    return cfg, Check("config", "pass", f"loaded {where}")
+
+
+def check_log(cfg: Config) -> Check:
+    path = cfg.log_path()
+    if not path.parent.is_dir():
+        return Check("log", "warn", f"directory {path.parent} does not exist; coordd waits for it",
+                     hint="check [log] path, or start the agent gateway that writes the log")
+    if not path.exists():
+        return Check("log", "warn", f"{path} does not exist yet; coordd waits for it",
+                     hint="check [log] path, or start the agent gateway that writes the log")
+    if not os.access(path, os.R_OK):
+        return Check("log", "fail", f"{path} is not readable by uid {os.getuid()}",
+                     hint="grant read access to the log (and its directory) to coordd's user")
+    size = path.stat().st_size
+    return Check("log", "pass", f"{path} readable", {"bytes": size})
+
+
+def check_state(cfg: Config) -> list[Check]:
+    state = cfg.state_dir()
+    out: list[Check] = []
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state, prefix=".probe-"):
+            pass
+    except OSError as e:
+        return [Check("state", "fail", f"state directory {state} not writable: {e.strerror or e}",
+                      hint="create it and give coordd's user write access, or set [state] dir")]
+    out.append(Check("state", "pass", f"state directory {state} writable"))
+    cp = load_checkpoint(state)
+    if cp is None:
+        out.append(Check("state", "pass", "no checkpoint yet: the next start reads the whole log"))
+        return out
+    where = _locate(cp.file, cfg.log_path())
+    if where is None:
+        out.append(Check("state", "warn",
+                         "checkpoint names a file that is no longer there: the next start begins "
+                         "a new epoch (clients resync)", {"seq": cp.seq, "epoch": cp.epoch},
+                         hint="nothing to do unless this is unexpected (log deleted or replaced)"))
+    else:
+        size = where.stat().st_size
+        status = "pass" if cp.offset <= size else "warn"
+        out.append(Check("state", status,
+                         f"checkpoint at byte {cp.offset} of {where.name} (seq {cp.seq})",
+                         {"offset": cp.offset, "size": size, "seq": cp.seq, "epoch": cp.epoch}))
+    return out
+
+
+def _locate(file: FileId, log_path: Path) -> Path | None:
+    """The file (live or rotated sibling) whose device and inode the checkpoint names."""
+    candidates = [log_path, *sorted(log_path.parent.glob(f"{log_path.stem}-*{log_path.suffix}"))]
+    for p in candidates:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (file.dev, file.ino):
+            return p
+    return None
+
+
+def check_openclaw(cfg: Config) -> Check:
+    from .mainagents import MainAgents
+
+    status, message = MainAgents(cfg.openclaw_config_path()).status()
+    hint = "" if status == "pass" else "fix openclaw.json; until then only main and ruda are main"
+    return Check("openclaw", status, message, hint=hint)
+
+
+def check_plugins(cfg: Config) -> list[Check]:
+    from .plugins import PluginHost
+
+    try:
+        host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled)
+        host.start()
+    except Exception as e:  # a broken plugin must not break the probe
+        return [Check("plugins", "fail", f"plugins failed to load: {e}",
+                      hint="uninstall the plugin or add it to [plugins] disabled")]
+    out = [Check("plugins", status, f"{name}: {message}")
+           for name, status, message in host.status()]
+    return out or [Check("plugins", "warn", "no plugin loaded: every event gets the fallback")]
+
+
+def check_daemon(cfg: Config, timeout: float = 2.0) -> Check:
+    host = cfg.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    url = f"http://{('[' + host + ']') if ':' in host else host}:{cfg.server.port}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        try:
+            body = json.loads(e.read())
+        except ValueError:
+            body = {}
+        status = e.code
+    except (OSError, ValueError) as e:
+        return Check("daemon", "pass", f"no daemon answers at {url} ({_reason(e)})")
+    failing = [name for name, items in (body.get("checks") or {}).items()
+               for c in items if c.get("status") != "pass"]
+    if status >= 500 or body.get("status") not in ("ok", "pass"):
+        return Check("daemon", "fail", f"running daemon reports {status}: {failing}",
+                     hint="see the daemon's log: journalctl -u coordd")
+    if failing:
+        return Check("daemon", "warn", f"running daemon reports warnings in: {', '.join(failing)}",
+                     {"url": url}, hint="see GET /api/health for details")
+    return Check("daemon", "pass", f"running daemon healthy at {url}")
+
+
+def _reason(e: BaseException) -> str:
+    reason = getattr(e, "reason", None)
+    return str(reason if reason is not None else e)
+
+
+def run_checks(
+    path: str | None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    extra: list[Callable[[Config], list[Check]]] = [],  # noqa: B006 - read-only default
+) -> list[Check]:
+    cfg, first = check_config(path, overrides or {})
+    checks = [first]
+    if cfg is None:
+        return checks
+    checks.append(check_log(cfg))
+    checks += check_state(cfg)
+    checks.append(check_openclaw(cfg))
+    checks += check_plugins(cfg)
+    for fn in extra:
+        checks += fn(cfg)
+    checks.append(check_daemon(cfg))
+    return checks
+
+
+def render_json(checks: list[Check]) -> str:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for c in checks:
+        grouped.setdefault(c.component, []).append(c.as_json())
+    return json.dumps({"status": overall(checks), "checks": grouped}, indent=2,
+                      ensure_ascii=False)
+
+
+def render_plain(checks: list[Check]) -> str:
+    lines = []
+    for c in checks:
+        line = f"{c.status.upper():4} {c.component}: {c.output}"
+        if c.status != "pass" and c.hint:
+            line += f" -> {c.hint}"
+        lines.append(line)
+    lines.append(f"overall: {overall(checks).upper()}")
+    return "\n".join(lines)

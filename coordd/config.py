@@ -1,0 +1,326 @@
+"""One TOML file into frozen dataclasses, one per table.
+
+Precedence, highest first: command-line flag > environment > TOML file > default.
+The environment variables are the old monitor's (`TASK_MONITOR_HOST`, `TASK_MONITOR_PORT`,
+`TASK_MONITOR_WRITE_TOKEN`, `MONGODB_URI`) plus systemd's `STATE_DIRECTORY`, so an existing
+deployment moves over without edits. Unknown tables or keys and wrong types are refused
+with a `ConfigError` naming the file, the table and the key; `config.example.toml`
+documents every key with its default (a test loads it and compares).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = [
+    "Config",
+    "LogConfig",
+    "LoggingConfig",
+    "MongoConfig",
+    "OpenclawConfig",
+    "PluginsConfig",
+    "ServerConfig",
+    "StateConfig",
+    "StoreConfig",
+    "WebSocketConfig",
+    "load_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """`[server]`: the REST/WebSocket listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 3847
+    write_token: str = ""
+    shutdown_grace: float = 5.0
+    max_body_bytes: int = 65536
+    max_query_bytes: int = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """`[log]`: the coordination log and how it is followed."""
+
+    path: str = "~/.openclaw/logs/coordination-events.ndjson"
+    watch: Literal["auto", "inotify", "poll"] = "auto"
+    poll_interval: float = 1.0
+    max_line_bytes: int = 1048576
+    read_rotated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OpenclawConfig:
+    """`[openclaw]`: files shared with the agent gateway."""
+
+    config: str = "~/.openclaw/openclaw.json"
+    category_overrides: str = "~/.openclaw/work-session-category-overrides.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """`[state]`: where the checkpoint lives."""
+
+    dir: str = ""
+    checkpoint_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """`[store]`: the in-memory event window."""
+
+    max_events: int = 100000
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketConfig:
+    """`[websocket]`: live push."""
+
+    replay_window: int = 10000
+    heartbeat: float = 20.0
+    client_queue: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """`[logging]`: the daemon's own log on stderr."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["plain", "json"] = "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class MongoConfig:
+    """`[mongo]`: the optional durable tier (empty `uri` = in memory only)."""
+
+    uri: str = ""
+    database: str = "task_monitor"
+    server_selection_timeout: float = 2.0
+    ttl_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class PluginsConfig:
+    """`[plugins]`: `disabled` names, and one free-form `[plugins.<name>]` table per plugin."""
+
+    disabled: tuple[str, ...] = ()
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. `source` is the TOML file it came from, if any."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    openclaw: OpenclawConfig = field(default_factory=OpenclawConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    mongo: MongoConfig = field(default_factory=MongoConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    source: str | None = None
+
+    # Resolved paths (`~` expanded against $HOME; relative paths against the config file).
+    def log_path(self) -> Path:
+        return self._path(self.log.path)
+
+    def openclaw_config_path(self) -> Path:
+        return self._path(self.openclaw.config)
+
+    def overrides_path(self) -> Path:
+        return self._path(self.openclaw.category_overrides)
+
+    def state_dir(self, env: Mapping[str, str] | None = None) -> Path:
+        """`[state] dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/coordd`, else
+        `~/.local/state/coordd`."""
+        if self.state.dir:
+            return self._path(self.state.dir)
+        env = os.environ if env is None else env
+        if env.get("STATE_DIRECTORY"):
+            # systemd may pass several, separated by ':'; the first is ours.
+            return Path(env["STATE_DIRECTORY"].split(":")[0])
+        if env.get("XDG_STATE_HOME"):
+            return Path(env["XDG_STATE_HOME"]) / "coordd"
+        return Path(os.path.expanduser("~/.local/state/coordd"))
+
+    def _path(self, value: str) -> Path:
+        p = Path(os.path.expanduser(value))
+        if not p.is_absolute() and self.source:
+            p = Path(self.source).resolve().parent / p
+        return p
+
+
+_TABLES: dict[str, type] = {
+    "server": ServerConfig,
+    "log": LogConfig,
+    "openclaw": OpenclawConfig,
+    "state": StateConfig,
+    "store": StoreConfig,
+    "websocket": WebSocketConfig,
+    "logging": LoggingConfig,
+    "mongo": MongoConfig,
+}
+
+#: Environment overrides: variable -> (table, key). Blank values are ignored.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "TASK_MONITOR_HOST": ("server", "host"),
+    "TASK_MONITOR_PORT": ("server", "port"),
+    "TASK_MONITOR_WRITE_TOKEN": ("server", "write_token"),
+    "MONGODB_URI": ("mongo", "uri"),
+}
+
+_CHECKS: dict[str, tuple[str, Any]] = {
+    # key -> (description, predicate) for values that must be in range
+    "port": ("an integer from 0 to 65535", lambda v: 0 <= v <= 65535),
+    "poll_interval": ("a number above 0", lambda v: v > 0),
+    "max_line_bytes": ("an integer of at least 1024", lambda v: v >= 1024),
+    "max_events": ("an integer of at least 1", lambda v: v >= 1),
+    "replay_window": ("an integer of at least 0", lambda v: v >= 0),
+    "heartbeat": ("a number above 0", lambda v: v > 0),
+    "client_queue": ("an integer of at least 1", lambda v: v >= 1),
+    "shutdown_grace": ("a number of at least 0", lambda v: v >= 0),
+    "checkpoint_interval": ("a number above 0", lambda v: v > 0),
+    "max_body_bytes": ("an integer of at least 1", lambda v: v >= 1),
+    "max_query_bytes": ("an integer of at least 1", lambda v: v >= 1),
+    "server_selection_timeout": ("a number above 0", lambda v: v > 0),
+    "ttl_days": ("an integer of at least 0", lambda v: v >= 0),
+}
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(where: str, tp: Any, value: Any) -> Any:
+    """Check `value` against the annotated type; `where` names file, table and key."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {_describe(tp)}, got {value!r}")
+
+
+def _from_env(tp: Any, where: str, raw: str) -> Any:
+    if tp is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}") from None
+    return raw.strip() if tp is not str else raw
+
+
+def _build_table(cls: type, values: Mapping[str, Any], file: str, table: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{file}: [{table}] {key}"
+        if key not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ConfigError(f"{where}: unknown key (known keys: {known})")
+        value = _coerce(where, hints[key], value)
+        check = _CHECKS.get(key)
+        if check is not None and not check[1](value):
+            raise ConfigError(f"{where}: expected {check[0]}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _plugins_table(values: Mapping[str, Any], file: str) -> PluginsConfig:
+    disabled: tuple[str, ...] = ()
+    settings: dict[str, Mapping[str, Any]] = {}
+    for key, value in values.items():
+        where = f"{file}: [plugins] {key}"
+        if key == "disabled":
+            disabled = _coerce(where, tuple[str, ...], value)
+        elif isinstance(value, dict):
+            settings[key] = types.MappingProxyType(dict(value))
+        else:
+            raise ConfigError(
+                f"{where}: unknown key (use `disabled = [...]` or a [plugins.{key}] table)"
+            )
+    return PluginsConfig(disabled=disabled, settings=types.MappingProxyType(settings))
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Load `path` (or only defaults when None), then apply the environment and `overrides`.
+
+    `overrides` are the command-line flags as `{table: {key: value}}`. Raises `ConfigError`
+    for a missing or unreadable file, invalid TOML, unknown tables or keys and wrong types.
+    """
+    env = os.environ if env is None else env
+    file = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: no such file") from None
+        except OSError as e:
+            raise ConfigError(f"{file}: cannot read: {e.strerror or e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{file}: invalid TOML: {e}") from None
+
+    tables: dict[str, dict[str, Any]] = {}
+    for name, values in raw.items():
+        if name != "plugins" and name not in _TABLES:
+            known = ", ".join([*_TABLES, "plugins"])
+            raise ConfigError(f"{file}: [{name}]: unknown table (known tables: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{file}: {name}: expected a table, got {values!r}")
+        tables[name] = dict(values)
+
+    for var, (table, key) in ENVIRONMENT.items():
+        value = env.get(var)
+        if value is not None and value.strip():
+            tp = typing.get_type_hints(_TABLES[table])[key]
+            tables.setdefault(table, {})[key] = _from_env(tp, f"${var} ([{table}] {key})", value)
+
+    for table, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                tables.setdefault(table, {})[key] = value
+
+    built: dict[str, Any] = {}
+    for name, cls in _TABLES.items():
+        built[name] = _build_table(cls, tables.get(name, {}), file, name)
+    built["plugins"] = _plugins_table(tables.get("plugins", {}), file)
+    return Config(**built, source=str(path) if path is not None else None)

@@ -1,0 +1,278 @@
+"""From complete lines to stored events: parse, enrich, number, store, publish, checkpoint.
+
+The tailer hands on `LineBatch`es; this component turns each into `Event` records off the
+event-loop thread (so a slow classifier plugin cannot stall HTTP or WebSocket traffic),
+gives them their `seq`, hands them to the store and to every listener (the WebSocket hub,
+the MongoDB sync worker), and writes the checkpoint.
+
+Sequence numbers stay stable across restarts: the lines the tailer marks as `history`
+(at or before the checkpoint) are numbered backwards from the checkpoint's `seq`, the new
+ones forwards from it. Re-reading a line after a crash therefore gives it the seq it had,
+and downstream consumers dedupe by seq (and MongoDB by event hash).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from .checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
+from .model import Event, parse_line
+from .tailer import LineBatch, Tailer
+
+__all__ = ["Listener", "Pipeline", "PipelineStats"]
+
+log = logging.getLogger(__name__)
+
+
+class EnricherLike(Protocol):
+    rejected: Counter[str]
+
+    def enrich(self, value: Any) -> dict[str, Any] | None: ...
+
+
+class StoreLike(Protocol):
+    epoch: str
+    last_seq: int
+
+    def extend(self, events: Sequence[Event]) -> Any: ...
+
+
+#: Called on the event loop with each stored batch and what the store reported for it.
+#: Must not block (the hub queues, the sync worker buffers).
+Listener = Callable[[Sequence[Event], Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    epoch: str
+    last_seq: int
+    caught_up: bool
+    lines: int
+    accepted: int
+    rejected: dict[str, int]
+    batches: int
+    last_progress: float
+    checkpoint_error: str | None
+
+
+class _RateLimited:
+    """Log at most one message per `interval` seconds per key, saying how many were dropped."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._dropped: Counter[str] = Counter()
+
+    def warning(self, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self.interval:
+            dropped = self._dropped.pop(key, 0)
+            suffix = f" ({dropped} more like this since the last message)" if dropped else ""
+            log.warning(msg + suffix, *args)
+            self._last[key] = now
+        else:
+            self._dropped[key] += 1
+
+
+class Pipeline:
+    """Owns the tailer task and the ingest loop. `run` reports ready once the initial read
+    of everything on disk is stored."""
+
+    def __init__(
+        self,
+        tailer: Tailer,
+        enricher: EnricherLike,
+        store: StoreLike,
+        *,
+        state_dir: Path | None,
+        checkpoint: Checkpoint | None,
+        checkpoint_interval: float = 1.0,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        self.tailer = tailer
+        self.enricher = enricher
+        self.store = store
+        self.state_dir = state_dir
+        self.checkpoint = checkpoint
+        self.checkpoint_interval = checkpoint_interval
+        self.listeners: list[Listener] = list(listeners)
+        self.epoch = checkpoint.epoch if checkpoint else new_epoch()
+        self.caught_up = trio.Event()
+        self._rejected: Counter[str] = Counter()
+        self._lines = 0
+        self._accepted = 0
+        self._batches = 0
+        self._last_progress = 0.0
+        self._history: list[Event] = []
+        self._history_done = False
+        self._position: tuple[FileId, int, int] | None = None
+        self._saved_position: tuple[FileId, int, int] | None = None
+        self._checkpoint_error: str | None = None
+        self._ratelog = _RateLimited()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Ingest until cancelled. Ready once everything on disk at start is stored.
+
+        On cancellation the last position is checkpointed (shielded, so a shutdown
+        never loses the position it had reached).
+        """
+        send, recv = trio.open_memory_channel[LineBatch](4)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._checkpoint_loop)
+                await nursery.start(self.tailer.run, send)
+                async with recv:
+                    async for batch in recv:
+                        await self._ingest(batch)
+                        if batch.caught_up:
+                            self._finish_history()
+                            if not self.caught_up.is_set():
+                                self.caught_up.set()
+                                task_status.started()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                self._save_checkpoint()
+
+    async def _ingest(self, batch: LineBatch) -> None:
+        self._lines += len(batch.lines)
+        self._last_progress = trio.current_time()
+        events = (
+            await trio.to_thread.run_sync(self._build, batch.lines, abandon_on_cancel=False)
+            if batch.lines
+            else []
+        )
+        self._batches += 1
+        if batch.history and not self._history_done:
+            self._history.extend(events)
+        else:
+            self._finish_history()
+            if events:
+                seq = self.store.last_seq
+                for ev in events:
+                    seq += 1
+                    ev.seq = seq
+                self._store(events)
+        # One assignment, so the checkpoint thread never sees a position and a seq that
+        # belong to different batches.
+        self._position = (batch.file, batch.end_offset, self.store.last_seq)
+
+    def _build(self, lines: list[bytes]) -> list[Event]:
+        """Parse and enrich in a worker thread. Numbering happens on the loop."""
+        out: list[Event] = []
+        enrich = self.enricher.enrich
+        before = Counter(self.enricher.rejected)
+        for raw in lines:
+            parsed = parse_line(raw)
+            if parsed.reason is not None:
+                if parsed.reason != "blank":
+                    self._rejected[parsed.reason] += 1
+                    self._ratelog.warning(
+                        parsed.reason, "skipped a line (%s): %.120r", parsed.reason, raw
+                    )
+                continue
+            enriched = enrich(parsed.value)
+            if enriched is None:
+                continue
+            out.append(Event(0, enriched))
+        after = self.enricher.rejected
+        for reason, count in after.items():
+            delta = count - before.get(reason, 0)
+            if delta:
+                self._rejected[reason] += delta
+                self._ratelog.warning(reason, "skipped %d event(s): %s", delta, reason)
+        return out
+
+    def _finish_history(self) -> None:
+        """Number the buffered history backwards from the checkpoint and store it."""
+        if self._history_done:
+            return
+        self._history_done = True
+        history, self._history = self._history, []
+        resumed = bool(getattr(self.tailer, "resumed", False)) and self.checkpoint is not None
+        if resumed:
+            assert self.checkpoint is not None
+            first = self.checkpoint.seq - len(history) + 1
+            if first < 1:
+                log.warning(
+                    "checkpoint seq %d is below the %d events of history: starting a new epoch",
+                    self.checkpoint.seq, len(history),
+                )
+                resumed = False
+        if not resumed:
+            if self.checkpoint is not None:
+                log.info("checkpoint %s does not match the log: new epoch", self.checkpoint.file)
+                self.epoch = new_epoch()
+            first = 1
+        for i, ev in enumerate(history):
+            ev.seq = first + i
+        self.store.epoch = self.epoch
+        if history:
+            self.store.last_seq = first - 1
+            self._store(history)
+        elif resumed and self.checkpoint is not None:
+            self.store.last_seq = self.checkpoint.seq
+        if self._position is not None:
+            self._position = (self._position[0], self._position[1], self.store.last_seq)
+        log.info("history: %d events (epoch %s, last seq %d)", len(history), self.epoch,
+                 self.store.last_seq)
+
+    def _store(self, events: list[Event]) -> None:
+        applied = self.store.extend(events)
+        self._accepted += len(events)
+        for listener in self.listeners:
+            try:
+                listener(events, applied)
+            except Exception:
+                log.exception("listener %r failed on a batch of %d events", listener, len(events))
+
+    # ------------------------------------------------------------------ checkpoint
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await trio.sleep(self.checkpoint_interval)
+            if self._history_done:
+                await trio.to_thread.run_sync(self._save_checkpoint)
+
+    def _save_checkpoint(self) -> None:
+        if self.state_dir is None or self._position is None or not self._history_done:
+            return
+        current = self._position
+        if current == self._saved_position:
+            return
+        file, offset, seq = current
+        cp = Checkpoint(file=file, offset=offset, seq=seq, epoch=self.epoch)
+        try:
+            save_checkpoint(self.state_dir, cp)
+        except OSError as e:
+            self._checkpoint_error = f"{e.strerror or e} ({self.state_dir})"
+            self._ratelog.warning("checkpoint", "cannot write the checkpoint: %s",
+                                  self._checkpoint_error)
+            return
+        self._checkpoint_error = None
+        self._saved_position = current
+
+    # ------------------------------------------------------------------ introspection
+
+    def statistics(self) -> PipelineStats:
+        return PipelineStats(
+            epoch=self.epoch,
+            last_seq=self.store.last_seq,
+            caught_up=self.caught_up.is_set(),
+            lines=self._lines,
+            accepted=self._accepted,
+            rejected=dict(self._rejected),
+            batches=self._batches,
+            last_progress=self._last_progress,
+            checkpoint_error=self._checkpoint_error,
+        )

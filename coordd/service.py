@@ -1,0 +1,305 @@
+"""The daemon's lifetime: one root nursery owning every long-lived task.
+
+Components start in dependency order with `await nursery.start(...)` and report ready
+only when they are: the pipeline once everything on disk is stored, the web server once it
+listens. SIGTERM/SIGINT drain within `[server] shutdown_grace` and exit 0; SIGHUP re-reads
+the configuration and applies what can change live. A component that crashes (or returns
+while it should run) is logged by name and stops the daemon with a non-zero exit, so that
+systemd restarts it: never a silent half-alive state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from .checkpoint import load_checkpoint
+from .config import Config, load_config
+from .enrich import Enricher
+from .errors import CoorddError, StateError
+from .logs import setup_logging
+from .mainagents import MainAgents
+from .notify import Notifier
+from .overrides import Overrides
+from .pipeline import Pipeline
+from .plugins import PluginHost
+from .store import Store
+from .tailer import Tailer
+from .web import AppContext, create_app
+
+__all__ = ["ComponentCrashed", "Service", "ServiceInfo"]
+
+log = logging.getLogger(__name__)
+
+
+class ComponentCrashed(CoorddError):
+    """A long-lived component failed or stopped on its own; the daemon must exit non-zero."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"component {name!r} stopped unexpectedly")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """What `Service.run` hands to `task_status.started()`: where it listens."""
+
+    urls: list[str]
+    port: int
+
+
+def _check(status: str, output: str, observed: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": status, "output": output}
+    if observed is not None:
+        out["observedValue"] = observed
+    return out
+
+
+@dataclass
+class Service:
+    """Wires the components from a `Config` and runs them."""
+
+    config: Config
+    notifier: Notifier = field(default_factory=Notifier)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.state_dir = cfg.state_dir()
+        self.main_agents = MainAgents(cfg.openclaw_config_path())
+        self.plugins = PluginHost(
+            settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
+            allow=_env_allow_list(),
+        )
+        self.enricher = Enricher(self.plugins, self.main_agents.current)
+        self.overrides = Overrides(cfg.overrides_path(), categories=None)
+        self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
+        self.tailer: Tailer | None = None
+        self.pipeline: Pipeline | None = None
+        self.started_at = time.time()
+        self._shutdown = trio.Event()
+        self._stopping = False
+        self._scopes: dict[str, trio.CancelScope] = {}
+        self._done: dict[str, trio.Event] = {}
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def run(
+        self,
+        *,
+        shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+        task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until SIGTERM/SIGINT (or `shutdown_trigger` returns); drain; return.
+
+        Raises `ComponentCrashed` (inside an exception group) when a component fails.
+        """
+        cfg = self.config
+        self._shutdown = trio.Event()
+        self._prepare_state_dir()
+        self.plugins.start()
+        # Overrides may name plugin-introduced categories.
+        self.overrides.set_categories(self.plugins.categories())
+        checkpoint = load_checkpoint(self.state_dir)
+        self.tailer = Tailer(
+            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
+            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
+            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
+        )
+        self.pipeline = Pipeline(
+            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
+            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
+        )
+        ctx = AppContext(
+            store=self.store, write_token=cfg.server.write_token,
+            max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
+            health=self.health, plugins=self.plugins.describe,
+        )
+        self.app_context = ctx
+        app = create_app(ctx)
+        hconfig = HypercornConfig()
+        hconfig.bind = [_bind(cfg.server.host, cfg.server.port)]
+        hconfig.graceful_timeout = cfg.server.shutdown_grace
+        hconfig.accesslog = None
+        hconfig.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._signals)
+            if shutdown_trigger is not None:
+                nursery.start_soon(self._external_trigger, shutdown_trigger)
+            await nursery.start(self._component, "pipeline", self.pipeline.run)
+            urls: list[str] = await nursery.start(
+                self._component, "web",
+                lambda task_status: hypercorn_serve(
+                    app, hconfig, shutdown_trigger=self._shutdown.wait, task_status=task_status,
+                ),
+            )
+            port = int(urls[0].rsplit(":", 1)[1]) if urls else cfg.server.port
+            log.info("coordd ready on %s (%d events, epoch %s)", ", ".join(urls),
+                     len(self.store), self.pipeline.epoch)
+            self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
+            task_status.started(ServiceInfo(urls=urls, port=port))
+            await self._shutdown.wait()
+            self._stopping = True
+            self.notifier.notify("STOPPING=1")
+            log.info("shutting down (grace %.1fs)", cfg.server.shutdown_grace)
+            nursery.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace
+            # Ingestion stops now (the pipeline checkpoints while being cancelled); the web
+            # server drains its open requests until done or the deadline.
+            self._scopes["pipeline"].cancel()
+            await self._done["web"].wait()
+            nursery.cancel_scope.cancel()
+        log.info("stopped")
+
+    async def _component(
+        self, name: str, fn: Callable[..., Awaitable[Any]], *,
+        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run one component in its own cancel scope; a failure or an unexpected return
+        becomes `ComponentCrashed(name)`."""
+        done = self._done[name] = trio.Event()
+        try:
+            with trio.CancelScope() as scope:
+                self._scopes[name] = scope
+                await fn(task_status=task_status)
+        except Exception as e:
+            log.critical("component %s crashed: %s", name, e, exc_info=True)
+            raise ComponentCrashed(name) from e
+        finally:
+            done.set()
+        if not self._stopping:
+            log.critical("component %s stopped on its own", name)
+            raise ComponentCrashed(name)
+
+    async def _external_trigger(self, trigger: Callable[[], Awaitable[None]]) -> None:
+        await trigger()
+        self.request_shutdown()
+
+    def request_shutdown(self) -> None:
+        """Start the graceful shutdown (what SIGTERM does)."""
+        self._shutdown.set()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.notifier.notify("RELOADING=1", _monotonic_usec())
+                    self.reload()
+                    self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
+                else:
+                    log.info("received %s", signal.Signals(signum).name)
+                    self.request_shutdown()
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self) -> list[str]:
+        """Re-read the configuration file; apply what can change live. Returns the keys
+        that changed but need a restart (also logged)."""
+        source = self.config.source
+        try:
+            new = load_config(source, overrides=getattr(self, "cli_overrides", None))
+        except CoorddError as e:
+            log.error("reload failed, keeping the running configuration: %s", e)
+            return []
+        old = self.config
+        applied: list[str] = []
+        if (new.logging.level, new.logging.format) != (old.logging.level, old.logging.format):
+            setup_logging(new.logging.level, new.logging.format)
+            applied.append("logging")
+        if new.log.poll_interval != old.log.poll_interval and self.tailer is not None:
+            self.tailer.set_poll_interval(new.log.poll_interval)
+            applied.append("log.poll_interval")
+        if new.server.write_token != old.server.write_token and hasattr(self, "app_context"):
+            self.app_context.write_token = new.server.write_token
+            applied.append("server.write_token")
+        if new.state.checkpoint_interval != old.state.checkpoint_interval and self.pipeline:
+            self.pipeline.checkpoint_interval = new.state.checkpoint_interval
+            applied.append("state.checkpoint_interval")
+        live = {"logging.level", "logging.format", "log.poll_interval", "server.write_token",
+                "state.checkpoint_interval"}
+        not_applied = [key for key in _changed_keys(old, new) if key not in live]
+        for key in not_applied:
+            log.warning("reload: %s changed but needs a restart to take effect", key)
+        log.info("configuration reloaded from %s; applied: %s", source or "<defaults>",
+                 ", ".join(applied) or "nothing")
+        self.config = new
+        return not_applied
+
+    # ------------------------------------------------------------------ state & health
+
+    def _prepare_state_dir(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StateError(f"cannot create the state directory {self.state_dir}: "
+                             f"{e.strerror or e}") from e
+
+    def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
+        """Component checks for /api/health: (no check critical, checks)."""
+        checks: dict[str, list[dict[str, Any]]] = {}
+        if self.tailer is not None:
+            st = self.tailer.statistics()
+            if st.waiting_for:
+                checks["log"] = [_check("warn", f"waiting for the log {st.waiting_for}: {st.path}")]
+            else:
+                checks["log"] = [_check("pass", f"following {st.path} ({st.mode})",
+                                        {"lagBytes": st.lag_bytes, "offset": st.offset})]
+        if self.pipeline is not None:
+            ps = self.pipeline.statistics()
+            status = "pass" if ps.caught_up else "warn"
+            checks["pipeline"] = [_check(status, "caught up" if ps.caught_up else "reading history",
+                                         {"events": len(self.store), "lastSeq": ps.last_seq,
+                                          "epoch": ps.epoch, "rejected": ps.rejected})]
+            if ps.checkpoint_error:
+                checks["state"] = [_check("warn", f"checkpoint not written: {ps.checkpoint_error}")]
+            else:
+                checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
+        status, message = self.main_agents.status()
+        checks["openclaw"] = [_check(status, message)]
+        ok = all(c["status"] != "fail" for items in checks.values() for c in items)
+        return ok, checks
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`."""
+        parts = [f"{len(self.store)} events"]
+        if self.tailer is not None:
+            st = self.tailer.statistics()
+            parts.append(f"waiting for {st.waiting_for}" if st.waiting_for
+                         else f"lag {st.lag_bytes} B ({st.mode})")
+        return ", ".join(parts)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _env_allow_list() -> list[str] | None:
+    """`COORDD_PLUGINS=a,b`: load only these plugins (tests, debugging)."""
+    raw = os.environ.get("COORDD_PLUGINS")
+    if raw is None:
+        return None
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def _changed_keys(old: Config, new: Config) -> list[str]:
+    out = []
+    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo"):
+        a, b = getattr(old, table), getattr(new, table)
+        for key in a.__dataclass_fields__:
+            if getattr(a, key) != getattr(b, key):
+                out.append(f"{table}.{key}")
+    if old.plugins != new.plugins:
+        out.append("plugins")
+    return out
+
+
+def _monotonic_usec() -> str:
+    return f"MONOTONIC_USEC={time.monotonic_ns() // 1000}"

@@ -1,0 +1,181 @@
+"""The REST frontend: Quart-Trio, served by hypercorn inside the root nursery.
+
+A thin adapter: paths, methods, CORS, authorisation and size limits live here; the
+semantics of every route are pure functions in `coordd.queries` that return the status
+and the body bytes. Routing follows the old monitor's order (spec §6.1) with one
+catch-all route, so that trailing-slash variants are 404s (not redirects) and the raw,
+still percent-encoded path segment reaches the detail routes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import ipaddress
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from . import queries
+from .store import Store
+
+__all__ = ["AppContext", "create_app"]
+
+log = logging.getLogger(__name__)
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, X-Task-Monitor-Token, Cookie",
+}
+_ALLOWED_METHODS = frozenset({"GET", "POST", "PATCH", "OPTIONS", "HEAD"})
+_READ_ONLY_ROUTES = frozenset(
+    {"/api/health", "/api/events", "/api/events/search", "/api/work-sessions/search",
+     "/api/stats"}
+)
+_WS_PREFIX = "/api/work-sessions/"
+
+
+def iso_now(now_ms: float | None = None) -> str:
+    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString()`."""
+    ms = time.time() * 1000 if now_ms is None else now_ms
+    d = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What the routes read. `health` returns (ok, checks) for /api/health."""
+
+    store: Store
+    write_token: str = ""
+    max_body_bytes: int = 65536
+    max_query_bytes: int = 8192
+    clock: Callable[[], float] = lambda: time.time() * 1000
+    health: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
+    plugins: Callable[[], list[dict[str, Any]]] = list
+    metrics: Callable[[], bytes] | None = None
+    extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
+        field(default_factory=dict)
+    )
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(body, status=status, headers=CORS_HEADERS, content_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json(status, orjson.dumps({"error": message}))
+
+
+def peer_is_loopback(host: str | None) -> bool:
+    """All of 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (spec §9 C16)."""
+    if not host:
+        return False
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Both sides trimmed, compared in constant time; an empty header never matches."""
+    given = (given or "").strip()
+    return bool(given) and hmac.compare_digest(given.encode(), expected.strip().encode())
+
+
+def create_app(ctx: AppContext) -> QuartTrio:
+    """Build the Quart-Trio application over `ctx`."""
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = ctx.max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+
+    async def dispatch(path: str = "") -> Response:
+        raw_path = request.scope.get("raw_path") or request.path.encode()
+        route = raw_path.decode("latin-1").split("?", 1)[0]
+        method = request.method
+        if method == "OPTIONS":
+            return Response(b"", status=204, headers=CORS_HEADERS)
+        if method not in _ALLOWED_METHODS:
+            return _error(405, "Method not allowed")
+        qs = request.scope.get("query_string", b"")
+        if len(qs) > ctx.max_query_bytes:
+            return _error(414, f"query string longer than {ctx.max_query_bytes} bytes")
+        params = urllib.parse.parse_qsl(
+            qs.decode("utf-8", "replace"), keep_blank_values=True
+        )
+        if method in ("POST", "PATCH") and route in _READ_ONLY_ROUTES:
+            return _error(405, "Method not allowed")
+        try:
+            return await _route(route, method, params)
+        except Exception:
+            log.exception("%s %s failed", method, route)
+            return _error(500, "Internal server error")
+
+    async def _route(route: str, method: str, params: list[tuple[str, str]]) -> Response:
+        now = ctx.clock()
+        store = ctx.store
+        if route == "/api/health":
+            ok, checks = ctx.health()
+            body = {"status": "ok" if ok else "fail", "timestamp": iso_now(now), "checks": checks}
+            return _json(200 if ok else 503, orjson.dumps(body))
+        if route == "/api/events/search":
+            return _json(*queries.search_events(store, params, now))
+        if route == "/api/work-sessions/search":
+            return _json(*queries.search_work_sessions(store, params, now))
+        if route == "/api/events":
+            return _json(*queries.get_events(store, params, now))
+        if route == "/api/stats":
+            return _json(*queries.get_stats(store, params, now))
+        if route.startswith(_WS_PREFIX):
+            parts = route[len(_WS_PREFIX):].split("/")
+            if len(parts) == 2 and parts[1] == "category" and parts[0]:
+                if method != "PATCH":
+                    return _error(405, "Method not allowed")
+                if ctx.write_token.strip():
+                    if not token_matches(ctx.write_token, request.headers.get("X-Task-Monitor-Token")):
+                        return _error(401, "Unauthorized")
+                else:
+                    client = request.scope.get("client")
+                    if not peer_is_loopback(client[0] if client else None):
+                        return _error(401, "Unauthorized")
+                body = await request.get_data(cache=False)
+                return _json(*queries.patch_category(store, parts[0], body, now))
+            if len(parts) == 1 and parts[0]:
+                if method != "GET" and method != "HEAD":
+                    return _error(405, "Method not allowed")
+                return _json(*queries.get_work_session(store, parts[0], params, now))
+            return _error(404, "Not found")
+        if route == "/api/work-sessions":
+            if method not in ("GET", "HEAD"):
+                return _error(405, "Method not allowed")
+            return _json(*queries.get_work_sessions(store, params, now))
+        if route == "/-/plugins":
+            return _json(200, orjson.dumps({"plugins": ctx.plugins()}))
+        if route == "/metrics" and ctx.metrics is not None:
+            return Response(ctx.metrics(), status=200,
+                            content_type="text/plain; version=0.0.4; charset=utf-8")
+        handler = ctx.extra_routes.get(route)
+        if handler is not None:
+            return _json(*await handler(params))
+        return _error(404, "Not found")
+
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "HEAD"]
+    app.add_url_rule("/", "root", dispatch, methods=methods, defaults={"path": ""})
+    app.add_url_rule("/<path:path>", "any", dispatch, methods=methods)
+
+    @app.errorhandler(413)
+    async def too_large(_: Any) -> Response:
+        return _error(413, f"request body larger than {ctx.max_body_bytes} bytes")
+
+    return app
