@@ -23,7 +23,7 @@ import orjson
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from . import queries
+from . import __version__, queries
 from .store import Store
 
 __all__ = ["AppContext", "create_app"]
@@ -41,6 +41,19 @@ _READ_ONLY_ROUTES = frozenset(
      "/api/stats"}
 )
 _WS_PREFIX = "/api/work-sessions/"
+#: `GET /` and `/api`, shaped like the old monitor's index (spec §6.8).
+_INDEX = orjson.dumps({
+    "name": "Task Monitor API",
+    "version": "1.3.0",
+    "implementation": f"coordd {__version__}",
+    "endpoints": [
+        "GET /api/health", "GET /api/events", "GET /api/events/search",
+        "GET /api/work-sessions", "GET /api/work-sessions/search",
+        "GET /api/work-sessions/:id", "PATCH /api/work-sessions/:id/category",
+        "GET /api/stats", "GET /openapi.json", "GET /metrics", "GET /-/plugins", "WS /ws",
+    ],
+    "docs": "/openapi.json",
+})
 
 
 def iso_now(now_ms: float | None = None) -> str:
@@ -62,6 +75,7 @@ class AppContext:
     health: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
     plugins: Callable[[], list[dict[str, Any]]] = list
     metrics: Callable[[], bytes] | None = None
+    openapi: bytes = b"{}"
     extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
         field(default_factory=dict)
     )
@@ -160,6 +174,10 @@ def create_app(ctx: AppContext) -> QuartTrio:
             if method not in ("GET", "HEAD"):
                 return _error(405, "Method not allowed")
             return _json(*queries.get_work_sessions(store, params, now))
+        if route in ("/", "/api"):
+            return _json(200, _INDEX)
+        if route == "/openapi.json":
+            return _json(200, ctx.openapi)
         if route == "/-/plugins":
             return _json(200, orjson.dumps({"plugins": ctx.plugins()}))
         if route == "/metrics" and ctx.metrics is not None:
