@@ -1,0 +1,283 @@
+"""One open log file for the tailer: identity, line-safe reading, and the history scan.
+
+Sans-I/O in the trio sense (no trio import): plain blocking `os.pread` on an open file
+descriptor, so the same code serves the cold read, the live tail and the tests.
+
+`LogFile.read()` hands out complete lines only. Bytes after the last newline stay in
+`partial` until their newline arrives, however many reads that takes, and `offset` only ever
+moves past a complete line (spec §9 C1, C2). A line longer than `max_line_bytes` is dropped
+as soon as that is known, without buffering the rest of it: the reader then skips bytes up
+to the next newline, so the following line is intact.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .checkpoint import FP_MAX, FileId, file_id, read_prefix
+
+__all__ = [
+    "MAX_BATCH_LINES",
+    "REPLACED",
+    "SAME",
+    "SHRUNK",
+    "LogFile",
+    "ReadResult",
+    "list_siblings",
+    "open_log",
+    "scan_back",
+    "sibling_pattern",
+]
+
+SAME: Final = "same"
+SHRUNK: Final = "shrunk"
+REPLACED: Final = "replaced"
+
+#: Most lines one read may produce, so a batch never holds more (downstream stays responsive
+#: even for a log of tiny lines).
+MAX_BATCH_LINES: Final = 10_000
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What one `LogFile.read()` produced."""
+
+    lines: list[bytes]  # complete lines, newline removed
+    nbytes: int  # bytes consumed from the file
+    too_long: int  # lines dropped for exceeding max_line_bytes
+    eof: bool  # the read reached the end of the file
+
+
+class LogFile:
+    """An open log file and how far it has been read.
+
+    `offset` is just past the last complete line handed out; `read_pos` is how far the file
+    has been read (`read_pos - offset` bytes sit in `partial`, or are being skipped when
+    `skipping` is set). Lines that end at or before `hist_end` are history: reads never
+    cross `hist_end`, so every read is entirely history or entirely new.
+    """
+
+    __slots__ = ("dev", "fd", "fid", "hist_end", "ino", "last_growth", "offset", "partial",
+                 "path", "prefix", "read_pos", "size", "skipping")
+
+    def __init__(self, fd: int, path: Path, st: os.stat_result) -> None:
+        self.fd = fd
+        self.path = path
+        self.dev = st.st_dev
+        self.ino = st.st_ino
+        self.size = st.st_size
+        self.prefix = read_prefix(fd)
+        self.fid: FileId = file_id(st, self.prefix)
+        self.offset = 0
+        self.read_pos = 0
+        self.partial = bytearray()
+        self.skipping = False
+        self.hist_end: float = 0
+        self.last_growth = 0.0  # trio time of the last growth, used once retired
+
+    def same_inode(self, st: os.stat_result) -> bool:
+        """Whether `st` (a stat of the log's path) describes this open file."""
+        return st.st_dev == self.dev and st.st_ino == self.ino
+
+    def seek(self, offset: int) -> None:
+        """Start reading at `offset`, which must be the start of a line."""
+        self.offset = self.read_pos = offset
+        self.partial.clear()
+        self.skipping = False
+
+    def check(self) -> str:
+        """Re-stat and re-fingerprint: `SAME`, `SHRUNK` or `REPLACED`.
+
+        `REPLACED`: the first bytes changed (or are gone) at an unchanged inode, which is a
+        truncation, usually a copytruncate, possibly refilled past our position before we
+        looked. `SHRUNK`: the file is shorter than what was read but still starts with the
+        same bytes, so it was cut in place and what precedes the cut was already read.
+        While the file is shorter than FP_MAX the fingerprint grows with it.
+        """
+        st = os.fstat(self.fd)
+        self.size = st.st_size
+        n = len(self.prefix)
+        if n < FP_MAX and st.st_size > n:
+            head = read_prefix(self.fd)
+            if head[:n] != self.prefix:
+                return REPLACED
+            self.prefix = head
+            self.fid = file_id(st, head)
+        elif n and read_prefix(self.fd, n) != self.prefix:
+            return REPLACED
+        return SHRUNK if st.st_size < self.read_pos else SAME
+
+    def restart(self) -> int:
+        """Start over at 0 after the content was replaced; returns partial bytes dropped."""
+        dropped = self.read_pos - self.offset
+        st = os.fstat(self.fd)
+        self.size = st.st_size
+        self.prefix = read_prefix(self.fd)
+        self.fid = file_id(st, self.prefix)
+        self.seek(0)
+        self.hist_end = 0  # everything in the new content is new
+        return dropped
+
+    def cut(self, max_line_bytes: int) -> None:
+        """Continue after an in-place cut at the current size, re-reading nothing twice.
+
+        A cut inside the buffered partial line shortens it. A cut inside lines already
+        handed on resumes at the start of the line the cut falls in: what is appended
+        now completes that line as it stands in the file.
+        """
+        size = self.size
+        if size >= self.offset:
+            del self.partial[size - self.offset:]
+            self.read_pos = size
+            return
+        start = _line_start(self.fd, size, max_line_bytes)
+        if start is None:  # the line the cut falls in is too long anyway
+            self.seek(size)
+            self.skipping = True
+        else:
+            self.seek(start)
+        self.hist_end = min(self.hist_end, self.offset)
+
+    def read(self, read_size: int, max_line_bytes: int) -> ReadResult:
+        """Read up to `read_size` bytes at `read_pos` and return the lines they complete."""
+        start = self.read_pos
+        want = read_size
+        if start < self.hist_end:
+            want = int(min(want, self.hist_end - start))
+        data = os.pread(self.fd, want, start)
+        eof = len(data) < want
+        if not data:
+            return ReadResult([], 0, 0, eof)
+        n = len(data)
+        parts = data.split(b"\n")
+        if len(parts) > MAX_BATCH_LINES + 1:
+            # Consume only the first MAX_BATCH_LINES lines; the rest is read again next time
+            # (from the page cache), which keeps each batch bounded without tracking offsets.
+            n = sum(map(len, parts[:MAX_BATCH_LINES])) + MAX_BATCH_LINES
+            del parts[MAX_BATCH_LINES:]
+            parts.append(b"")
+            eof = False
+        self.read_pos = start + n
+        if self.read_pos > self.size:
+            self.size = self.read_pos
+        tail = parts.pop()
+        too_long = 0
+        if parts:
+            if self.skipping:
+                # The end of a line already counted as too long.
+                del parts[0]
+                self.skipping = False
+            elif self.partial:
+                if len(self.partial) + len(parts[0]) > max_line_bytes:
+                    del parts[0]
+                    too_long += 1
+                else:
+                    self.partial += parts[0]
+                    parts[0] = bytes(self.partial)
+                self.partial.clear()
+            # Only a read longer than the limit can contain a too-long line of its own.
+            if n > max_line_bytes:
+                kept = [p for p in parts if len(p) <= max_line_bytes]
+                too_long += len(parts) - len(kept)
+                parts = kept
+            self.offset = self.read_pos - len(tail)
+        if tail and not self.skipping:
+            if len(self.partial) + len(tail) > max_line_bytes:
+                self.partial.clear()
+                self.skipping = True
+                too_long += 1
+            else:
+                self.partial += tail
+        return ReadResult(parts, n, too_long, eof)
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        os.close(self.fd)
+
+
+def open_log(path: Path, expect: os.stat_result | None = None) -> LogFile | None:
+    """Open `path` for reading; None when it does not exist (or is not the file expected).
+
+    With `expect`, the file opened must have that stat's device and inode: a name that now
+    points elsewhere (the listing raced with a rotation) counts as missing.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+            os.close(fd)
+            return None
+        return LogFile(fd, path, st)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def sibling_pattern(path: Path) -> tuple[str, str]:
+    """The (prefix, suffix) of rotated siblings' names: `name-<anything>.ndjson`."""
+    return path.stem + "-", path.suffix
+
+
+def list_siblings(path: Path) -> list[tuple[Path, os.stat_result]]:
+    """The rotated siblings of `path` (regular files), oldest first: by mtime, then name."""
+    prefix, suffix = sibling_pattern(path)
+    found: list[tuple[int, str, Path, os.stat_result]] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        name = entry.name
+        if (len(name) > len(prefix) + len(suffix) and name.startswith(prefix)
+                and name.endswith(suffix)):
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            if entry.is_file():
+                found.append((st.st_mtime_ns, name, Path(entry.path), st))
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [(p, st) for _, _, p, st in found]
+
+
+def _line_start(fd: int, pos: int, max_line_bytes: int) -> int | None:
+    """The start of the line that contains offset `pos`; None when it is too long."""
+    lo = max(0, pos - max_line_bytes - 1)
+    block = os.pread(fd, pos - lo, lo)
+    idx = block.rfind(b"\n")
+    if idx >= 0:
+        return lo + idx + 1
+    return 0 if lo == 0 else None
+
+
+def scan_back(fd: int, end: int, need: int, chunk: int = 1 << 20) -> tuple[int, int]:
+    """Find where the last `need` complete lines before `end` start, reading backwards.
+
+    Returns (start, count): `start` is 0 when the file holds `count` ≤ `need` lines before
+    `end`, otherwise the offset of the first of exactly `need` lines. Only the bytes that
+    hold those lines are read, so skipping a long history is cheap.
+    """
+    count = 0
+    pos = end
+    while pos > 0:
+        lo = max(0, pos - chunk)
+        block = os.pread(fd, pos - lo, lo)
+        if len(block) < pos - lo:  # shrank under us: count what is there
+            pos = lo + len(block)
+            continue
+        found = block.count(b"\n")
+        if count + found > need:
+            idx = len(block)
+            for _ in range(need - count + 1):
+                idx = block.rfind(b"\n", 0, idx)
+            return lo + idx + 1, need
+        count += found
+        pos = lo
+    return 0, count
+
