@@ -76,6 +76,7 @@ class AppContext:
     plugins: Callable[[], list[dict[str, Any]]] = list
     metrics: Callable[[], bytes] | None = None
     openapi: bytes = b"{}"
+    observe: Callable[[str, str, float], None] | None = None
     extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
         field(default_factory=dict)
     )
@@ -130,11 +131,15 @@ def create_app(ctx: AppContext) -> QuartTrio:
         )
         if method in ("POST", "PATCH") and route in _READ_ONLY_ROUTES:
             return _error(405, "Method not allowed")
+        started = time.perf_counter()
         try:
             return await _route(route, method, params)
         except Exception:
             log.exception("%s %s failed", method, route)
             return _error(500, "Internal server error")
+        finally:
+            if ctx.observe is not None:
+                ctx.observe(route, method, time.perf_counter() - started)
 
     async def _route(route: str, method: str, params: list[tuple[str, str]]) -> Response:
         now = ctx.clock()
