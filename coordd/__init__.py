@@ -5,6 +5,8 @@ Only what plugin authors need is exported here; see `docs/plugins.md`.
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from coordd.hookspecs import Classification, hookimpl
+
+__all__ = ["Classification", "__version__", "hookimpl"]
 
 __version__ = "0.1.0"
