@@ -44,8 +44,9 @@ def summary(out: dict[str, Any]) -> tuple[Any, ...]:
 
 # ------------------------------------------------------------------ §3.6 and §7
 
-VERIFIED_IN = ('{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
-               '"toAgent":"main","message":"코드 구현 진행 상황 공유","conversationId":"conv-main-1"}}')
+VERIFIED_IN = (
+    '{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
+    '"toAgent":"main","message":"코드 구현 진행 상황 공유","conversationId":"conv-main-1"}}')
 VERIFIED_OUT = (
     '{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
     '"toAgent":"main","message":"코드 구현 진행 상황 공유","conversationId":"conv-main-1",'
@@ -289,7 +290,7 @@ def test_existing_keys_keep_their_place_and_new_ones_append(enrich: Any) -> None
 def test_absent_intent_removes_the_original_key(enrich: Any) -> None:
     out = enrich({"type": "custom.x", "data": {"collabIntent": "   ", "k": 1}})
     assert "collabIntent" not in out["data"]
-    assert list(out["data"])[0] == "k"
+    assert next(iter(out["data"])) == "k"
 
 
 def test_non_object_data_is_replaced_in_place(enrich: Any) -> None:
