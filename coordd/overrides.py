@@ -1,0 +1,241 @@
+"""Manual work-session category overrides (spec §4.6, §6.6; fixes §9 C4 and C20).
+
+The overrides live in a small JSON file keyed by the raw work-session id::
+
+    {"<id>": {"collabCategory": "<category>", "updatedAt": "<ISO>", "updatedBy": "<who>"?}}
+
+`Overrides` keeps the map in memory and applies it at read time (the work-session
+aggregates never bake it in), so a PATCH is visible at once and an edit by another
+process is picked up on the next request: `refresh()` compares the file's mtime, size and
+inode at most once per `check_interval_s`. Writes go to a temporary file in the same
+directory, are fsynced and renamed over the old file, so a crash never leaves a torn
+file (upstream wrote in place). The file format stays upstream's: 2-space indented JSON
+plus a trailing newline.
+
+This module does small, synchronous file I/O and imports neither trio nor pymongo; the
+web layer may call it from a worker thread if it wants to.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from coordd.model import CATEGORIES, S, loads
+
+__all__ = ["Override", "Overrides", "iso_ms"]
+
+log = logging.getLogger(__name__)
+
+_NO_STAT: Final = (0, -1, 0)
+
+
+def iso_ms(epoch_ms: float) -> str:
+    """JavaScript's `Date.prototype.toISOString()`: UTC, milliseconds, `Z`."""
+    when = _dt.datetime.fromtimestamp(epoch_ms / 1000.0, tz=_dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One manual category: the category, when and (optionally) by whom it was set."""
+
+    category: str
+    updated_at: str
+    updated_by: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        """The entry as upstream writes and returns it (`updatedBy` only when known)."""
+        out = {"collabCategory": self.category, "updatedAt": self.updated_at}
+        if self.updated_by is not None:
+            out["updatedBy"] = self.updated_by
+        return out
+
+
+class Overrides:
+    """The override map, its file, and change detection.
+
+    `path=None` keeps overrides in memory only (tests, or no state directory).
+    `categories` is the set of valid categories: the ten built-in ones by default (None);
+    the service adds the ones classifier plugins introduce (`set_categories`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        categories: Collection[str] | None = None,
+        check_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], float] = lambda: time.time() * 1000.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.categories: frozenset[str] = frozenset(
+            CATEGORIES if categories is None else categories)
+        self._interval = check_interval_s
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._entries: dict[str, Override] = {}
+        self._categories: dict[str, str] = {}
+        self._stat: tuple[int, int, int] = _NO_STAT
+        self._checked_at: float | None = None
+        #: Bumped whenever the map changes, so callers can memoise derived figures.
+        self.version = 0
+        self.reloads = 0
+        self.read_errors = 0
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, ws_id: str) -> str | None:
+        """The overriding category of a work session, or None."""
+        return self._categories.get(ws_id)
+
+    def categories_by_session(self) -> Mapping[str, str]:
+        """Work-session id → overriding category (read-only view; do not keep it)."""
+        return self._categories
+
+    def entries(self) -> Mapping[str, Override]:
+        """Work-session id → the full override entry."""
+        return self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read the file if another process changed it; True when the map changed.
+
+        Without `force`, the file is stat'ed at most once per `check_interval_s`.
+        A missing file means no overrides (upstream: the cache is reset to empty).
+        """
+        if self.path is None:
+            return False
+        now = self._clock()
+        if not force and self._checked_at is not None and now - self._checked_at < self._interval:
+            return False
+        self._checked_at = now
+        try:
+            st = os.stat(self.path)
+            ident = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            ident = _NO_STAT
+        except OSError as exc:
+            log.warning("cannot stat category overrides %s: %s", self.path, exc)
+            return False
+        if ident == self._stat and not force:
+            return False
+        self._stat = ident
+        entries = self._read() if ident != _NO_STAT else {}
+        if entries == self._entries:
+            return False
+        self._install(entries)
+        self.reloads += 1
+        log.info("category overrides reloaded from %s: %d entries", self.path, len(entries))
+        return True
+
+    def _read(self) -> dict[str, Override]:
+        assert self.path is not None
+        try:
+            raw = self.path.read_bytes()
+            doc = loads(raw)
+        except (OSError, ValueError) as exc:
+            # Upstream treats an unreadable or invalid file as "no overrides".
+            self.read_errors += 1
+            log.warning("ignoring unreadable category overrides %s: %s", self.path, exc)
+            return {}
+        return self._parse(doc)
+
+    def _parse(self, doc: Any) -> dict[str, Override]:
+        out: dict[str, Override] = {}
+        if type(doc) is not dict:
+            return out
+        now_iso = iso_ms(self._wall_ms())
+        for ws_id, entry in doc.items():
+            if type(entry) is not dict:
+                continue
+            cat = S(entry.get("collabCategory"))
+            if cat is None or cat not in self.categories:
+                continue
+            at = entry.get("updatedAt")
+            out[ws_id] = Override(
+                category=cat,
+                updated_at=at if type(at) is str and at else now_iso,
+                updated_by=S(entry.get("updatedBy")),
+            )
+        return out
+
+    def _install(self, entries: dict[str, Override]) -> None:
+        self._entries = entries
+        self._categories = {k: v.category for k, v in entries.items()}
+        self.version += 1
+
+    def set_categories(self, categories: Collection[str]) -> None:
+        """Change the valid category set (plugins loaded) and re-read the file, whose
+        entries naming a plugin's category were dropped until now."""
+        self.categories = frozenset(categories)
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ writing
+
+    def set(self, ws_id: str, category: str, *, updated_by: str | None, now_ms: float) -> Override:
+        """Override one session's category: re-read the file, write it atomically, then
+        update memory. Raises `ValueError` for an unknown category and `OSError` when
+        the file cannot be written (memory is then left unchanged)."""
+        if category not in self.categories:
+            raise ValueError(f"unknown category: {category!r}")
+        self.refresh(force=True)
+        entry = Override(category, iso_ms(now_ms), updated_by)
+        entries = dict(self._entries)
+        entries[ws_id] = entry
+        if self.path is not None:
+            self._write(entries)
+        self._install(entries)
+        return entry
+
+    def _write(self, entries: Mapping[str, Override]) -> None:
+        assert self.path is not None
+        doc = {k: v.as_json() for k, v in entries.items()}
+        # JSON.stringify(doc, null, 2) + "\n": same separators, non-ASCII raw.
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        data = text.encode("utf-8", "backslashreplace")
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(directory)
+        st = os.stat(self.path)
+        self._stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._checked_at = self._clock()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,440 @@
+"""The REST API's semantics as pure functions (spec §6.2–6.7, with the §9 fixes).
+
+Each route function takes the store, the query parameters as decoded `(key, value)`
+pairs (repeats and order kept) and the caller's clock, and returns `(status, body)`
+with a compact JSON body. The web layer only routes, checks methods and auth, bounds
+sizes, and adds headers. Errors are 4xx with `{"error": "<what is wrong>"}`; unknown
+parameters are ignored.
+
+Parameter rules (upstream's, with the fixes the parity comparison accepts):
+
+* `limit`: a plain non-negative decimal integer after trimming, else 400; 0 or empty
+  means the default; no upper cap. (Upstream: JS `Number()`, so `2.5`, `0x10`, `-3`.)
+* `since` / `until` (new): ISO-8601 (a naive time is UTC, a date alone is UTC midnight)
+  or epoch milliseconds, else 400; `since` is inclusive, `until` exclusive.
+* `role`: CSV/repeated, every value must be one of the four roles, else 400. On
+  `/api/events` the echo `role` stays a string (the first role) and `roles` lists them
+  all (§9 C10); on the detail route `role` is a single role.
+* `status` and `viewCategory`: validated, else 400; `type` and `subTag` are free-form.
+* `cursor` (new): opaque; `nextCursor` in the answer fetches the next (older) page.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes
+
+from coordd.model import CATEGORIES, ROLES, STATUSES, S, dumps, js_trim, loads, parse_js_date
+from coordd.search import events_matching, sessions_matching
+from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session, render_session
+from coordd.stats import compute_stats
+from coordd.store import Store
+
+__all__ = [
+    "BadRequest",
+    "Params",
+    "decode_segment",
+    "get_events",
+    "get_stats",
+    "get_work_session",
+    "get_work_sessions",
+    "health",
+    "patch_category",
+    "search_events",
+    "search_work_sessions",
+]
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[tuple[str, str]]
+Response = tuple[int, bytes]
+
+_ROLE_SET: Final = frozenset(ROLES)
+_STATUS_SET: Final = frozenset(STATUSES)
+_PLAIN_INT: Final = re.compile(r"[0-9]+")
+_EPOCH_MS: Final = re.compile(r"-?[0-9]+")
+_BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_CATEGORY_MSG: Final = "collabCategory is required and must be a valid category"
+
+
+class BadRequest(ValueError):
+    """A request parameter or body that cannot be used; the message says why."""
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _json(status: int, value: Any) -> Response:
+    return status, dumps(value)
+
+
+def _error(status: int, message: str) -> Response:
+    return status, dumps({"error": message})
+
+
+def _values(params: Params, key: str) -> list[str]:
+    return [v for k, v in params if k == key]
+
+
+def _first(params: Params, key: str) -> str | None:
+    for k, v in params:
+        if k == key:
+            return v
+    return None
+
+
+def _text(params: Params, key: str) -> str | None:
+    """First value, trimmed; None when absent or empty."""
+    v = _first(params, key)
+    return S(v)
+
+
+def _csv(params: Params, key: str) -> list[str]:
+    """Every occurrence split on commas, pieces trimmed, empty pieces dropped."""
+    out: list[str] = []
+    for v in _values(params, key):
+        out.extend(p for p in (js_trim(x) for x in v.split(",")) if p)
+    return out
+
+
+def _count(params: Params, key: str, default: int) -> int:
+    raw = _first(params, key)
+    if raw is None:
+        return default
+    text = js_trim(raw)
+    if not text:
+        return default
+    if _PLAIN_INT.fullmatch(text) is None:
+        raise BadRequest(f"{key} must be a non-negative integer, got {raw!r}")
+    return int(text)
+
+
+def _limit(params: Params, default: int) -> int:
+    return _count(params, "limit", 0) or default
+
+
+def _instant(params: Params, key: str) -> float | None:
+    raw = _first(params, key)
+    if raw is None:
+        return None
+    text = js_trim(raw)
+    if not text:
+        return None
+    if _EPOCH_MS.fullmatch(text):
+        return int(text)
+    ms = parse_js_date(text, naive_is_utc=True)
+    if ms is None:
+        raise BadRequest(f"{key} must be an ISO-8601 date/time or epoch milliseconds, got {raw!r}")
+    return ms
+
+
+def _roles(params: Params) -> list[str]:
+    roles = _csv(params, "role")
+    for r in roles:
+        if r not in _ROLE_SET:
+            raise BadRequest(f"invalid role {r!r}: expected one of {', '.join(ROLES)}")
+    return roles
+
+
+def _statuses(params: Params) -> list[str]:
+    statuses = _csv(params, "status")
+    for s in statuses:
+        if s not in _STATUS_SET:
+            raise BadRequest(f"invalid status {s!r}: expected one of {', '.join(STATUSES)}")
+    return statuses
+
+
+def _view_category(store: Store, params: Params) -> str | None:
+    cat = _text(params, "viewCategory")
+    if cat is not None and cat != "all" and cat not in store.overrides.categories:
+        raise BadRequest(f"invalid viewCategory {cat!r}: expected all or a category")
+    return cat
+
+
+def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
+    # Canonical category order first, then any plugin-introduced category.
+    out = {c: counts[c] for c in CATEGORIES if counts.get(c)}
+    out.update((c, n) for c, n in counts.items() if n and c not in out)
+    return out
+
+
+def decode_segment(segment: str | bytes) -> str:
+    """`decodeURIComponent` of one raw path segment; BadRequest when malformed.
+
+    A `str` holding only code points below 256 is taken as the latin-1 decoding of the
+    raw path bytes (what the web layer passes from ASGI's `raw_path`).
+    """
+    if isinstance(segment, str):
+        try:
+            raw = segment.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = segment.encode("utf-8", "surrogatepass")
+    else:
+        raw = segment
+    if _BAD_ESCAPE.search(raw) is None:
+        try:
+            return unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise BadRequest("malformed percent-encoding in the work session id")
+
+
+def _encode_cursor(value: list[Any]) -> str:
+    return base64.urlsafe_b64encode(dumps(value)).rstrip(b"=").decode("ascii")
+
+
+def _decode_cursor(params: Params, kind: str) -> list[Any] | None:
+    raw = _text(params, "cursor")
+    if raw is None:
+        return None
+    try:
+        value = loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except ValueError:
+        value = None
+    if type(value) is not list or not value or value[0] != kind:
+        raise BadRequest("invalid cursor")
+    return value
+
+
+def _is_num(v: object) -> bool:
+    return type(v) in (int, float)
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+def health(now_iso: str) -> Response:
+    """`GET /api/health`."""
+    return _json(200, {"status": "ok", "timestamp": now_iso})
+
+
+def get_events(store: Store, params: Params, now_ms: float) -> Response:
+    """`GET /api/events` (spec §6.3): the last `limit` matches in log order."""
+    try:
+        limit = _limit(params, 100)
+        since = _instant(params, "since")
+        until = _instant(params, "until")
+        roles = _roles(params)
+        types = _csv(params, "type")
+        view_cat = _view_category(store, params)
+        cursor = _decode_cursor(params, "e")
+        before: int | None = None
+        if cursor is not None:
+            if len(cursor) != 3 or type(cursor[2]) is not int:
+                raise BadRequest("invalid cursor")
+            if cursor[1] != store.epoch:
+                raise BadRequest("cursor is from another epoch: start again without cursor")
+            before = cursor[2]
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    filters: dict[str, Any] = {
+        "roles": frozenset(roles) or None,
+        "types": frozenset(types) or None,
+        "category": view_cat if view_cat != "all" else None,
+        "since": since,
+        "until": until,
+    }
+    matched, cats = store.count_events(**filters)
+    page, more = store.select_events(limit=limit, before_seq=before, matches=matched, **filters)
+    tail = {
+        "count": len(page),
+        "total": len(store),
+        "totalMatched": matched,
+        "role": roles[0] if roles else None,
+        "type": types,
+        "viewCategory": view_cat,
+        "categoryCounts": _ordered(cats),
+        "roles": roles,
+        "nextCursor": _encode_cursor(["e", store.epoch, page[0].seq]) if more and page else None,
+        "epoch": store.epoch,
+        "seq": store.last_seq,
+    }
+    body = b'{"events":[' + b",".join([e.json for e in page]) + b"]," + dumps(tail)[1:]
+    return 200, body
+
+
+def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
+    """`GET /api/work-sessions` (spec §6.4): most recent sessions first."""
+    try:
+        limit = _limit(params, 100)
+        statuses = _statuses(params)
+        roles = _roles(params)
+        types = _csv(params, "type")
+        view_cat = _view_category(store, params)
+        sub_tag = _text(params, "subTag")
+        cursor = _decode_cursor(params, "s")
+        after: tuple[float, float, int] | None = None
+        if cursor is not None:
+            if len(cursor) != 4 or not all(_is_num(x) for x in cursor[1:]):
+                raise BadRequest("invalid cursor")
+            after = (cursor[1], cursor[2], cursor[3])
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    ov = store.overrides
+    ov.refresh()
+    overrides = ov.categories_by_session()
+    view = store.view(Filter(frozenset(roles) or None, frozenset(types) or None))
+    wanted = frozenset(statuses) or _STATUS_SET
+    cat = view_cat if view_cat != "all" else None
+    live = "ACTIVE" in wanted or "QUIET" in wanted
+    archived = "ARCHIVED" in wanted
+    check_status = len(wanted) < 3
+    sub = sub_tag.lower() if sub_tag is not None else None
+
+    def ok(agg: SessionAgg) -> bool:
+        if check_status and agg.status(now_ms) not in wanted:
+            return False
+        if cat is not None and overrides.get(agg.ws_id, agg.category) != cat:
+            return False
+        return sub is None or any(t.lower() == sub for t in agg.sub_tags)
+
+    if sub is None:
+        counts = view.status_counts(now_ms, overrides, ov.version)
+        cats: dict[str, int] = {}
+        for st in wanted:
+            for c, n in counts[st].items():
+                if cat is None or c == cat:
+                    cats[c] = cats.get(c, 0) + n
+    else:
+        cats = {}
+        for agg in view.iter_sessions(now_ms, live=live, archived=archived):
+            if ok(agg):
+                c = overrides.get(agg.ws_id, agg.category)
+                cats[c] = cats.get(c, 0) + 1
+    page: list[SessionAgg] = []
+    for agg in view.iter_sessions(now_ms, after=after, live=live, archived=archived):
+        if ok(agg):
+            page.append(agg)
+            if len(page) > limit:
+                break
+    more = len(page) > limit
+    del page[limit:]
+    tail = {
+        "count": len(page),
+        "totalMatched": sum(cats.values()),
+        "totalSessions": len(view),
+        "role": roles,
+        "type": types,
+        "status": statuses,
+        "viewCategory": view_cat,
+        "subTag": sub_tag,
+        "categoryCounts": _ordered(cats),
+        "nextCursor": _encode_cursor(["s", *page[-1].sort_key]) if more else None,
+        "epoch": store.epoch,
+        "seq": store.last_seq,
+    }
+    cache = store.cache
+    rendered = [render_session(a, now_ms, overrides.get(a.ws_id), cache) for a in page]
+    return 200, b'{"sessions":[' + b",".join(rendered) + b"]," + dumps(tail)[1:]
+
+
+def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
+                     now_ms: float) -> Response:
+    """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here."""
+    try:
+        ws_id = decode_segment(ws_id_raw_segment)
+        role = _text(params, "role")
+        if role is not None and role not in _ROLE_SET:
+            raise BadRequest(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
+        types = _csv(params, "type")
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    ov = store.overrides
+    ov.refresh()
+    flt = Filter(frozenset((role,)) if role else None, frozenset(types) or None)
+    view = store.peek_view(flt)
+    cache = store.cache
+    if view is not None:
+        agg = view.sessions.get(ws_id)
+    else:
+        # An uncached filter: aggregate this one session rather than build a whole view.
+        base = store.view(UNFILTERED).sessions.get(ws_id)
+        agg = None
+        if base is not None:
+            agg = build_session(ws_id, [e for e in base.events() if flt.matches(e)])
+        cache = None
+    if agg is None:
+        return _error(404, f"Work session not found: {ws_id}")
+    session = render_session(agg, now_ms, ov.get(ws_id), cache)
+    return 200, b'{"session":' + session + b"," + dumps({"role": role, "type": types})[1:]
+
+
+def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
+                   now_ms: float) -> Response:
+    """`PATCH /api/work-sessions/<id>/category` (spec §6.6), after the web layer's auth."""
+    try:
+        ws_id = decode_segment(ws_id_raw_segment)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    try:
+        doc = loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return _error(400, "Invalid JSON body")
+    if type(doc) is not dict:
+        return _error(400, "Request body must be a JSON object")
+    ov = store.overrides
+    category = S(doc.get("collabCategory"))
+    if category is None or category not in ov.categories:
+        return _error(400, _CATEGORY_MSG)
+    try:
+        entry = ov.set(ws_id, category, updated_by=S(doc.get("updatedBy")), now_ms=now_ms)
+    except OSError as exc:
+        log.error("cannot write category overrides %s: %s", ov.path, exc)
+        return _error(500, "Failed to save the category override")
+    return _json(200, {"ok": True, "workSessionId": ws_id, "override": entry.as_json()})
+
+
+def search_events(store: Store, params: Params, now_ms: float) -> Response:
+    """`GET /api/events/search` answered from memory: case-insensitive literal match on
+    `data.message`, `data.replyPreview`, `data.fromAgent`, `data.toAgent` and `type`,
+    newest first (spec §6.7 with §9 C14)."""
+    try:
+        limit = _limit(params, 50)
+        offset = _count(params, "offset", 0)
+        roles = _roles(params)
+        view_cat = _view_category(store, params)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    q = _text(params, "q")
+    if q is None:
+        return _json(200, {"events": [], "count": 0, "total": 0, "offset": offset,
+                           "limit": limit, "query": "", "error": "Missing search query (q)"})
+    total, page = events_matching(
+        store, q, roles=frozenset(roles) or None,
+        category=view_cat if view_cat != "all" else None, offset=offset, limit=limit)
+    tail = {"count": len(page), "total": total, "offset": offset, "limit": limit, "query": q}
+    return 200, b'{"events":[' + b",".join([e.json for e in page]) + b"]," + dumps(tail)[1:]
+
+
+def search_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
+    """`GET /api/work-sessions/search` answered from memory: case-insensitive literal
+    match on the threads' agents, the category and the id, most recent first."""
+    try:
+        limit = _limit(params, 50)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    q = _text(params, "q")
+    if q is None:
+        return _json(200, {"sessions": [], "count": 0, "query": "",
+                           "error": "Missing search query (q)"})
+    ov = store.overrides
+    ov.refresh()
+    overrides = ov.categories_by_session()
+    total, page = sessions_matching(store, q, overrides, limit=limit)
+    rendered = [render_session(a, now_ms, overrides.get(a.ws_id), store.cache) for a in page]
+    tail = {"count": len(page), "total": total, "query": q}
+    return 200, b'{"sessions":[' + b",".join(rendered) + b"]," + dumps(tail)[1:]
+
+
+def get_stats(store: Store, params: Params, now_ms: float) -> Response:
+    """`GET /api/stats?since=&until=` (new): aggregate figures over a time range."""
+    try:
+        since = _instant(params, "since")
+        until = _instant(params, "until")
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    return _json(200, compute_stats(store, since, until, now_ms))

@@ -1,0 +1,99 @@
+"""In-memory answers for the two search routes (spec §6.7, with §9 C14's fixes).
+
+Upstream meant these for MongoDB (where `q` was used as a raw regular expression); without
+MongoDB coordd answers from memory with a case-insensitive *literal* match on the same
+fields. Event search walks the events newest first; a regular expression over each
+event's serialised bytes rejects most non-matching events before any parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from coordd.model import Event, O, loads
+from coordd.sessions import UNFILTERED, SessionAgg
+from coordd.store import Store
+
+__all__ = ["TextMatcher", "events_matching", "sessions_matching"]
+
+_EVENT_FIELDS: Final = ("message", "replyPreview", "fromAgent", "toAgent")
+
+
+class TextMatcher:
+    """Case-insensitive literal matching, with a byte-level prefilter when it is safe."""
+
+    def __init__(self, query: str) -> None:
+        self.needle = query.lower()
+        # The prefilter searches the event's JSON bytes, where case folding is ASCII-only
+        # and `"`, `\` and control characters appear escaped: use it only when neither
+        # matters for this needle.
+        safe = all(
+            (" " <= c < "\x7f" and c not in '"\\') or (c > "\x7f" and c.lower() == c.upper())
+            for c in self.needle
+        )
+        self._pre = (
+            re.compile(re.escape(self.needle.encode("utf-8")), re.IGNORECASE) if safe else None
+        )
+
+    def text(self, value: object) -> bool:
+        """Whether a field value (strings only) contains the needle."""
+        return type(value) is str and self.needle in value.lower()
+
+    def event(self, ev: Event) -> bool:
+        """Whether an event matches on its type or its data text fields."""
+        if self.needle in ev.type.lower():
+            return True
+        if self._pre is not None and self._pre.search(ev.json) is None:
+            return False
+        data = O(loads(ev.json).get("data"))
+        return any(self.text(data.get(k)) for k in _EVENT_FIELDS)
+
+
+def events_matching(
+    store: Store, query: str, *, roles: frozenset[str] | None, category: str | None,
+    offset: int, limit: int,
+) -> tuple[int, list[Event]]:
+    """(total matches, the page) of events matching `query`, newest first by time."""
+    m = TextMatcher(query)
+    total = 0
+    page: list[Event] = []
+    end = offset + limit
+    for ev in store.iter_by_time(reverse=True):
+        if roles is not None and ev.role not in roles:
+            continue
+        if category is not None and ev.category != category:
+            continue
+        if m.event(ev):
+            if offset <= total < end:
+                page.append(ev)
+            total += 1
+    return total, page
+
+
+def _session_matches(m: TextMatcher, agg: SessionAgg, category: str) -> bool:
+    if m.text(agg.ws_id) or m.text(category):
+        return True
+    for th in agg.threads.values():
+        first = th.events[0]
+        if m.text(first.from_agent) or m.text(first.to_agent):
+            return True
+    return False
+
+
+def sessions_matching(
+    store: Store, query: str, overrides: Mapping[str, str], *, limit: int
+) -> tuple[int, list[SessionAgg]]:
+    """(total matches, the first `limit`) of unfiltered sessions matching `query` on the
+    id, the category (override applied) or a thread's agents, most recent first."""
+    m = TextMatcher(query)
+    total = 0
+    page: list[SessionAgg] = []
+    for agg in store.view(UNFILTERED).order:
+        if _session_matches(m, agg, overrides.get(agg.ws_id, agg.category)):
+            if total < limit:
+                page.append(agg)
+            total += 1
+    return total, page
+
