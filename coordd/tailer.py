@@ -385,9 +385,12 @@ class Tailer:
                                 self.path)
                 elif verdict == SHRUNK:
                     self._truncations += 1
-                    cur.cut(self.max_line_bytes)
-                    log.warning("%s was cut to %d bytes in place: continuing from there",
-                                self.path, cur.size)
+                    if cur.cut():
+                        log.warning("%s was cut in place to %d bytes, below any line end we "
+                                    "know: reading it again from 0", self.path, cur.size)
+                    else:
+                        log.warning("%s was cut in place to %d bytes: continuing at offset %d",
+                                    self.path, cur.size, cur.offset)
                 await self._drain(cur, send)
         if self._current is None and st is not None:
             new = open_log(self.path)

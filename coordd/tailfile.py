@@ -13,6 +13,8 @@ to the next newline, so the following line is intact.
 from __future__ import annotations
 
 import os
+import zlib
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -32,6 +34,7 @@ __all__ = [
     "sibling_pattern",
 ]
 
+_ENDS_KEPT: Final = 256
 SAME: Final = "same"
 SHRUNK: Final = "shrunk"
 REPLACED: Final = "replaced"
@@ -61,7 +64,7 @@ class LogFile:
     """
 
     __slots__ = ("dev", "fd", "fid", "hist_end", "ino", "last_growth", "offset", "partial",
-                 "path", "prefix", "read_pos", "size", "skipping")
+                 "path", "ends", "prefix", "read_pos", "size", "skipping")
 
     def __init__(self, fd: int, path: Path, st: os.stat_result) -> None:
         self.fd = fd
@@ -77,6 +80,9 @@ class LogFile:
         self.skipping = False
         self.hist_end: float = 0
         self.last_growth = 0.0  # trio time of the last growth, used once retired
+        # (end offset, length, crc32 of line + newline) of the last line of recent reads:
+        # the points an in-place cut can resume from.
+        self.ends: deque[tuple[int, int, int]] = deque(maxlen=_ENDS_KEPT)
 
     def same_inode(self, st: os.stat_result) -> bool:
         """Whether `st` (a stat of the log's path) describes this open file."""
@@ -87,6 +93,8 @@ class LogFile:
         self.offset = self.read_pos = offset
         self.partial.clear()
         self.skipping = False
+        while self.ends and self.ends[-1][0] > offset:
+            self.ends.pop()
 
     def check(self) -> str:
         """Re-stat and re-fingerprint: `SAME`, `SHRUNK` or `REPLACED`.
@@ -121,25 +129,29 @@ class LogFile:
         self.hist_end = 0  # everything in the new content is new
         return dropped
 
-    def cut(self, max_line_bytes: int) -> None:
-        """Continue after an in-place cut at the current size, re-reading nothing twice.
+    def cut(self) -> bool:
+        """Continue after the file was cut in place (shorter, same first bytes).
 
-        A cut inside the buffered partial line shortens it. A cut inside lines already
-        handed on resumes at the start of the line the cut falls in: what is appended
-        now completes that line as it stands in the file.
+        The cut point itself is unknown once the writer has appended again, so reading
+        resumes at the last recorded line end that is still intact on disk (its line is
+        still there, byte for byte): nothing before it is handed on again and nothing
+        after it is lost. Line ends are recorded once per read, so at most one read's worth
+        of lines can come twice; True when no recorded end survived and reading restarts at
+        0 (everything already handed on may then come again).
         """
-        size = self.size
-        if size >= self.offset:
-            del self.partial[size - self.offset:]
-            self.read_pos = size
-            return
-        start = _line_start(self.fd, size, max_line_bytes)
-        if start is None:  # the line the cut falls in is too long anyway
-            self.seek(size)
-            self.skipping = True
-        else:
-            self.seek(start)
-        self.hist_end = min(self.hist_end, self.offset)
+        while self.ends:
+            end, length, crc = self.ends[-1]
+            if end <= self.size:
+                blob = os.pread(self.fd, length + 1, end - length - 1)
+                if blob[-1:] == b"\n" and len(blob) == length + 1 and \
+                        zlib.crc32(blob, 0) == crc:
+                    self.seek(end)
+                    self.hist_end = min(self.hist_end, end)
+                    return False
+            self.ends.pop()
+        self.seek(0)
+        self.hist_end = 0
+        return True
 
     def read(self, read_size: int, max_line_bytes: int) -> ReadResult:
         """Read up to `read_size` bytes at `read_pos` and return the lines they complete."""
@@ -184,6 +196,9 @@ class LogFile:
                 too_long += len(parts) - len(kept)
                 parts = kept
             self.offset = self.read_pos - len(tail)
+            if parts:
+                last = parts[-1]
+                self.ends.append((self.offset, len(last), zlib.crc32(b"\n", zlib.crc32(last))))
         if tail and not self.skipping:
             if len(self.partial) + len(tail) > max_line_bytes:
                 self.partial.clear()
@@ -244,16 +259,6 @@ def list_siblings(path: Path) -> list[tuple[Path, os.stat_result]]:
                 found.append((st.st_mtime_ns, name, Path(entry.path), st))
     found.sort(key=lambda item: (item[0], item[1]))
     return [(p, st) for _, _, p, st in found]
-
-
-def _line_start(fd: int, pos: int, max_line_bytes: int) -> int | None:
-    """The start of the line that contains offset `pos`; None when it is too long."""
-    lo = max(0, pos - max_line_bytes - 1)
-    block = os.pread(fd, pos - lo, lo)
-    idx = block.rfind(b"\n")
-    if idx >= 0:
-        return lo + idx + 1
-    return 0 if lo == 0 else None
 
 
 def scan_back(fd: int, end: int, need: int, chunk: int = 1 << 20) -> tuple[int, int]:
