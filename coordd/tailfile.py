@@ -63,8 +63,8 @@ class LogFile:
     cross `hist_end`, so every read is entirely history or entirely new.
     """
 
-    __slots__ = ("dev", "fd", "fid", "hist_end", "ino", "last_growth", "offset", "partial",
-                 "path", "ends", "prefix", "read_pos", "size", "skipping")
+    __slots__ = ("dev", "ends", "fd", "fid", "hist_end", "ino", "last_growth", "offset",
+                 "partial", "path", "prefix", "read_pos", "size", "skipping")
 
     def __init__(self, fd: int, path: Path, st: os.stat_result) -> None:
         self.fd = fd

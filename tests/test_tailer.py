@@ -266,7 +266,7 @@ async def test_rename_rotation_with_late_writes_to_the_old_file(tmp_path: Path,
         append(rotated, b"a5\n")
         append(log, b"b2\n")
         assert await h.settled_lines() == [b"a5", b"b2"]
-        old = [b for b in h.batches if b"a5" in b.lines][0]
+        old = next(b for b in h.batches if b"a5" in b.lines)
         assert old.file.ino == rotated.stat().st_ino and old.end_offset == 15
 
 
