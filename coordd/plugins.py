@@ -269,10 +269,11 @@ class PluginHost:
                 self._fail_load(culprit, f"implements an unknown hook: {exc}", exc)
         extra: list[str] = []
         for plugin in self._loaded():
-            if not self._run_setup_hook(plugin, "coordd_startup"):
+            ok, _ = self._run_setup_hook(plugin, "coordd_startup")
+            if not ok:
                 continue
-            answer = self._run_setup_hook(plugin, "coordd_categories")
-            if answer is False:
+            ok, answer = self._run_setup_hook(plugin, "coordd_categories")
+            if not ok:
                 continue
             for name in self._category_names(plugin, answer):
                 if name not in CATEGORIES and name not in extra:
@@ -301,18 +302,19 @@ class PluginHost:
         caller = getattr(self._pm.hook, hook)
         return next((i for i in caller.get_hookimpls() if i.plugin is plugin.obj), None)
 
-    def _run_setup_hook(self, plugin: _Plugin, hook: str) -> Any:
-        """Call one start-up hook of one plugin; False (and the plugin dropped) if it raised."""
+    def _run_setup_hook(self, plugin: _Plugin, hook: str) -> tuple[bool, Any]:
+        """Call one start-up hook of one plugin: `(False, None)`, plugin dropped, if it raised."""
         impl = self._impl(plugin, hook)
         if impl is None:
-            return None
+            return True, None
         available = {"settings": plugin.settings}
         try:
-            return impl.function(*[available[n] for n in impl.argnames],
-                                 **{n: available[n] for n in impl.kwargnames if n in available})
+            return True, impl.function(
+                *[available[n] for n in impl.argnames],
+                **{n: available[n] for n in impl.kwargnames if n in available})
         except Exception as exc:
             self._fail_load(plugin, f"{hook} raised {exc!r}", exc)
-            return False
+            return False, None
 
     def _category_names(self, plugin: _Plugin, answer: Any) -> list[str]:
         if answer is None:
