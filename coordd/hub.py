@@ -1,0 +1,492 @@
+"""WebSocket fan-out: live push to every `/ws` client, with `(epoch, seq)` resume.
+
+The pipeline calls `Hub.publish(events, applied)` on the event loop after the store took a
+batch. `publish` is synchronous and never blocks: it builds the batch's messages once
+(compact JSON text, spec §5.4) and puts the batch on each client's bounded queue with
+`send_nowait`. A client whose queue is full is dropped on the spot: it leaves the fan-out
+at once and its task closes the socket with code 1013 and a reason saying where to resume
+(`since=<last seq it got>&epoch=<epoch>`). Nothing one client does can delay another
+client or the publisher.
+
+The last `replay_window` events are kept in a ring. A client connecting with
+`/ws?since=<seq>&epoch=<epoch>` gets, after `connected`, every event it missed as
+`coordination_event_new` messages, then the live stream, with no gap and no duplicate:
+the client's queue is registered and the ring snapshotted in the same synchronous step, so
+every batch published afterwards is in the queue and none of them is in the snapshot.
+When the missed events are not all in the ring (another epoch, `since` too old or not a
+number) the client gets `resync_required` instead, then live messages, and re-fetches over
+REST. Nothing is silently skipped.
+
+Message shapes (every message also carries `"epoch"` at the top level):
+
+- `connected`: `data: {message, epoch, seq}`, `seq` being the last seq at connect time;
+- per batch: `event_log`, then `coordination_event_new` (`data: {events, affectedWorkSessions}`,
+  each event with its `seq` spliced in), then one `continuation_event` per `continuation.*`
+  event (spec §9 C12: upstream announced only the last one of a batch). A large batch is
+  split into several `coordination_event_new` messages of at most `CHUNK_EVENTS` events and
+  about `CHUNK_BYTES` bytes, so that no frame is unboundedly large;
+- `resync_required`: `data: {reason, epoch, seq}`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import orjson
+import trio
+
+from .model import Event
+
+__all__ = ["CHUNK_BYTES", "CHUNK_EVENTS", "CLOSE_TOO_SLOW", "Hub", "HubStats", "iso_ms"]
+
+log = logging.getLogger(__name__)
+
+#: "Try Again Later": the client fell behind and should reconnect with `since`.
+CLOSE_TOO_SLOW: Final = 1013
+CHUNK_EVENTS: Final = 500
+CHUNK_BYTES: Final = 1 << 20
+LOG_FILE_NAME: Final = "coordination-events.ndjson"
+WELCOME: Final = "Connected to Task Monitor"
+_DIGITS: Final = re.compile(r"[0-9]{1,18}")
+#: How long the close handshake of a dropped client may take before its task gives up.
+CLOSE_TIMEOUT: Final = 5.0
+
+
+class WebsocketLike(Protocol):
+    """The part of Quart's `websocket` object the hub uses."""
+
+    @property
+    def args(self) -> Any: ...
+
+    async def accept(self) -> None: ...
+
+    async def receive(self) -> str | bytes: ...
+
+    async def send(self, data: str) -> None: ...
+
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HubStats:
+    """A snapshot of the hub for `/metrics` and `--check`."""
+
+    epoch: str
+    last_seq: int
+    clients: int
+    connections: int
+    batches: int
+    events: int
+    messages_sent: int
+    drops: int
+    resyncs: int
+    resumes: int
+    replayed_events: int
+    ring_size: int
+    ring_oldest_seq: int | None
+
+
+def iso_ms(ms: float) -> str:
+    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString()`."""
+    secs, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
+
+
+def _wall_ms() -> float:
+    return time.time() * 1000.0
+
+
+def _with_seq(ev: Event) -> bytes:
+    """The event's JSON with `"seq"` appended, by splicing bytes (no re-serialising)."""
+    raw = ev.json
+    if raw == b"{}":
+        return b'{"seq":%d}' % ev.seq
+    return raw[:-1] + b',"seq":%d}' % ev.seq
+
+
+def _affected(events: Sequence[Event]) -> list[str]:
+    """Distinct `S(data.workSessionId)` in first-seen order (spec §5.4)."""
+    return list(dict.fromkeys(ev.ws_id for ev in events if ev.ws_id is not None))
+
+
+def _chunks(events: Sequence[Event]) -> Iterator[Sequence[Event]]:
+    """At most `CHUNK_EVENTS` events and about `CHUNK_BYTES` bytes per message."""
+    start, size = 0, 0
+    for i, ev in enumerate(events):
+        n = len(ev.json)
+        if i > start and (i - start >= CHUNK_EVENTS or size + n > CHUNK_BYTES):
+            yield events[start:i]
+            start, size = i, 0
+        size += n
+    if start < len(events):
+        yield events[start:]
+
+
+class _Envelope:
+    """Builds compact message text for one timestamp and epoch."""
+
+    __slots__ = ("_head_tail",)
+
+    def __init__(self, now_ms: float, epoch: str) -> None:
+        self._head_tail = (
+            b',"timestamp":"' + iso_ms(now_ms).encode() + b'","epoch":' + orjson.dumps(epoch)
+        )
+
+    def message(self, mtype: bytes, data: bytes, agent: bytes = b"") -> str:
+        # Key order as upstream: type, agentId?, timestamp, (epoch), data.
+        out = b'{"type":"' + mtype + b'"' + agent + self._head_tail + b',"data":' + data + b"}"
+        return out.decode("utf-8", "replace")
+
+    def event_log(self) -> str:
+        return self.message(b"event_log", b'{"event":"change","file":"' + LOG_FILE_NAME.encode()
+                            + b'"}')
+
+    def events(self, chunk: Sequence[Event]) -> str:
+        data = (b'{"events":[' + b",".join([_with_seq(ev) for ev in chunk])
+                + b'],"affectedWorkSessions":' + orjson.dumps(_affected(chunk)) + b"}")
+        return self.message(b"coordination_event_new", data)
+
+    def continuation(self, ev: Event) -> str:
+        # The raw agentId value as upstream forwards it (absent stays absent); these
+        # events are rare, so parsing the stored JSON once here costs nothing.
+        try:
+            parsed = orjson.loads(ev.json)
+        except orjson.JSONDecodeError:
+            parsed = {}
+        agent = b""
+        if isinstance(parsed, dict) and "agentId" in parsed:
+            agent = b',"agentId":' + orjson.dumps(parsed["agentId"])
+        data = (b'{"event":"change","file":"' + LOG_FILE_NAME.encode() + b'","eventType":'
+                + orjson.dumps(ev.type) + b',"eventData":' + _with_seq(ev) + b"}")
+        return self.message(b"continuation_event", data, agent)
+
+    def resync(self, reason: str, epoch: str, seq: int) -> str:
+        return self.message(b"resync_required",
+                            orjson.dumps({"reason": reason, "epoch": epoch, "seq": seq}))
+
+
+def _build(events: Sequence[Event], env: _Envelope) -> tuple[tuple[str, int], ...]:
+    """Every message of one batch with the highest seq each carries (0 for none)."""
+    out: list[tuple[str, int]] = [(env.event_log(), 0)]
+    out.extend((env.events(chunk), chunk[-1].seq) for chunk in _chunks(events))
+    out.extend((env.continuation(ev), ev.seq) for ev in events
+               if ev.type.startswith("continuation."))
+    return tuple(out)
+
+
+class _Batch:
+    """One published batch, shared by every client queue it was put on."""
+
+    __slots__ = ("epoch", "events", "first", "last", "messages", "now_ms")
+
+    def __init__(self, events: Sequence[Event], epoch: str, now_ms: float,
+                 messages: tuple[tuple[str, int], ...]) -> None:
+        self.events = events
+        self.epoch = epoch
+        self.now_ms = now_ms
+        self.messages = messages
+        self.first = events[0].seq if events else 0
+        self.last = events[-1].seq if events else 0
+
+
+class _Client:
+    __slots__ = ("dropped", "epoch", "high_water", "recv", "send", "sent_seq")
+
+    def __init__(self, queue: int, epoch: str) -> None:
+        self.send, self.recv = trio.open_memory_channel[_Batch](queue)
+        self.epoch = epoch
+        #: Live events at or below this seq were already sent (replay) and are skipped.
+        self.high_water = -1
+        #: The last seq handed to the socket: where the client resumes if dropped.
+        self.sent_seq = 0
+        self.dropped = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a new client gets before live messages: a replay or a resync notice."""
+
+    connected: str
+    replay: list[Event]
+    resync: str | None
+
+
+class Hub:
+    """The WebSocket fan-out and replay ring. Runs on the trio event loop."""
+
+    def __init__(
+        self,
+        *,
+        epoch: Callable[[], str],
+        replay_window: int = 10_000,
+        client_queue: int = 256,
+        clock_ms: Callable[[], float] = _wall_ms,
+        last_seq: Callable[[], int] | None = None,
+    ) -> None:
+        """`epoch()` names the current sequence space; `client_queue` is the number of
+        published batches a client may have pending before it is dropped; `last_seq()`,
+        if given, is the store's last seq (it can be ahead of what was published, after a
+        restart from a checkpoint with no history)."""
+        if replay_window < 0 or client_queue < 1:
+            raise ValueError("replay_window must be >= 0 and client_queue >= 1")
+        self._epoch_fn = epoch
+        self._clock = clock_ms
+        self._store_last_seq = last_seq
+        self._client_queue = client_queue
+        self._ring: deque[Event] = deque(maxlen=replay_window)
+        self._ring_epoch: str | None = None
+        self._last_seq = 0
+        self._clients: set[_Client] = set()
+        self._changed = trio.Event()
+        self._connections = 0
+        self._batches = 0
+        self._events = 0
+        self._messages_sent = 0
+        self._drops = 0
+        self._resyncs = 0
+        self._resumes = 0
+        self._replayed = 0
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, events: Sequence[Event], applied: object | None = None) -> None:
+        """Fan a stored batch out to every client and keep it for replay.
+
+        Synchronous, never blocks and never raises (a failure is logged): the pipeline
+        calls it on the event loop. `applied` (what the store reported) is accepted for
+        the listener signature; the affected work sessions are computed per message from
+        `Event.ws_id`, which gives the same list.
+        """
+        try:
+            self._publish(events)
+        except Exception:
+            log.exception("publishing a batch of %d events failed", len(events))
+
+    def _publish(self, events: Sequence[Event]) -> None:
+        epoch = self._epoch_fn()
+        if epoch != self._ring_epoch:
+            self._switch_epoch(epoch)
+        # Seqs only grow within an epoch: anything at or below the last one is a replay
+        # of an event already pushed, and pushing it again would duplicate it.
+        fresh: list[Event] = []
+        last = self._last_seq
+        for ev in events:
+            if ev.seq > last:
+                fresh.append(ev)
+                last = ev.seq
+        if len(fresh) < len(events):
+            log.debug("skipped %d already published events", len(events) - len(fresh))
+        if not fresh:
+            return
+        self._last_seq = last
+        self._ring.extend(fresh)
+        self._batches += 1
+        self._events += len(fresh)
+        if not self._clients:
+            return  # e.g. the history batch at start-up: nobody to build messages for
+        now = self._clock()
+        batch = _Batch(fresh, epoch, now, _build(fresh, _Envelope(now, epoch)))
+        self._offer(batch)
+
+    def _offer(self, batch: _Batch) -> None:
+        for client in list(self._clients):
+            try:
+                client.send.send_nowait(batch)
+            except trio.WouldBlock:
+                self._drop(client)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # Its task is already gone (cancelled between two checkpoints).
+                self._clients.discard(client)
+
+    def _switch_epoch(self, epoch: str) -> None:
+        """A new sequence space: the ring and the seqs mean nothing any more."""
+        old, self._ring_epoch = self._ring_epoch, epoch
+        self._ring.clear()
+        self._last_seq = 0
+        if old is None or not self._clients:
+            return
+        log.warning("epoch changed from %s to %s: %d client(s) must resync", old, epoch,
+                    len(self._clients))
+        now = self._clock()
+        notice = _Envelope(now, epoch).resync("epoch changed", epoch, 0)
+        self._resyncs += len(self._clients)
+        self._offer(_Batch((), epoch, now, ((notice, 0),)))
+
+    def _drop(self, client: _Client) -> None:
+        """Take a client that cannot keep up out of the fan-out; its task closes it."""
+        client.dropped = True
+        self._clients.discard(client)
+        client.send.close()
+        self._drops += 1
+        self._notify()
+        log.info("dropped a WebSocket client that fell behind (queue of %d full)",
+                 self._client_queue)
+
+    # ------------------------------------------------------------------ serving
+
+    async def serve(self, websocket: WebsocketLike) -> None:
+        """Serve one `/ws` connection (the body of the Quart websocket handler).
+
+        Sends `connected`, then the replay or `resync_required`, then live messages, and
+        ignores incoming frames. Returns when the client goes away (Quart cancels the
+        handler then) or after closing it with 1013 because it fell behind. Cancellation
+        unregisters the client.
+        """
+        args = websocket.args
+        since, epoch_arg = args.get("since"), args.get("epoch")
+        await websocket.accept()
+        client = _Client(self._client_queue, self._current_epoch())
+        # Registration and snapshot in one synchronous step: see the module docstring.
+        self._clients.add(client)
+        self._connections += 1
+        self._notify()
+        try:
+            plan = self._plan(client, since, epoch_arg)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._discard_incoming, websocket)
+                await self._send_all(websocket, client, plan)
+                nursery.cancel_scope.cancel()
+        finally:
+            if not client.dropped:
+                self._clients.discard(client)
+                client.send.close()
+                self._notify()
+
+    def _current_epoch(self) -> str:
+        epoch = self._epoch_fn()
+        if epoch != self._ring_epoch:
+            self._switch_epoch(epoch)
+        return epoch
+
+    def current_seq(self) -> int:
+        """The last seq of the current epoch (published, or the store's if ahead)."""
+        last = self._last_seq
+        if self._store_last_seq is not None:
+            last = max(last, self._store_last_seq())
+        return last
+
+    def _plan(self, client: _Client, since_raw: str | None, epoch_arg: str | None) -> _Plan:
+        epoch = client.epoch
+        current = self.current_seq()
+        env = _Envelope(self._clock(), epoch)
+        connected = env.message(b"connected", orjson.dumps(
+            {"message": WELCOME, "epoch": epoch, "seq": current}))
+        client.sent_seq = current
+        if since_raw is None:
+            return _Plan(connected, [], None)  # live only, as upstream
+        reason = None
+        since = int(since_raw) if _DIGITS.fullmatch(since_raw) else -1
+        if since < 0:
+            reason = "invalid since: not a non-negative integer"
+        elif epoch_arg is not None and epoch_arg != epoch:
+            reason = "epoch mismatch"
+        elif since > current:
+            reason = "since is ahead of the server"
+        elif since < current and not (self._ring and self._ring[0].seq <= since + 1):
+            reason = "since is older than the replay window"
+        if reason is not None:
+            self._resyncs += 1
+            return _Plan(connected, [], env.resync(reason, epoch, current))
+        start = bisect.bisect_right(self._ring, since, key=_seq)
+        replay = list(itertools.islice(self._ring, start, None))
+        client.high_water = replay[-1].seq if replay else since
+        client.sent_seq = since
+        self._resumes += 1
+        self._replayed += len(replay)
+        return _Plan(connected, replay, None)
+
+    async def _send_all(self, websocket: WebsocketLike, client: _Client, plan: _Plan) -> None:
+        await websocket.send(plan.connected)
+        self._messages_sent += 1
+        if plan.resync is not None:
+            await websocket.send(plan.resync)
+            self._messages_sent += 1
+        for chunk in _chunks(plan.replay):
+            if client.dropped:
+                break
+            await websocket.send(_Envelope(self._clock(), client.epoch).events(chunk))
+            self._messages_sent += 1
+            client.sent_seq = chunk[-1].seq
+        # The receive end is never closed here: `publish` may still offer to it until the
+        # `finally` of `serve` has taken the client out (it runs without a checkpoint).
+        async for batch in client.recv:
+            if client.dropped:
+                break
+            for text, seq in self._messages_for(client, batch):
+                if client.dropped:
+                    break
+                await websocket.send(text)
+                self._messages_sent += 1
+                if seq:
+                    client.sent_seq = seq
+        if client.dropped:
+            await self._close_slow(websocket, client)
+
+    def _messages_for(self, client: _Client, batch: _Batch) -> tuple[tuple[str, int], ...]:
+        if batch.epoch != client.epoch:
+            client.epoch, client.high_water, client.sent_seq = batch.epoch, -1, 0
+        if batch.first > client.high_water:
+            return batch.messages
+        # Defensive: a batch overlapping the replay gets a copy without what was sent.
+        rest = [ev for ev in batch.events if ev.seq > client.high_water]
+        if not rest:
+            return ()
+        return _build(rest, _Envelope(batch.now_ms, batch.epoch))
+
+    async def _close_slow(self, websocket: WebsocketLike, client: _Client) -> None:
+        reason = f"too slow; reconnect with since={client.sent_seq}&epoch={client.epoch}"
+        # A close reason is at most 123 bytes; the epoch is short, but be safe.
+        reason = reason.encode()[:123].decode("utf-8", "ignore")
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            try:
+                await websocket.close(CLOSE_TOO_SLOW, reason)
+            except Exception as e:  # already closed by the peer: nothing left to tell it
+                log.debug("closing a slow client failed: %r", e)
+
+    @staticmethod
+    async def _discard_incoming(websocket: WebsocketLike) -> None:
+        # Incoming frames are ignored (spec §5.4), but they must be read: an unread
+        # receive queue would stop the server from noticing that the client went away.
+        while True:
+            await websocket.receive()
+
+    # ------------------------------------------------------------------ introspection
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_clients(self, count: int) -> None:
+        """Wait until exactly `count` clients are connected (tests and benchmarks)."""
+        while len(self._clients) != count:
+            await self._changed.wait()
+
+    def statistics(self) -> HubStats:
+        """Counters since start and the replay ring's extent."""
+        return HubStats(
+            epoch=self._ring_epoch or self._epoch_fn(),
+            last_seq=self._last_seq,
+            clients=len(self._clients),
+            connections=self._connections,
+            batches=self._batches,
+            events=self._events,
+            messages_sent=self._messages_sent,
+            drops=self._drops,
+            resyncs=self._resyncs,
+            resumes=self._resumes,
+            replayed_events=self._replayed,
+            ring_size=len(self._ring),
+            ring_oldest_seq=self._ring[0].seq if self._ring else None,
+        )
+
+
+def _seq(ev: Event) -> int:
+    return ev.seq
