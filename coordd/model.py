@@ -244,8 +244,20 @@ def _js_normalise(value: Any) -> Any:
     return value
 
 
+#: What orjson writes for an integral float (`2.0`, `1e+16`): JSON.stringify writes these
+#: without the fraction, so only output that may hold one takes the slow normalising path.
+#: A match inside a string costs only speed, never correctness.
+_INTEGRAL_FLOAT_RE: Final = re.compile(rb"\.0(?:[,\]}]|$)|e\+")
+
+
 def js_stringify(value: Any) -> str:
     """`JSON.stringify(value)` (compact) for JSON-like values, for the event hash."""
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        return dumps(_js_normalise(value)).decode("utf-8")
+    if _INTEGRAL_FLOAT_RE.search(out) is None:
+        return out.decode("utf-8")  # nothing to normalise: the walk would be an identity
     return dumps(_js_normalise(value)).decode("utf-8")
 
 
