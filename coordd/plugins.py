@@ -10,13 +10,8 @@ log) and left out; coordd runs on without it.
 
 Isolation: hooks are called plugin by plugin, each with its own `[plugins.<name>]`
 settings, never as one pluggy call, so one plugin's failure cannot hide the others'
-answers. For `coordd_classify_event` a call that raises, returns an invalid
-classification, or takes longer than `budget` seconds is discarded (the next
-classifier answers, ultimately the built-in one), counted per plugin and logged at
-most once per `log_interval` per plugin and kind. A call cannot be interrupted (the
-enrichment worker thread runs it to the end), so a plugin that is slow `slow_limit`
-times in a row is suspended for `cooldown` seconds: its events get the built-in result
-meanwhile, then it is tried again. Built-in plugins are exempt from the budget.
+answers; a plugin whose start-up hooks raise is dropped. The classifier calls, with
+their time budget, suspension and failure accounting, are `coordd.chain`'s job.
 
 Thread safety: `classify` may run in one worker thread at a time while the event
 loop reads `statistics()`, `status()` and `describe()`.
@@ -27,10 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata as md
 import logging
-import math
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -39,69 +31,47 @@ from typing import Any, Final
 import pluggy
 
 from coordd import __version__, hookspecs
+from coordd.chain import (
+    CallRecord,
+    ClassifierChain,
+    Link,
+    PluginCallStats,
+    PluginStats,
+    validate_classification,
+)
 from coordd.hookspecs import Classification
 from coordd.model import CATEGORIES
 
 __all__ = [
+    "ALLOW_ENV",
     "BUILTIN_ENTRY_POINTS",
     "ENTRY_POINT_GROUP",
     "PluginCallStats",
     "PluginHost",
     "PluginStats",
+    "allow_list_from_env",
     "validate_classification",
 ]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "coordd"
+#: Environment variable naming the only entry-point plugins to load (tests, debugging).
+ALLOW_ENV: Final = "COORDD_PLUGINS"
 #: The built-ins, as pyproject.toml declares them (used when coordd's metadata is absent).
 BUILTIN_ENTRY_POINTS: Final = {"keywords": "coordd.default_plugins.keywords"}
-_RESERVED_SOURCES: Final = frozenset({"manual", "fallback"})
-_MAX_SUB_TAGS: Final = 5
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class PluginCallStats:
-    """Counters of one plugin's `coordd_classify_event` calls."""
+def allow_list_from_env(env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The plugin allow-list `COORDD_PLUGINS="keywords,rules"` names, or None when unset.
 
-    calls: int
-    answers: int
-    errors: Mapping[str, int]  # kind ("raised", "invalid", "slow") -> count
-    seconds: float
-    suspended: bool
-    suspensions: int
-
-
-@dataclass(frozen=True, slots=True)
-class PluginStats:
-    """A snapshot of every loaded plugin's call counters, by plugin name."""
-
-    plugins: Mapping[str, PluginCallStats]
-
-
-def validate_classification(value: object, categories: frozenset[str]) -> str | None:
-    """Why `value` is not an acceptable classifier answer, or None when it is."""
-    if type(value) is not Classification:
-        return f"returned {type(value).__name__}, not Classification"
-    if type(value.category) is not str or value.category not in categories:
-        return f"unknown category {value.category!r}"
-    tags = value.sub_tags
-    if not isinstance(tags, list | tuple):
-        return f"sub_tags is {type(tags).__name__}, not a list or tuple"
-    if len(tags) > _MAX_SUB_TAGS:
-        return f"{len(tags)} sub_tags (at most {_MAX_SUB_TAGS})"
-    if any(type(t) is not str or not t for t in tags):
-        return "sub_tags must be non-empty strings"
-    conf = value.confidence
-    if type(conf) not in (int, float) or not (math.isfinite(conf) and 0 <= conf <= 1):
-        return f"confidence {conf!r} is not a number in [0, 1]"
-    if value.source is not None and (type(value.source) is not str or not value.source
-                                     or value.source in _RESERVED_SOURCES):
-        return f"source {value.source!r} is not allowed"
-    if value.version is not None and (type(value.version) is not str or not value.version):
-        return f"version {value.version!r} is not a non-empty string"
-    return None
+    Set but empty means no entry-point plugin at all (not even the built-in keywords).
+    """
+    value = env.get(ALLOW_ENV)
+    if value is None:
+        return None
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 @dataclass(eq=False)
@@ -117,27 +87,7 @@ class _Plugin:
     reason: str | None = None  # why not enabled
     warnings: list[str] = dataclasses.field(default_factory=list)
     settings: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
-    # classify counters, written by the worker thread only
-    calls: int = 0
-    answers: int = 0
-    seconds: float = 0.0
-    errors: Counter[str] = dataclasses.field(default_factory=Counter)
-    strikes: int = 0
-    suspended_until: float | None = None
-    suspensions: int = 0
-    last_log: dict[str, float] = dataclasses.field(default_factory=dict)
-    suppressed: Counter[str] = dataclasses.field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class _Link:
-    """One classifier in the chain, with what calling it needs precomputed."""
-
-    plugin: _Plugin
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-    kwargnames: tuple[str, ...]
-    timed: bool
+    record: CallRecord | None = None  # classify counters, once started
 
 
 class PluginHost:
@@ -166,16 +116,13 @@ class PluginHost:
         self._settings = {str(k): MappingProxyType(dict(v)) for k, v in settings.items()}
         self._disabled = frozenset(disabled)
         self._allow = None if allow is None else frozenset(allow)
-        self._budget = budget
-        self._slow_limit = max(1, slow_limit)
-        self._cooldown = cooldown
-        self._log_interval = log_interval
-        self._clock = clock
-        self._lock = threading.Lock()
+        self._chain_options: dict[str, Any] = {
+            "budget": budget, "slow_limit": slow_limit, "cooldown": cooldown,
+            "log_interval": log_interval, "clock": clock}
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._plugins: dict[str, _Plugin] = {}
-        self._chain: tuple[_Link, ...] = ()
+        self._chain: ClassifierChain | None = None
         self._started = False
         self._extra_categories: tuple[str, ...] = ()
         self.category_set: frozenset[str] = frozenset(CATEGORIES)
@@ -330,19 +277,22 @@ class PluginHost:
                 plugin.warnings.append(f"invalid category name {name!r} ignored")
         return names
 
-    def _build_chain(self) -> tuple[_Link, ...]:
+    def _build_chain(self) -> ClassifierChain:
+        for loaded in self._loaded():
+            loaded.record = CallRecord(loaded.name, loaded.settings, timed=not loaded.builtin)
         links = []
         # pluggy keeps implementations in reverse call order (tryfirst last).
         for impl in reversed(self._pm.hook.coordd_classify_event.get_hookimpls()):
             plugin = self._by_object(impl.plugin)
-            if plugin is None:
+            if plugin is None or plugin.record is None:
                 continue
             if impl.hookwrapper or impl.wrapper:
                 plugin.warnings.append("wrappers of coordd_classify_event are not supported")
                 continue
-            links.append(_Link(plugin, impl.function, tuple(impl.argnames),
-                               tuple(impl.kwargnames), timed=not plugin.builtin))
-        return tuple(links)
+            links.append(Link(plugin.record, impl.function, tuple(impl.argnames),
+                              tuple(impl.kwargnames)))
+        records = [p.record for p in self._loaded() if p.record is not None]
+        return ClassifierChain(links, records, self.category_set, **self._chain_options)
 
     # ------------------------------------------------------------------ the hot path
 
@@ -356,92 +306,12 @@ class PluginHost:
     ) -> Classification | None:
         """The first valid classifier answer for one event, or None (coordd's fallback).
 
-        Never raises because of a plugin. `source` is filled in with the plugin's
-        name when the plugin left it None.
+        Never raises because of a plugin (see `coordd.chain`). `source` is filled in
+        with the plugin's name when the plugin left it None.
         """
-        if not self._started:
+        if self._chain is None:
             raise RuntimeError("PluginHost.start() has not been called")
-        available: dict[str, Any] = {
-            "event": MappingProxyType(event) if type(event) is dict else event,
-            "data": MappingProxyType(data) if type(data) is dict else data,
-            "role": role,
-            "from_session_type": from_session_type,
-            "to_session_type": to_session_type,
-        }
-        clock = self._clock
-        for link in self._chain:
-            plugin = link.plugin
-            if plugin.suspended_until is not None:
-                if clock() < plugin.suspended_until:
-                    continue
-                self._resume(plugin)
-            available["settings"] = plugin.settings
-            error: Exception | None = None
-            start = clock()
-            try:
-                if link.kwargnames:
-                    answer = link.function(
-                        *[available[n] for n in link.argnames],
-                        **{n: available[n] for n in link.kwargnames if n in available})
-                else:
-                    answer = link.function(*[available[n] for n in link.argnames])
-            except Exception as exc:
-                answer, error = None, exc
-            elapsed = clock() - start
-            plugin.calls += 1
-            plugin.seconds += elapsed
-            if link.timed:
-                if elapsed > self._budget:
-                    self._slow(plugin, elapsed)
-                    continue
-                plugin.strikes = 0
-            if error is not None:
-                self._failure(plugin, "raised", repr(error), error)
-                continue
-            if answer is None:
-                continue
-            problem = validate_classification(answer, self.category_set)
-            if problem is not None:
-                self._failure(plugin, "invalid", problem)
-                continue
-            plugin.answers += 1
-            if answer.source is None:
-                answer = dataclasses.replace(answer, source=plugin.name)
-            return answer  # type: ignore[no-any-return]
-        return None
-
-    def _slow(self, plugin: _Plugin, elapsed: float) -> None:
-        plugin.strikes += 1
-        self._failure(plugin, "slow", f"took {elapsed:.3f} s (budget {self._budget} s)")
-        if plugin.strikes >= self._slow_limit:
-            with self._lock:
-                plugin.suspended_until = self._clock() + self._cooldown
-                plugin.suspensions += 1
-            log.warning("plugin %r suspended for %g s after %d slow calls in a row; "
-                        "its events get the built-in classification meanwhile",
-                        plugin.name, self._cooldown, plugin.strikes)
-
-    def _resume(self, plugin: _Plugin) -> None:
-        with self._lock:
-            plugin.suspended_until = None
-            plugin.strikes = 0
-        log.info("plugin %r resumed after its cool-down", plugin.name)
-
-    def _failure(self, plugin: _Plugin, kind: str, detail: str,
-                 exc: BaseException | None = None) -> None:
-        with self._lock:
-            plugin.errors[kind] += 1
-        now = self._clock()
-        last = plugin.last_log.get(kind)
-        if last is not None and now - last < self._log_interval:
-            plugin.suppressed[kind] += 1
-            return
-        plugin.last_log[kind] = now
-        suppressed = plugin.suppressed.pop(kind, 0)
-        log.warning("plugin %r: classification %s (%s); the event gets the next classifier's "
-                    "answer%s", plugin.name, kind, detail,
-                    f"; {suppressed} similar failures not logged" if suppressed else "",
-                    exc_info=exc)
+        return self._chain.classify(event, data, role, from_session_type, to_session_type)
 
     # ------------------------------------------------------------------ introspection
 
@@ -466,12 +336,9 @@ class PluginHost:
 
     def statistics(self) -> PluginStats:
         """A frozen snapshot of the classify counters of every loaded plugin."""
-        with self._lock:
-            return PluginStats(MappingProxyType({
-                p.name: PluginCallStats(p.calls, p.answers, MappingProxyType(dict(p.errors)),
-                                        p.seconds, p.suspended_until is not None,
-                                        p.suspensions)
-                for p in self._plugins.values() if p.obj is not None}))
+        if self._chain is None:
+            return PluginStats(MappingProxyType({}))
+        return self._chain.statistics()
 
     def status(self) -> list[tuple[str, str, str]]:
         """`(plugin, "pass"|"warn"|"fail", message)` per plugin, for `coordd --check`."""
@@ -501,7 +368,7 @@ class PluginHost:
                             ("[plugins.<name>] settings", self._settings)):
             for name in sorted(set(names) - set(self._plugins)):
                 out.append((name, "warn", f"named in {kind} but not installed"))
-        if self._started and not self._chain:
+        if self._chain is not None and not self._chain.links:
             out.append(("classifiers", "warn", "no classifier loaded: every event gets the "
                         "fallback category"))
         return out

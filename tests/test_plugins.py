@@ -18,7 +18,7 @@ from coordd.default_plugins import keywords
 from coordd.enrich import Enricher
 from coordd.mainagents import DEFAULT_MAIN_AGENTS
 from coordd.model import CATEGORIES
-from coordd.plugins import PluginHost
+from coordd.plugins import PluginHost, allow_list_from_env
 
 try:
     import coordd_rules
@@ -580,3 +580,19 @@ def test_rules_plugin_with_bad_settings_fails_alone() -> None:
     level, message = dict((n, (s, m)) for n, s, m in host.status())["rules"]
     assert level == "fail" and "[plugins.rules.categories.x] patterns" in message
     assert enricher(host).enrich(dict(DEPLOY))["categorySource"] == "rule"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, None),
+    ({"COORDD_PLUGINS": "keywords, rules ,,"}, ("keywords", "rules")),
+    ({"COORDD_PLUGINS": ""}, ()),
+])
+def test_allow_list_from_env(env: dict[str, str], expected: tuple[str, ...] | None) -> None:
+    assert allow_list_from_env(env) == expected
+
+
+def test_an_empty_allow_list_loads_no_entry_point_plugin() -> None:
+    host = PluginHost(allow=allow_list_from_env({"COORDD_PLUGINS": ""}))
+    host.start()
+    assert all(not r["enabled"] for r in host.describe())
+    assert enricher(host).enrich(dict(DEPLOY))["categorySource"] == "fallback"
