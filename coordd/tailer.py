@@ -36,7 +36,16 @@ import trio
 
 from . import inotify
 from .checkpoint import Checkpoint, FileId, fingerprint, matches
-from .tailfile import REPLACED, SHRUNK, LogFile, list_siblings, open_log, scan_back, sibling_pattern
+from .tailfile import (
+    REPLACED,
+    SAME,
+    SHRUNK,
+    LogFile,
+    list_siblings,
+    open_log,
+    scan_back,
+    sibling_pattern,
+)
 
 __all__ = ["NO_FILE", "LineBatch", "Tailer", "TailerStats"]
 
@@ -127,6 +136,7 @@ class Tailer:
         self._wait_start = 0.0
         self._current: LogFile | None = None
         self._retired: list[LogFile] = []
+        self._known: set[tuple[int, int]] = set()  # (dev, ino) of every log file met
         self._initial = True
         self._pending: LineBatch | None = None
         self._waiting_for: str | None = None
@@ -294,6 +304,7 @@ class Tailer:
                  if live is None or not live.same_inode(st)]
         if live is not None:
             cands.append(_Candidate(self.path, os.fstat(live.fd), live, live=True))
+        self._known = {(c.st.st_dev, c.st.st_ino) for c in cands}
         return cands
 
     def _resume_position(self, cands: list[_Candidate]) -> tuple[int, int | None]:
@@ -377,6 +388,8 @@ class Tailer:
                 self._current = None
             else:
                 verdict = cur.check()
+                if verdict != SAME:
+                    self._learn_siblings()
                 if verdict == REPLACED:
                     self._truncations += 1
                     if cur.restart():
@@ -393,15 +406,41 @@ class Tailer:
                                     self.path, cur.size, cur.offset)
                 await self._drain(cur, send)
         if self._current is None and st is not None:
+            await self._adopt_missed(send, now)
             new = open_log(self.path)
             if new is not None:
                 if self._waiting_for is not None:
                     log.info("%s appeared: following it", self.path)
                 self._waiting_for = None
+                self._known.add((new.dev, new.ino))
                 self._current = new
                 await self._drain(new, send)
         if self._current is None:
             self._note_missing()
+
+    async def _adopt_missed(self, send: trio.MemorySendChannel[LineBatch], now: float) -> None:
+        """Read the rotated files we never saw as the live file, before the new live one.
+
+        When the log rotates more than once between two looks (a burst, or the tailer
+        held up by backpressure or a long cold read), the files in between exist only as
+        siblings we have not met: every sibling not known yet is one of them.
+        """
+        for p, st in list_siblings(self.path):
+            if (st.st_dev, st.st_ino) in self._known:
+                continue
+            self._known.add((st.st_dev, st.st_ino))
+            lf = open_log(p, expect=st)
+            if lf is None:
+                continue
+            log.info("%s rotated more than once since the last look: reading %s", self.path, p)
+            lf.last_growth = now
+            self._retired.append(lf)
+            await self._drain(lf, send)
+
+    def _learn_siblings(self) -> None:
+        """Take every current sibling as known (after a copytruncate made a copy of lines
+        already handed on, which must not be read as a missed rotation later)."""
+        self._known.update((st.st_dev, st.st_ino) for _, st in list_siblings(self.path))
 
     async def _drain(self, lf: LogFile, send: trio.MemorySendChannel[LineBatch]) -> bool:
         """Read `lf` to its end, sending each read's lines; True when it had new bytes."""

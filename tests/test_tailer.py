@@ -270,6 +270,37 @@ async def test_rename_rotation_with_late_writes_to_the_old_file(tmp_path: Path,
         assert old.file.ino == rotated.stat().st_ino and old.end_offset == 15
 
 
+async def test_rotations_between_two_looks_lose_no_file(tmp_path: Path,
+                                                        autojump_clock: object) -> None:
+    # Two rotations before the tailer looks: the file in between was never the live file
+    # while it watched, and is read from its sibling name, in order.
+    log = tmp_path / NAME
+    log.write_bytes(b"a1\n")
+    async with tailing(log) as h:
+        await h.caught_up()
+        append(log, b"a2\n")
+        os.rename(log, tmp_path / "coordination-events-1.ndjson")
+        log.write_bytes(b"b1\n")
+        os.rename(log, tmp_path / "coordination-events-2.ndjson")
+        log.write_bytes(b"c1\n")
+        assert await h.settled_lines() == [b"a2", b"b1", b"c1"]
+
+
+async def test_copytruncate_copy_is_not_read_at_the_next_rotation(
+        tmp_path: Path, autojump_clock: object) -> None:
+    log = tmp_path / NAME
+    log.write_bytes(b"a1\n")
+    async with tailing(log) as h:
+        await h.caught_up()
+        shutil.copyfile(log, tmp_path / "coordination-events-copy.ndjson")
+        os.truncate(log, 0)
+        append(log, b"b1\n")
+        assert await h.settled_lines() == [b"b1"]
+        os.rename(log, tmp_path / "coordination-events-renamed.ndjson")
+        log.write_bytes(b"c1\n")
+        assert await h.settled_lines() == [b"c1"]
+
+
 async def test_rename_rotation_in_inotify_mode(tmp_path: Path, autojump_clock: object) -> None:
     log = tmp_path / NAME
     log.write_bytes(b"a1\n")
