@@ -167,8 +167,9 @@ def test_filters() -> None:
 
 
 def ns(**kw: Any) -> argparse.Namespace:
-    base = {"url": None, "host": None, "port": None, "config": None, "type": [], "role": [],
-            "agent": [], "session": [], "max_events": None}
+    base: dict[str, Any] = {"url": None, "host": None, "port": None, "config": None,
+                            "type": [], "role": [], "agent": [], "session": [],
+                            "max_events": None}
     base.update(kw)
     return argparse.Namespace(**base)
 
