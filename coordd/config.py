@@ -107,7 +107,13 @@ class MongoConfig:
     uri: str = ""
     database: str = "task_monitor"
     server_selection_timeout: float = 2.0
+    operation_timeout: float = 10.0
     ttl_days: int = 90
+    batch_size: int = 200
+    batch_interval: float = 0.2
+    buffer_events: int = 10000
+    backoff_max: float = 30.0
+    max_threads: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +203,12 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "max_query_bytes": ("an integer of at least 1", lambda v: v >= 1),
     "server_selection_timeout": ("a number above 0", lambda v: v > 0),
     "ttl_days": ("an integer of at least 0", lambda v: v >= 0),
+    "operation_timeout": ("a number above 0", lambda v: v > 0),
+    "batch_size": ("an integer of at least 1", lambda v: v >= 1),
+    "batch_interval": ("a number of at least 0", lambda v: v >= 0),
+    "buffer_events": ("an integer of at least 1", lambda v: v >= 1),
+    "backoff_max": ("a number above 0", lambda v: v > 0),
+    "max_threads": ("an integer of at least 1", lambda v: v >= 1),
 }
 
 
