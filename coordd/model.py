@@ -470,6 +470,10 @@ class Event:
         """Sort key of the work-session walk: time, then log order (spec §4.1)."""
         return (self.ts, self.seq)
 
+    def json_with_seq(self) -> bytes:
+        """`json` with `"seq": <seq>` appended (last, so it wins over a `seq` in the log line)."""
+        return b"%s,\"seq\":%d}" % (self.json[:-1], self.seq)
+
     def as_dict(self) -> dict[str, Any]:
         """The enriched event as a fresh dict (parsed from `json`)."""
         return loads(self.json)  # type: ignore[no-any-return]

@@ -253,7 +253,7 @@ def get_events(store: Store, params: Params, now_ms: float) -> Response:
         "epoch": store.epoch,
         "seq": store.last_seq,
     }
-    body = b'{"events":[' + b",".join([e.json for e in page]) + b"]," + dumps(tail)[1:]
+    body = b'{"events":[' + b",".join([e.json_with_seq() for e in page]) + b"]," + dumps(tail)[1:]
     return 200, body
 
 
@@ -407,7 +407,7 @@ def search_events(store: Store, params: Params, now_ms: float) -> Response:
         store, q, roles=frozenset(roles) or None,
         category=view_cat if view_cat != "all" else None, offset=offset, limit=limit)
     tail = {"count": len(page), "total": total, "offset": offset, "limit": limit, "query": q}
-    return 200, b'{"events":[' + b",".join([e.json for e in page]) + b"]," + dumps(tail)[1:]
+    return 200, b'{"events":[' + b",".join([e.json_with_seq() for e in page]) + b"]," + dumps(tail)[1:]
 
 
 def search_work_sessions(store: Store, params: Params, now_ms: float) -> Response:

@@ -14,13 +14,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import trio
+from prometheus_client.core import Metric
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
+from quart import websocket
 
 from .checkpoint import load_checkpoint
 from .config import Config, load_config
@@ -30,8 +33,12 @@ from .logs import setup_logging
 from .mainagents import MainAgents
 from .notify import Notifier
 from .overrides import Overrides
+from .hub import Hub
+from .metrics import Metrics
+from .openapi import openapi_document
+from .service_metrics import service_metric_families
 from .pipeline import Pipeline
-from .plugins import PluginHost
+from .plugins import PluginHost, allow_list_from_env
 from .store import Store
 from .tailer import Tailer
 from .web import AppContext, create_app
@@ -77,9 +84,8 @@ class Service:
         self.main_agents = MainAgents(cfg.openclaw_config_path())
         self.plugins = PluginHost(
             settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
-            allow=_env_allow_list(),
+            allow=allow_list_from_env(os.environ),
         )
-        self.enricher = Enricher(self.plugins, self.main_agents.current)
         self.overrides = Overrides(cfg.overrides_path(), categories=None)
         self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
         self.tailer: Tailer | None = None
@@ -106,6 +112,7 @@ class Service:
         self._shutdown = trio.Event()
         self._prepare_state_dir()
         self.plugins.start()
+        self.enricher = Enricher(self.plugins, self.main_agents.current)
         # Overrides may name plugin-introduced categories.
         self.overrides.set_categories(self.plugins.categories())
         checkpoint = load_checkpoint(self.state_dir)
@@ -118,17 +125,33 @@ class Service:
             self.tailer, self.enricher, self.store, state_dir=self.state_dir,
             checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
         )
+        pipeline = self.pipeline
+        self.hub = Hub(
+            epoch=lambda: pipeline.epoch, replay_window=cfg.websocket.replay_window,
+            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
+        )
+        self.pipeline.listeners.append(self.hub.publish)
+        self.metrics = Metrics()
+        self.metrics.add_source(self._metric_families)
         ctx = AppContext(
             store=self.store, write_token=cfg.server.write_token,
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
-            health=self.health, plugins=self.plugins.describe,
+            health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
+            observe=self.metrics.observe,
+            openapi=orjson.dumps(openapi_document(self.plugins.categories())),
         )
         self.app_context = ctx
         app = create_app(ctx)
+        hub = self.hub
+
+        @app.websocket("/ws")
+        async def ws() -> None:
+            await hub.serve(websocket)
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(cfg.server.host, cfg.server.port)]
         hconfig.graceful_timeout = cfg.server.shutdown_grace
         hconfig.accesslog = None
+        hconfig.websocket_ping_interval = cfg.websocket.heartbeat
         hconfig.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
 
         async with trio.open_nursery() as nursery:
@@ -197,6 +220,14 @@ class Service:
                 else:
                     log.info("received %s", signal.Signals(signum).name)
                     self.request_shutdown()
+
+    def _metric_families(self) -> Iterator[Metric]:
+        return service_metric_families(
+            tailer=self.tailer.statistics if self.tailer else None,
+            pipeline=self.pipeline.statistics if self.pipeline else None,
+            store=self.store.statistics, hub=self.hub.statistics,
+            plugins=self.plugins.statistics,
+        )
 
     # ------------------------------------------------------------------ reload
 
@@ -279,14 +310,6 @@ class Service:
 
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _env_allow_list() -> list[str] | None:
-    """`COORDD_PLUGINS=a,b`: load only these plugins (tests, debugging)."""
-    raw = os.environ.get("COORDD_PLUGINS")
-    if raw is None:
-        return None
-    return [p.strip() for p in raw.split(",") if p.strip()]
 
 
 def _changed_keys(old: Config, new: Config) -> list[str]:

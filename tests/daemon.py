@@ -106,7 +106,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ lifetime
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
 

@@ -190,7 +190,7 @@ def test_sigterm_exits_zero_and_sighup_reloads(home: Path) -> None:
     d.append(event(1))
     d.start()
     cfg.write_text(CONFIG + '\n[logging]\nlevel = "DEBUG"\n[store]\nmax_events = 5\n')
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in d.output())
     assert "store.max_events changed but needs a restart" in d.output()
     assert d.stop(signal.SIGTERM) == 0
