@@ -19,10 +19,11 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from coordd.hookspecs import Classification
-from coordd.model import N, O, S
+from coordd.model import N, S
 from coordd.plugins import PluginHost
 
 __all__ = [
@@ -46,6 +47,7 @@ _MAIN_KEY_RE: Final = re.compile(r"agent:[^:]+:main", re.ASCII | re.IGNORECASE)
 _FALLBACK_CATEGORY: Final = {"orchestration.task": "planning_decision",
                              "system.observability": "infra_ops"}
 _FALLBACK_CONFIDENCE: Final = 0.2
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def key_type(key: str | None) -> str:
@@ -59,31 +61,36 @@ def key_type(key: str | None) -> str:
     return "unknown"
 
 
-def _is_main(agent: str | None, mains: frozenset[str]) -> bool:
-    return agent is not None and agent.lower() in mains
-
-
 def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
                   mains: frozenset[str]) -> tuple[str, str, bool]:
     """`(fromSessionType, toSessionType, delegation hint)` of an event (spec §3.2, §3.3)."""
-    hint = (S(data.get("parentConversationId")) is not None or N(data.get("depth")) is not None
-            or N(data.get("hop")) is not None)
-    explicit_from = S(data.get("fromSessionType"))
-    explicit_to = S(data.get("toSessionType"))
-    if explicit_from in SESSION_TYPES and explicit_to in SESSION_TYPES:
-        return explicit_from, explicit_to, hint
-    source = (S(data.get("sourceSessionKey")) or S(data.get("requesterSessionKey"))
-              or S(data.get("sessionKey")))
-    from_type = key_type(source)
-    to_type = key_type(S(data.get("targetSessionKey")))
+    # Hot path. Most keys are absent from a given event, so `S`/`N` are called only
+    # on values that exist (`x is not None and ...` short-circuits the call).
+    get = data.get
+    hint = (((v := get("parentConversationId")) is not None and S(v) is not None)
+            or ((v := get("depth")) is not None and N(v) is not None)
+            or ((v := get("hop")) is not None and N(v) is not None))
+    if (v := get("fromSessionType")) is not None and (w := get("toSessionType")) is not None:
+        explicit_from, explicit_to = S(v), S(w)
+        if explicit_from in SESSION_TYPES and explicit_to in SESSION_TYPES:
+            return explicit_from, explicit_to, hint
     if etype in _SPAWN_TYPES:
         from_type, to_type = "main", "subagent"
+    else:
+        source = (((v := get("sourceSessionKey")) is not None and S(v))
+                  or ((v := get("requesterSessionKey")) is not None and S(v))
+                  or ((v := get("sessionKey")) is not None and S(v)) or None)
+        from_type = key_type(source)
+        v = get("targetSessionKey")
+        to_type = "unknown" if v is None else key_type(S(v))
     if from_type == "unknown" or to_type == "unknown":
-        from_agent = (S(data.get("fromAgent")) or S(data.get("senderAgentId"))
-                      or S(event.get("agentId")))
-        to_agent = S(data.get("toAgent")) or S(data.get("targetAgentId"))
-        from_main = _is_main(from_agent, mains)
-        to_main = _is_main(to_agent, mains)
+        from_agent = (((v := get("fromAgent")) is not None and S(v))
+                      or ((v := get("senderAgentId")) is not None and S(v))
+                      or ((v := event.get("agentId")) is not None and S(v)) or None)
+        to_agent = (((v := get("toAgent")) is not None and S(v))
+                    or ((v := get("targetAgentId")) is not None and S(v)) or None)
+        from_main = from_agent is not None and from_agent.lower() in mains
+        to_main = to_agent is not None and to_agent.lower() in mains
         if from_type == "unknown":
             if from_main:
                 from_type = "main"
@@ -97,23 +104,40 @@ def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
     return from_type, to_type, hint
 
 
-def event_role(etype: str, data: Mapping[str, Any], from_type: str, to_type: str,
-               hint: bool) -> str:
-    """`eventRole` (spec §3.4): the first matching rule wins."""
-    explicit = S(data.get("eventRole"))
-    if explicit in _ROLE_SET:
-        return explicit
+_A2A: Final = None  # marks, in the type-role cache, a type whose role depends on the event
+_type_roles: dict[str, str | None] = {}
+_TYPE_ROLES_MAX: Final = 4096
+
+
+def _type_role(etype: str) -> str | None:
+    """The role rules 2, 3 and 5 give a type; None for `a2a.*` (rule 4 decides)."""
     if etype.startswith(_ORCHESTRATION_PREFIXES):
         return "orchestration.task"
     if etype == "milestone.sync_failed":
         return "system.observability"
     if etype.startswith("a2a."):
-        if etype in _SPAWN_TYPES or hint or from_type == "subagent" or to_type == "subagent":
-            return "delegation.subagent"
-        if from_type == "main" and to_type == "main":
-            return "conversation.main"
-        return "delegation.subagent"
+        return _A2A
     return "system.observability"
+
+
+def event_role(etype: str, data: Mapping[str, Any], from_type: str, to_type: str,
+               hint: bool) -> str:
+    """`eventRole` (spec §3.4): the first matching rule wins."""
+    if (v := data.get("eventRole")) is not None and (explicit := S(v)) in _ROLE_SET:
+        return explicit
+    try:
+        role = _type_roles[etype]
+    except KeyError:
+        if len(_type_roles) >= _TYPE_ROLES_MAX:  # types are few; junk must not grow it
+            _type_roles.clear()
+        role = _type_roles[etype] = _type_role(etype)
+    if role is not None:
+        return role
+    if etype in _SPAWN_TYPES or hint or from_type == "subagent" or to_type == "subagent":
+        return "delegation.subagent"
+    if from_type == "main" and to_type == "main":
+        return "conversation.main"
+    return "delegation.subagent"
 
 
 def _manual_sub_tags(value: Any) -> list[str]:
@@ -144,6 +168,7 @@ class Enricher:
         if not host.started:
             raise RuntimeError("start the PluginHost before building an Enricher")
         self._host = host
+        self._classify = host.classifier()
         self._main_agents = main_agents
         self._log_interval = log_interval
         self._clock = clock
@@ -173,19 +198,21 @@ class Enricher:
 
     def _enrich(self, event: dict[str, Any], etype: str) -> dict[str, Any]:
         raw_data = event.get("data")
-        data: Mapping[str, Any] = O(raw_data)
+        data: Mapping[str, Any] = raw_data if raw_data.__class__ is dict else _EMPTY
+        get = data.get
         from_type, to_type, hint = session_types(etype, event, data, self._main_agents())
         role = event_role(etype, data, from_type, to_type, hint)
-        version = S(data.get("categoryVersion")) or "v1"
+        version = ((v := get("categoryVersion")) is not None and S(v)) or "v1"
 
-        category = S(data.get("collabCategory"))
         host = self._host
-        if category is not None and category in host.category_set:
-            sub_tags = _manual_sub_tags(data.get("collabSubTags"))
+        category = (v := get("collabCategory")) is not None and S(v)
+        if category and category in host.category_set:
+            sub_tags = _manual_sub_tags(get("collabSubTags"))
             confidence: int | float = 1
             source = "manual"
         else:
-            answer: Classification | None = host.classify(event, data, role, from_type, to_type)
+            answer: Classification | None = self._classify(event, data, role, from_type,
+                                                           to_type)
             if answer is None:
                 category = _FALLBACK_CATEGORY.get(role, "engineering_build")
                 sub_tags = []
@@ -198,31 +225,18 @@ class Enricher:
                 source = answer.source  # type: ignore[assignment]  # filled in by the host
                 if answer.version is not None:
                     version = answer.version
-        intent = S(data.get("collabIntent"))
+        intent = (v := get("collabIntent")) is not None and S(v)
 
-        # Assignment order is the key order of §3.6 (a dict keeps an existing key's place).
-        out_data = dict(data)
-        out_data["eventRole"] = role
-        out_data["fromSessionType"] = from_type
-        out_data["toSessionType"] = to_type
-        out_data["collabCategory"] = category
-        out_data["collabSubTags"] = sub_tags
-        if intent is None:
-            out_data.pop("collabIntent", None)
-        else:
-            out_data["collabIntent"] = intent
-        out_data["categoryConfidence"] = confidence
-        out_data["categorySource"] = source
-        out_data["categoryVersion"] = version
-
-        out = dict(event)
-        out["type"] = etype
-        out["data"] = out_data
-        out["eventRole"] = role
-        out["fromSessionType"] = from_type
-        out["toSessionType"] = to_type
-        out["collabCategory"] = category
-        out["collabSubTags"] = sub_tags
-        out["categoryConfidence"] = confidence
-        out["categorySource"] = source
-        return out
+        # A dict display assigns in order and keeps an existing key's place: exactly the
+        # key order of §3.6 (and of JavaScript's object spread).
+        out_data = {**data, "eventRole": role, "fromSessionType": from_type,
+                    "toSessionType": to_type, "collabCategory": category,
+                    "collabSubTags": sub_tags, "collabIntent": intent,
+                    "categoryConfidence": confidence, "categorySource": source,
+                    "categoryVersion": version}
+        if not intent:  # written only when present
+            del out_data["collabIntent"]
+        return {**event, "type": etype, "data": out_data, "eventRole": role,
+                "fromSessionType": from_type, "toSessionType": to_type,
+                "collabCategory": category, "collabSubTags": sub_tags,
+                "categoryConfidence": confidence, "categorySource": source}

@@ -279,7 +279,7 @@ class PluginHost:
 
     def _build_chain(self) -> ClassifierChain:
         for loaded in self._loaded():
-            loaded.record = CallRecord(loaded.name, loaded.settings, timed=not loaded.builtin)
+            loaded.record = CallRecord(loaded.name, loaded.settings, trusted=loaded.builtin)
         links = []
         # pluggy keeps implementations in reverse call order (tryfirst last).
         for impl in reversed(self._pm.hook.coordd_classify_event.get_hookimpls()):
@@ -289,8 +289,8 @@ class PluginHost:
             if impl.hookwrapper or impl.wrapper:
                 plugin.warnings.append("wrappers of coordd_classify_event are not supported")
                 continue
-            links.append(Link(plugin.record, impl.function, tuple(impl.argnames),
-                              tuple(impl.kwargnames)))
+            links.append(Link.build(plugin.record, impl.function, impl.argnames,
+                                    impl.kwargnames))
         records = [p.record for p in self._loaded() if p.record is not None]
         return ClassifierChain(links, records, self.category_set, **self._chain_options)
 
@@ -309,9 +309,14 @@ class PluginHost:
         Never raises because of a plugin (see `coordd.chain`). `source` is filled in
         with the plugin's name when the plugin left it None.
         """
+        return self.classifier()(event, data, role, from_session_type, to_session_type)
+
+    def classifier(self) -> Callable[[Mapping[str, Any], Mapping[str, Any], str, str, str],
+                                     Classification | None]:
+        """`classify` without the per-call indirection, for the enrichment hot path."""
         if self._chain is None:
             raise RuntimeError("PluginHost.start() has not been called")
-        return self._chain.classify(event, data, role, from_session_type, to_session_type)
+        return self._chain.classify
 
     # ------------------------------------------------------------------ introspection
 

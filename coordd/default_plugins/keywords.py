@@ -31,6 +31,7 @@ __all__ = [
     "HAYSTACK_FIELDS",
     "KEYWORDS",
     "classification_for_mask",
+    "clear_caches",
     "coordd_classify_event",
     "keyword_mask",
 ]
@@ -99,27 +100,42 @@ _text_cache: dict[str, int] = {}
 
 
 def _scan(text: str) -> int:
-    mask = _text_cache.get(text)
-    if mask is None:
-        mask = 0
-        for _end, bit in _AUTOMATON.iter(text.lower()):
-            mask |= bit
-        if len(text) <= _TEXT_CACHE_MAX_LEN:
-            if len(_text_cache) >= _TEXT_CACHE_MAX:
-                _text_cache.clear()
-            _text_cache[text] = mask
+    """Hit mask of one string: one Aho-Corasick pass over it, remembered when short."""
+    mask = 0
+    for _end, bit in _AUTOMATON.iter(text.lower()):
+        mask |= bit
+    if len(text) <= _TEXT_CACHE_MAX_LEN:
+        if len(_text_cache) >= _TEXT_CACHE_MAX:
+            _text_cache.clear()
+        _text_cache[text] = mask
     return mask
+
+
+_FIELD_SET: Final = frozenset(HAYSTACK_FIELDS)
 
 
 def keyword_mask(event: Mapping[str, Any], data: Mapping[str, Any]) -> int:
     """Bit mask of the keywords that occur in the event's haystack (bit i = keyword i)."""
+    # Hot path: inlined cache look-ups; a data object usually has fewer keys than there
+    # are haystack fields, so walk its items rather than probing each field.
+    cached = _text_cache.get
+    mask = 0
     etype = event.get("type")
-    mask = _scan(etype) if type(etype) is str else 0
-    for field in HAYSTACK_FIELDS:
-        value = data.get(field)
-        if type(value) is str:
-            mask |= _scan(value)
+    if etype.__class__ is str:
+        hit = cached(etype)
+        mask = _scan(etype) if hit is None else hit
+    fields = _FIELD_SET
+    for key, value in data.items():
+        if value.__class__ is str and key in fields:
+            hit = cached(value)
+            mask |= _scan(value) if hit is None else hit
     return mask
+
+
+def clear_caches() -> None:
+    """Forget remembered scan and scoring results (benchmarks start cold with it)."""
+    _text_cache.clear()
+    _result_cache.clear()
 
 
 def _bits(mask: int) -> list[int]:
