@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import FileId, load_checkpoint
+from .checkpoint import FileId, read_checkpoint
 from .config import Config, load_config
 from .errors import CoorddError
 
@@ -89,7 +89,16 @@ def check_state(cfg: Config) -> list[Check]:
         return [Check("state", "fail", f"state directory {state} not writable: {e.strerror or e}",
                       hint="create it and give coordd's user write access, or set [state] dir")]
     out.append(Check("state", "pass", f"state directory {state} writable"))
-    cp = load_checkpoint(state)
+    try:
+        cp = read_checkpoint(state)
+    except ValueError as e:
+        out.append(Check("state", "warn", f"checkpoint is corrupt ({e}): the next start moves it "
+                         "aside and begins a new epoch (clients resync)",
+                         hint="nothing to do unless it keeps happening (disk problems?)"))
+        return out
+    except OSError as e:
+        return [*out, Check("state", "fail", f"checkpoint unreadable: {e.strerror or e}",
+                            hint="give coordd's user read access to its state directory")]
     if cp is None:
         out.append(Check("state", "pass", "no checkpoint yet: the next start reads the whole log"))
         return out

@@ -169,6 +169,18 @@ def _is_hex(text: str) -> bool:
     return text == text.lower()
 
 
+def read_checkpoint(state_dir: Path) -> Checkpoint | None:
+    """Read `checkpoint.json` without side effects (for `coordd --check`).
+
+    None when missing; `ValueError` when corrupt; `OSError` when unreadable.
+    """
+    try:
+        raw = (Path(state_dir) / CHECKPOINT_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+    return _from_json(raw)
+
+
 def load_checkpoint(state_dir: Path) -> Checkpoint | None:
     """Read `checkpoint.json` from `state_dir`.
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from .checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
+from .errors import StateError
 from .model import Event, parse_line
 from .tailer import LineBatch, Tailer
 
@@ -254,8 +255,8 @@ class Pipeline:
         cp = Checkpoint(file=file, offset=offset, seq=seq, epoch=self.epoch)
         try:
             save_checkpoint(self.state_dir, cp)
-        except OSError as e:
-            self._checkpoint_error = f"{e.strerror or e} ({self.state_dir})"
+        except (OSError, StateError) as e:
+            self._checkpoint_error = str(e)
             self._ratelog.warning("checkpoint", "cannot write the checkpoint: %s",
                                   self._checkpoint_error)
             return
