@@ -203,6 +203,11 @@ def _demo(args: argparse.Namespace) -> int:
     overrides = cli_overrides(args)
     overrides["log"]["path"] = str(log_path)
     overrides["state"]["dir"] = args.state_dir or str(workdir / "state")
+    from .gen import AGENTS
+
+    # The synthetic agents are the configured ones, as in a real gateway's openclaw.json.
+    (workdir / "openclaw.json").write_text(
+        json.dumps({"agents": {"list": [{"id": a} for a in AGENTS]}}, indent=2))
     overrides["openclaw"] = {
         "config": str(workdir / "openclaw.json"),
         "category_overrides": str(workdir / "work-session-category-overrides.json"),
