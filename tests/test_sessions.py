@@ -41,8 +41,10 @@ def store_of(*events: Event, **kw: Any) -> Store:
 
 def test_two_conversations_make_two_threads() -> None:
     t = NOW - 10_000
-    s = store_of(ev(1, "a2a.send", t, fromAgent="ruda", toAgent="main", conversationId="conv-a"),
-                 ev(2, "a2a.send", t + 1, fromAgent="ruda", toAgent="main", conversationId="conv-b"))
+    s = store_of(
+        ev(1, "a2a.send", t, fromAgent="ruda", toAgent="main", conversationId="conv-a"),
+        ev(2, "a2a.send", t + 1, fromAgent="ruda", toAgent="main", conversationId="conv-b"),
+    )
     (only,) = sessions(s)
     assert sorted(th["conversationId"] for th in only["threads"]) == ["conv-a", "conv-b"]
 
