@@ -270,17 +270,20 @@ def scan_back(fd: int, end: int, need: int, chunk: int = 1 << 20) -> tuple[int, 
     """
     count = 0
     pos = end
+    buf = bytearray(min(chunk, end))  # reused: a fresh buffer per read costs page faults
+    view = memoryview(buf)
     while pos > 0:
         lo = max(0, pos - chunk)
-        block = os.pread(fd, pos - lo, lo)
-        if len(block) < pos - lo:  # shrank under us: count what is there
-            pos = lo + len(block)
+        want = pos - lo
+        got = os.preadv(fd, [view[:want]], lo)
+        if got < want:  # shrank under us: count what is there
+            pos = lo + got
             continue
-        found = block.count(b"\n")
+        found = buf.count(b"\n", 0, want)
         if count + found > need:
-            idx = len(block)
+            idx = want
             for _ in range(need - count + 1):
-                idx = block.rfind(b"\n", 0, idx)
+                idx = buf.rfind(b"\n", 0, idx)
             return lo + idx + 1, need
         count += found
         pos = lo

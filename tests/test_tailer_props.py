@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordd.tailer import LineBatch, Tailer
+from coordd.tailfile import scan_back
 
 NAME = "coordination-events.ndjson"
 
@@ -182,3 +183,20 @@ def test_rotations_lose_nothing_and_repeat_nothing(
     rotations = sum(w[0] == "rotate" for w in writes)
     assert 0 < tailer.statistics().rotations <= rotations or rotations == 0 == (
         tailer.statistics().rotations)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")),
+       need=st.integers(0, 40), chunk=st.integers(1, 64), cut=st.integers(0, 300))
+def test_scan_back_finds_the_start_of_the_last_lines(data: bytes, need: int, chunk: int,
+                                                     cut: int) -> None:
+    end = min(cut, len(data))
+    newlines = [i for i in range(end) if data[i:i + 1] == b"\n"]
+    if len(newlines) <= need:
+        expected = (0, len(newlines))
+    else:
+        expected = (newlines[-need - 1] + 1, need)
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        assert scan_back(f.fileno(), end, need, chunk) == expected
