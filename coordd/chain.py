@@ -94,7 +94,7 @@ def validate_classification(value: object, categories: frozenset[str]) -> str | 
     return None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallRecord:
     """One plugin's identity in the chain and its mutable call counters."""
 
@@ -120,44 +120,38 @@ EVENT_ARGS: Final = ("event", "data", "role", "from_session_type", "to_session_t
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One classifier in the chain: its record and `call(args)`, `args` as `EVENT_ARGS`."""
+    """One classifier in the chain and how to call it with `args` (as `EVENT_ARGS`).
+
+    Common case: `function(*pick(args))`, `pick` a C-level `itemgetter` (no extra
+    Python frame on the hot path). Otherwise (settings, optional arguments, a single
+    argument) `call(args)` does it.
+    """
 
     record: CallRecord
-    call: Callable[[tuple[Any, ...]], Any]
+    function: Callable[..., Any]
+    pick: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+    call: Callable[[tuple[Any, ...]], Any] | None = None
 
     @classmethod
     def build(cls, record: CallRecord, function: Callable[..., Any],
               argnames: Sequence[str], kwargnames: Sequence[str] = ()) -> Link:
         """Precompute how to call `function` with the arguments it names.
 
-        `settings` is fixed per plugin, so it is bound here; the per-event arguments
-        are picked from the args tuple by a C-level `itemgetter`, which keeps the
-        per-call overhead of the hot path small.
+        `settings` is fixed per plugin, so it is bound here.
         """
         settings = record.settings
         index = {name: i for i, name in enumerate(EVENT_ARGS)}
         unknown = [n for n in (*argnames, *kwargnames) if n not in index and n != "settings"]
         if unknown:
             raise ValueError(f"unknown argument {unknown[0]!r}")
-        if kwargnames or "settings" in argnames:
-            def call(args: tuple[Any, ...]) -> Any:
-                pick = {**dict(zip(EVENT_ARGS, args, strict=True)), "settings": settings}
-                return function(*[pick[n] for n in argnames],
-                                **{n: pick[n] for n in kwargnames})
-        elif not argnames:
-            def call(args: tuple[Any, ...]) -> Any:
-                return function()
-        elif len(argnames) == 1:
-            only = index[argnames[0]]
+        if len(argnames) >= 2 and not kwargnames and "settings" not in argnames:
+            return cls(record, function, operator.itemgetter(*[index[n] for n in argnames]))
 
-            def call(args: tuple[Any, ...]) -> Any:
-                return function(args[only])
-        else:
-            pick_many = operator.itemgetter(*[index[n] for n in argnames])
+        def call(args: tuple[Any, ...]) -> Any:
+            named = {**dict(zip(EVENT_ARGS, args, strict=True)), "settings": settings}
+            return function(*[named[n] for n in argnames], **{n: named[n] for n in kwargnames})
 
-            def call(args: tuple[Any, ...]) -> Any:
-                return function(*pick_many(args))
-        return cls(record, call)
+        return cls(record, function, None, call)
 
 
 class ClassifierChain:
@@ -185,6 +179,7 @@ class ClassifierChain:
         plain = (event, data, role, from_session_type, to_session_type)
         guarded: tuple[Any, ...] | None = None
         clock = self._clock
+        budget = self._budget
         for link in self.links:
             record = link.record
             if record.suspended_until is not None:
@@ -202,17 +197,22 @@ class ClassifierChain:
             error: Exception | None = None
             start = clock()
             try:
-                answer = link.call(args)
+                pick = link.pick
+                if pick is not None:
+                    answer = link.function(*pick(args))
+                else:
+                    answer = link.call(args)  # type: ignore[misc]  # set when pick is not
             except Exception as exc:
                 answer, error = None, exc
             elapsed = clock() - start
             record.calls += 1
             record.seconds += elapsed
             if not record.trusted:
-                if elapsed > self._budget:
+                if elapsed > budget:
                     self._slow(record, elapsed)
                     continue
-                record.strikes = 0
+                if record.strikes:
+                    record.strikes = 0
             if error is not None:
                 self._failure(record, "raised", repr(error), error)
                 continue

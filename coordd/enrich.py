@@ -153,11 +153,6 @@ def _manual_sub_tags(value: Any) -> list[str]:
     return tags
 
 
-def _js_number(value: float) -> int | float:
-    """A number as JavaScript would serialise it: integral floats without `.0`."""
-    return int(value) if type(value) is float and value.is_integer() else value
-
-
 class Enricher:
     """Enriches parsed events; see the module docstring."""
 
@@ -185,8 +180,53 @@ class Enricher:
         if etype is None:
             self.rejected["no_type"] += 1
             return None
+        # The hot path, in one frame on purpose (each Python call costs as much as a
+        # dict copy here).
         try:
-            return self._enrich(value, etype)
+            raw_data = value.get("data")
+            data: Mapping[str, Any] = raw_data if raw_data.__class__ is dict else _EMPTY
+            get = data.get
+            from_type, to_type, hint = session_types(etype, value, data, self._main_agents())
+            role = event_role(etype, data, from_type, to_type, hint)
+            version = ((v := get("categoryVersion")) is not None and S(v)) or "v1"
+
+            category = (v := get("collabCategory")) is not None and S(v)
+            if category and category in self._host.category_set:
+                sub_tags = _manual_sub_tags(get("collabSubTags"))
+                confidence: int | float = 1
+                source = "manual"
+            else:
+                answer: Classification | None = self._classify(value, data, role, from_type,
+                                                               to_type)
+                if answer is None:
+                    category = _FALLBACK_CATEGORY.get(role, "engineering_build")
+                    sub_tags = []
+                    confidence = _FALLBACK_CONFIDENCE
+                    source = "fallback"
+                else:
+                    category = answer.category
+                    sub_tags = list(answer.sub_tags)
+                    confidence = answer.confidence
+                    if confidence.__class__ is float and confidence.is_integer():
+                        confidence = int(confidence)  # JavaScript writes 1, not 1.0
+                    source = answer.source  # type: ignore[assignment]  # set by the host
+                    if answer.version is not None:
+                        version = answer.version
+            intent = (v := get("collabIntent")) is not None and S(v)
+
+            # A dict display assigns in order and keeps an existing key's place: exactly
+            # the key order of §3.6 (and of JavaScript's object spread).
+            out_data = {**data, "eventRole": role, "fromSessionType": from_type,
+                        "toSessionType": to_type, "collabCategory": category,
+                        "collabSubTags": sub_tags, "collabIntent": intent,
+                        "categoryConfidence": confidence, "categorySource": source,
+                        "categoryVersion": version}
+            if not intent:  # written only when present
+                del out_data["collabIntent"]
+            return {**value, "type": etype, "data": out_data, "eventRole": role,
+                    "fromSessionType": from_type, "toSessionType": to_type,
+                    "collabCategory": category, "collabSubTags": sub_tags,
+                    "categoryConfidence": confidence, "categorySource": source}
         except Exception:
             # A bug, not bad input: keep the pipeline going, but say so loudly.
             self.rejected["internal_error"] += 1
@@ -195,48 +235,3 @@ class Enricher:
                 self._last_error_log = now
                 log.exception("enrichment failed for an event of type %r; event skipped", etype)
             return None
-
-    def _enrich(self, event: dict[str, Any], etype: str) -> dict[str, Any]:
-        raw_data = event.get("data")
-        data: Mapping[str, Any] = raw_data if raw_data.__class__ is dict else _EMPTY
-        get = data.get
-        from_type, to_type, hint = session_types(etype, event, data, self._main_agents())
-        role = event_role(etype, data, from_type, to_type, hint)
-        version = ((v := get("categoryVersion")) is not None and S(v)) or "v1"
-
-        host = self._host
-        category = (v := get("collabCategory")) is not None and S(v)
-        if category and category in host.category_set:
-            sub_tags = _manual_sub_tags(get("collabSubTags"))
-            confidence: int | float = 1
-            source = "manual"
-        else:
-            answer: Classification | None = self._classify(event, data, role, from_type,
-                                                           to_type)
-            if answer is None:
-                category = _FALLBACK_CATEGORY.get(role, "engineering_build")
-                sub_tags = []
-                confidence = _FALLBACK_CONFIDENCE
-                source = "fallback"
-            else:
-                category = answer.category
-                sub_tags = list(answer.sub_tags)
-                confidence = _js_number(answer.confidence)
-                source = answer.source  # type: ignore[assignment]  # filled in by the host
-                if answer.version is not None:
-                    version = answer.version
-        intent = (v := get("collabIntent")) is not None and S(v)
-
-        # A dict display assigns in order and keeps an existing key's place: exactly the
-        # key order of §3.6 (and of JavaScript's object spread).
-        out_data = {**data, "eventRole": role, "fromSessionType": from_type,
-                    "toSessionType": to_type, "collabCategory": category,
-                    "collabSubTags": sub_tags, "collabIntent": intent,
-                    "categoryConfidence": confidence, "categorySource": source,
-                    "categoryVersion": version}
-        if not intent:  # written only when present
-            del out_data["collabIntent"]
-        return {**event, "type": etype, "data": out_data, "eventRole": role,
-                "fromSessionType": from_type, "toSessionType": to_type,
-                "collabCategory": category, "collabSubTags": sub_tags,
-                "categoryConfidence": confidence, "categorySource": source}

@@ -187,4 +187,19 @@ def coordd_classify_event(
     event: Mapping[str, Any], data: Mapping[str, Any]
 ) -> Classification | None:
     """Score the keyword table against the event's haystack (spec §3.5 (b))."""
-    return classification_for_mask(keyword_mask(event, data))
+    # keyword_mask and classification_for_mask, inlined: this runs for every event.
+    cached = _text_cache.get
+    mask = 0
+    etype = event.get("type")
+    if etype.__class__ is str:
+        hit = cached(etype)
+        mask = _scan(etype) if hit is None else hit
+    fields = _FIELD_SET
+    for key, value in data.items():
+        if value.__class__ is str and key in fields:
+            hit = cached(value)
+            mask |= _scan(value) if hit is None else hit
+    try:
+        return _result_cache[mask]
+    except KeyError:
+        return classification_for_mask(mask)
