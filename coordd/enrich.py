@@ -10,6 +10,10 @@ input's keys in order, `type` trimmed and `data` enriched in place, the enrichme
 fields appended or replaced in place, in the documented order, which the event hash
 depends on) or None for a rejected value, counted in `rejected` by reason. It never
 raises. One thread at a time may call it (the daemon runs batches in one worker).
+
+Known difference: JavaScript objects list integer-like keys (`"0"`, `"17"`) first, in
+numeric order; coordd keeps every key where the log had it. Only events with such keys
+are affected (their JSON key order, hence their `eventHash`), and none are known.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ def configured(settings: Mapping[str, Any]) -> coordd_rules.RulesPlugin:
 
 def classify(plugin: coordd_rules.RulesPlugin, message: str, etype: str = "a2a.send",
              **data: Any) -> Classification | None:
-    return plugin.coordd_classify_event({"type": etype}, {"message": message, **data})
+    answer: Classification | None = plugin.coordd_classify_event(
+        {"type": etype}, {"message": message, **data})
+    return answer
 
 
 def test_defaults_classify_security_out_of_the_box() -> None:
@@ -103,6 +105,8 @@ def test_inside_a_coordd_host_rules_beat_the_builtin_keywords() -> None:
     assert "security" in host.categories()
     enricher = Enricher(host, lambda: frozenset({"main", "ruda"}))
     out = enricher.enrich({"type": "a2a.send", "data": {"message": "deploy fix for CVE-7"}})
+    assert out is not None
     assert (out["collabCategory"], out["categorySource"]) == ("security", "rules")
     out = enricher.enrich({"type": "a2a.send", "data": {"message": "deploy"}})
+    assert out is not None
     assert (out["collabCategory"], out["categorySource"]) == ("infra_ops", "rule")
