@@ -591,6 +591,33 @@ async def test_resume_after_rotation_while_down(tmp_path: Path, autojump_clock: 
         ["a5", "a6", "a7", "a8", "b1", "b2", "b3"])
 
 
+async def test_resume_in_a_sibling_without_reading_rotated_history(
+        tmp_path: Path, autojump_clock: object) -> None:
+    # read_rotated=False: no history from siblings, but the lines after the checkpoint
+    # in a sibling are new data and still handed on.
+    log = tmp_path / NAME
+    log.write_bytes(numbered("a", 4))
+    cp = Checkpoint(fid_of(log), len(numbered("a", 2)), 2, "ep")
+    os.rename(log, tmp_path / "coordination-events-1.ndjson")
+    log.write_bytes(numbered("b", 2))
+    async with tailing(log, checkpoint=cp, read_rotated=False) as h:
+        batches = await h.caught_up()
+        assert h.tailer.resumed is True
+    assert not any(b.history for b in batches)
+    assert parsed(lines_of(batches)) == ["a3", "a4", "b1", "b2"]
+
+
+async def test_no_live_file_and_no_rotated_history(tmp_path: Path,
+                                                   autojump_clock: object) -> None:
+    (tmp_path / "coordination-events-1.ndjson").write_bytes(numbered("a", 3))
+    log = tmp_path / NAME
+    async with tailing(log, read_rotated=False) as h:
+        (marker,) = await h.caught_up()
+        assert marker.lines == [] and marker.file == NO_FILE
+        log.write_bytes(numbered("b", 1))
+        assert parsed(await h.lines(1)) == ["b1"]
+
+
 async def test_checkpoint_of_a_vanished_file_reads_everything_as_history(
         tmp_path: Path, autojump_clock: object) -> None:
     log = tmp_path / NAME

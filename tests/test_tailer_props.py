@@ -7,6 +7,7 @@ poll mode the moments the tailer looks are deterministic.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import tempfile
@@ -18,6 +19,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coordd.checkpoint import Checkpoint
 from coordd.tailer import LineBatch, Tailer
 from coordd.tailfile import scan_back
 
@@ -200,3 +202,61 @@ def test_scan_back_finds_the_start_of_the_last_lines(data: bytes, need: int, chu
         f.write(data)
         f.flush()
         assert scan_back(f.fileno(), end, need, chunk) == expected
+
+
+async def _until_caught_up(path: Path, **kw: object) -> tuple[list[LineBatch], bool]:
+    tailer = Tailer(path, watch="poll", **kw)  # type: ignore[arg-type]
+    send, recv = trio.open_memory_channel[LineBatch](0)
+    batches: list[LineBatch] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(tailer.run, send)
+        async for b in recv:
+            batches.append(b)
+            if b.caught_up:
+                break
+        nursery.cancel_scope.cancel()
+    return batches, tailer.resumed
+
+
+_WHOLE = st.lists(st.text(_CHARS, max_size=12).map(str.encode), max_size=15)
+
+
+@_SETTINGS
+@given(first=_WHOLE.filter(bool), more=_WHOLE, after_rotation=st.none() | _WHOLE,
+       pick=st.integers(0, 100), limit=st.integers(0, 30), read_size=st.sampled_from([4, 64]))
+def test_restart_from_any_checkpoint_splits_history_from_new(
+        first: list[bytes], more: list[bytes], after_rotation: list[bytes] | None, pick: int,
+        limit: int, read_size: int) -> None:
+    """A checkpoint taken at any batch a first run handed on; more lines (and maybe a
+    rotation) while down: the second run's history is exactly the lines up to the
+    checkpoint (the newest `limit` of them), its new lines exactly everything after."""
+    def blob(lines: list[bytes]) -> bytes:
+        return b"".join(line + b"\n" for line in lines)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / NAME
+        path.write_bytes(blob(first))
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        batches, _ = trio.run(functools.partial(_until_caught_up, path, read_size=read_size),
+                              clock=clock)
+        with_lines = [b for b in batches if b.lines]
+        chosen = with_lines[pick % len(with_lines)]
+        upto = [line for b in with_lines[:with_lines.index(chosen) + 1] for line in b.lines]
+        cp = Checkpoint(chosen.file, chosen.end_offset, 1000, "ep")
+        with path.open("ab") as f:
+            f.write(blob(more))
+        if after_rotation is not None:
+            os.rename(path, path.with_name("coordination-events-2026-03.ndjson"))
+            path.write_bytes(blob(after_rotation))
+        again, resumed = trio.run(
+            functools.partial(_until_caught_up, path, checkpoint=cp, history_limit=limit,
+                              read_size=read_size),
+            clock=trio.testing.MockClock(autojump_threshold=0))
+    assert resumed
+    history = [line for b in again if b.history for line in b.lines]
+    new = [line for b in again if not b.history for line in b.lines]
+    assert history == (upto[-limit:] if limit else [])
+    assert new == first[len(upto):] + more + (after_rotation or [])
+    # History first, then new: the flag never goes back.
+    flags = [b.history for b in again if b.lines]
+    assert flags == sorted(flags, reverse=True)
