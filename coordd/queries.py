@@ -25,12 +25,13 @@ import base64
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from itertools import chain, islice, repeat
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from coordd.model import CATEGORIES, ROLES, STATUSES, S, dumps, js_trim, loads, parse_js_date
 from coordd.search import events_matching, sessions_matching
-from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session, render_session
+from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session, session_parts
 from coordd.stats import compute_stats
 from coordd.store import Store
 
@@ -204,6 +205,31 @@ def _is_num(v: object) -> bool:
     return type(v) in (int, float)
 
 
+def _document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> bytes:
+    """`{"<key>":[items...],<tail>}` in one join (one copy of a possibly large body:
+    concatenating megabytes piecewise costs more than building them)."""
+    parts = [b'{"', key, b'":[']
+    if items:
+        parts.append(items[0])
+        parts.extend(chain.from_iterable(zip(repeat(b","), islice(items, 1, None))))
+    parts.append(b"],")
+    parts.append(dumps(tail)[1:])
+    return b"".join(parts)
+
+
+def _sessions_document(key: bytes, page: Sequence[SessionAgg], store: Store, now_ms: float,
+                       overrides: Mapping[str, str], tail: dict[str, Any]) -> bytes:
+    parts = [b'{"', key, b'":[']
+    cache = store.cache
+    for i, agg in enumerate(page):
+        if i:
+            parts.append(b",")
+        parts.extend(session_parts(agg, now_ms, overrides.get(agg.ws_id), cache))
+    parts.append(b"],")
+    parts.append(dumps(tail)[1:])
+    return b"".join(parts)
+
+
 # ---------------------------------------------------------------------------- routes
 
 
@@ -253,8 +279,7 @@ def get_events(store: Store, params: Params, now_ms: float) -> Response:
         "epoch": store.epoch,
         "seq": store.last_seq,
     }
-    body = b'{"events":[' + b",".join([e.json_with_seq() for e in page]) + b"]," + dumps(tail)[1:]
-    return 200, body
+    return 200, _document(b"events", [e.json_with_seq() for e in page], tail)
 
 
 def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
@@ -327,9 +352,7 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
         "epoch": store.epoch,
         "seq": store.last_seq,
     }
-    cache = store.cache
-    rendered = [render_session(a, now_ms, overrides.get(a.ws_id), cache) for a in page]
-    return 200, b'{"sessions":[' + b",".join(rendered) + b"]," + dumps(tail)[1:]
+    return 200, _sessions_document(b"sessions", page, store, now_ms, overrides, tail)
 
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
@@ -359,8 +382,9 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
         cache = None
     if agg is None:
         return _error(404, f"Work session not found: {ws_id}")
-    session = render_session(agg, now_ms, ov.get(ws_id), cache)
-    return 200, b'{"session":' + session + b"," + dumps({"role": role, "type": types})[1:]
+    parts = [b'{"session":', *session_parts(agg, now_ms, ov.get(ws_id), cache), b",",
+             dumps({"role": role, "type": types})[1:]]
+    return 200, b"".join(parts)
 
 
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
@@ -407,7 +431,7 @@ def search_events(store: Store, params: Params, now_ms: float) -> Response:
         store, q, roles=frozenset(roles) or None,
         category=view_cat if view_cat != "all" else None, offset=offset, limit=limit)
     tail = {"count": len(page), "total": total, "offset": offset, "limit": limit, "query": q}
-    return 200, b'{"events":[' + b",".join([e.json_with_seq() for e in page]) + b"]," + dumps(tail)[1:]
+    return 200, _document(b"events", [e.json_with_seq() for e in page], tail)
 
 
 def search_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
@@ -425,9 +449,8 @@ def search_work_sessions(store: Store, params: Params, now_ms: float) -> Respons
     ov.refresh()
     overrides = ov.categories_by_session()
     total, page = sessions_matching(store, q, overrides, limit=limit)
-    rendered = [render_session(a, now_ms, overrides.get(a.ws_id), store.cache) for a in page]
     tail = {"count": len(page), "total": total, "query": q}
-    return 200, b'{"sessions":[' + b",".join(rendered) + b"]," + dumps(tail)[1:]
+    return 200, _sessions_document(b"sessions", page, store, now_ms, overrides, tail)
 
 
 def get_stats(store: Store, params: Params, now_ms: float) -> Response:

@@ -8,7 +8,6 @@ event's serialised bytes rejects most non-matching events before any parsing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -26,16 +25,15 @@ class TextMatcher:
 
     def __init__(self, query: str) -> None:
         self.needle = query.lower()
-        # The prefilter searches the event's JSON bytes, where case folding is ASCII-only
-        # and `"`, `\` and control characters appear escaped: use it only when neither
-        # matters for this needle.
+        # The prefilter looks for the needle in the event's JSON bytes lowered with
+        # `bytes.lower` (ASCII-only folding, a few times faster than a case-insensitive
+        # regex), where `"`, `\` and control characters appear escaped: use it only when
+        # none of that matters for this needle.
         safe = all(
             (" " <= c < "\x7f" and c not in '"\\') or (c > "\x7f" and c.lower() == c.upper())
             for c in self.needle
         )
-        self._pre = (
-            re.compile(re.escape(self.needle.encode("utf-8")), re.IGNORECASE) if safe else None
-        )
+        self._pre = self.needle.encode("utf-8") if safe else None
 
     def text(self, value: object) -> bool:
         """Whether a field value (strings only) contains the needle."""
@@ -45,7 +43,7 @@ class TextMatcher:
         """Whether an event matches on its type or its data text fields."""
         if self.needle in ev.type.lower():
             return True
-        if self._pre is not None and self._pre.search(ev.json) is None:
+        if self._pre is not None and self._pre not in ev.json.lower():
             return False
         data = O(loads(ev.json).get("data"))
         return any(self.text(data.get(k)) for k in _EVENT_FIELDS)

@@ -45,6 +45,7 @@ __all__ = [
     "View",
     "build_session",
     "render_session",
+    "session_parts",
     "status_of",
 ]
 
@@ -296,7 +297,7 @@ def build_session(ws_id: str, events: Iterable[Event]) -> SessionAgg | None:
 class BlobCache:
     """Byte-budgeted LRU of the sessions whose JSON parts are cached (shared by views)."""
 
-    def __init__(self, budget_bytes: int = 24 << 20) -> None:
+    def __init__(self, budget_bytes: int = 8 << 20) -> None:
         self.budget = budget_bytes
         self.size = 0
         self._lru: OrderedDict[SessionAgg, int] = OrderedDict()
@@ -378,17 +379,29 @@ def _parts(agg: SessionAgg) -> tuple[bytes, bytes, bytes, bytes]:
 _CATEGORY_JSON: dict[str, bytes] = {}
 
 
-def render_session(
+_STATUS_JSON: Final = {s: s.encode() for s in ("ACTIVE", "QUIET", "ARCHIVED")}
+
+
+def session_parts(
     agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
-) -> bytes:
-    """The WorkSessionSummary JSON (spec §4.7) with status and category applied now."""
+) -> tuple[bytes, ...]:
+    """The WorkSessionSummary JSON (spec §4.7) as parts to join, with the status and the
+    category override applied now (responses join all their parts at once: concatenating
+    megabytes piecewise costs more than building them)."""
     head, mid, subtags, tail = cache.parts(agg) if cache is not None else _parts(agg)
     category = override if override is not None else agg.category
     cat = _CATEGORY_JSON.get(category)
     if cat is None:
         cat = _CATEGORY_JSON[category] = dumps(category)
     source = b"manual_override" if override is not None else b"event"
-    return b"".join((head, agg.status(now_ms).encode(), mid, cat, subtags, source, tail))
+    return (head, _STATUS_JSON[agg.status(now_ms)], mid, cat, subtags, source, tail)
+
+
+def render_session(
+    agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
+) -> bytes:
+    """The WorkSessionSummary JSON (spec §4.7) with status and category applied now."""
+    return b"".join(session_parts(agg, now_ms, override, cache))
 
 
 class View:

@@ -125,7 +125,7 @@ class Store:
         overrides: Overrides | None = None,
         epoch: str | None = None,
         max_views: int = 32,
-        blob_cache_bytes: int = 24 << 20,
+        blob_cache_bytes: int = 8 << 20,
         delta_log_events: int = 20_000,
     ) -> None:
         if max_events < 1:
