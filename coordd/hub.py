@@ -17,15 +17,21 @@ When the missed events are not all in the ring (another epoch, `since` too old o
 number) the client gets `resync_required` instead, then live messages, and re-fetches over
 REST. Nothing is silently skipped.
 
-Message shapes (every message also carries `"epoch"` at the top level):
+Message shapes (every message also carries `"epoch"` at the top level; built in
+`coordd.hub_messages`):
 
 - `connected`: `data: {message, epoch, seq}`, `seq` being the last seq at connect time;
 - per batch: `event_log`, then `coordination_event_new` (`data: {events, affectedWorkSessions}`,
   each event with its `seq` spliced in), then one `continuation_event` per `continuation.*`
   event (spec §9 C12: upstream announced only the last one of a batch). A large batch is
-  split into several `coordination_event_new` messages of at most `CHUNK_EVENTS` events and
-  about `CHUNK_BYTES` bytes, so that no frame is unboundedly large;
+  split into several `coordination_event_new` messages of at most 500 events and about
+  1 MiB, so that no frame is unboundedly large;
 - `resync_required`: `data: {reason, epoch, seq}`.
+
+A client that is a few batches behind when its task wakes up gets them merged (one
+`event_log`, one `coordination_event_new` with all their events in order, then their
+`continuation_event`s) instead of two frames per batch: each frame costs the server far
+more than its bytes, and merging is what lets 100 clients keep up with a fast log.
 """
 
 from __future__ import annotations
@@ -36,25 +42,22 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import orjson
 import trio
 
+from .hub_messages import WELCOME, Batch, Envelope, chunks, coalesce
 from .model import Event
 
-__all__ = ["CHUNK_BYTES", "CHUNK_EVENTS", "CLOSE_TOO_SLOW", "Hub", "HubStats", "iso_ms"]
+__all__ = ["CLOSE_TOO_SLOW", "Hub", "HubStats"]
 
 log = logging.getLogger(__name__)
 
 #: "Try Again Later": the client fell behind and should reconnect with `since`.
 CLOSE_TOO_SLOW: Final = 1013
-CHUNK_EVENTS: Final = 500
-CHUNK_BYTES: Final = 1 << 20
-LOG_FILE_NAME: Final = "coordination-events.ndjson"
-WELCOME: Final = "Connected to Task Monitor"
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
 #: How long the close handshake of a dropped client may take before its task gives up.
 CLOSE_TIMEOUT: Final = 5.0
@@ -94,117 +97,16 @@ class HubStats:
     ring_oldest_seq: int | None
 
 
-def iso_ms(ms: float) -> str:
-    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString()`."""
-    secs, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
-
-
 def _wall_ms() -> float:
     return time.time() * 1000.0
 
 
-def _with_seq(ev: Event) -> bytes:
-    """The event's JSON with `"seq"` appended, by splicing bytes (no re-serialising)."""
-    raw = ev.json
-    if raw == b"{}":
-        return b'{"seq":%d}' % ev.seq
-    return raw[:-1] + b',"seq":%d}' % ev.seq
-
-
-def _affected(events: Sequence[Event]) -> list[str]:
-    """Distinct `S(data.workSessionId)` in first-seen order (spec §5.4)."""
-    return list(dict.fromkeys(ev.ws_id for ev in events if ev.ws_id is not None))
-
-
-def _chunks(events: Sequence[Event]) -> Iterator[Sequence[Event]]:
-    """At most `CHUNK_EVENTS` events and about `CHUNK_BYTES` bytes per message."""
-    start, size = 0, 0
-    for i, ev in enumerate(events):
-        n = len(ev.json)
-        if i > start and (i - start >= CHUNK_EVENTS or size + n > CHUNK_BYTES):
-            yield events[start:i]
-            start, size = i, 0
-        size += n
-    if start < len(events):
-        yield events[start:]
-
-
-class _Envelope:
-    """Builds compact message text for one timestamp and epoch."""
-
-    __slots__ = ("_head_tail",)
-
-    def __init__(self, now_ms: float, epoch: str) -> None:
-        self._head_tail = (
-            b',"timestamp":"' + iso_ms(now_ms).encode() + b'","epoch":' + orjson.dumps(epoch)
-        )
-
-    def message(self, mtype: bytes, data: bytes, agent: bytes = b"") -> str:
-        # Key order as upstream: type, agentId?, timestamp, (epoch), data.
-        out = b'{"type":"' + mtype + b'"' + agent + self._head_tail + b',"data":' + data + b"}"
-        return out.decode("utf-8", "replace")
-
-    def event_log(self) -> str:
-        return self.message(b"event_log", b'{"event":"change","file":"' + LOG_FILE_NAME.encode()
-                            + b'"}')
-
-    def events(self, chunk: Sequence[Event]) -> str:
-        data = (b'{"events":[' + b",".join([_with_seq(ev) for ev in chunk])
-                + b'],"affectedWorkSessions":' + orjson.dumps(_affected(chunk)) + b"}")
-        return self.message(b"coordination_event_new", data)
-
-    def continuation(self, ev: Event) -> str:
-        # The raw agentId value as upstream forwards it (absent stays absent); these
-        # events are rare, so parsing the stored JSON once here costs nothing.
-        try:
-            parsed = orjson.loads(ev.json)
-        except orjson.JSONDecodeError:
-            parsed = {}
-        agent = b""
-        if isinstance(parsed, dict) and "agentId" in parsed:
-            agent = b',"agentId":' + orjson.dumps(parsed["agentId"])
-        data = (b'{"event":"change","file":"' + LOG_FILE_NAME.encode() + b'","eventType":'
-                + orjson.dumps(ev.type) + b',"eventData":' + _with_seq(ev) + b"}")
-        return self.message(b"continuation_event", data, agent)
-
-    def resync(self, reason: str, epoch: str, seq: int) -> str:
-        return self.message(b"resync_required",
-                            orjson.dumps({"reason": reason, "epoch": epoch, "seq": seq}))
-
-
-def _build(events: Sequence[Event], env: _Envelope) -> tuple[tuple[str, int], ...]:
-    """Every message of one batch with the highest seq each carries (0 for none)."""
-    out: list[tuple[str, int]] = [(env.event_log(), 0)]
-    out.extend((env.events(chunk), chunk[-1].seq) for chunk in _chunks(events))
-    out.extend((env.continuation(ev), ev.seq) for ev in events
-               if ev.type.startswith("continuation."))
-    return tuple(out)
-
-
-class _Batch:
-    """One published batch, shared by every client queue it was put on."""
-
-    __slots__ = ("epoch", "events", "first", "last", "messages", "now_ms")
-
-    def __init__(self, events: Sequence[Event], epoch: str, now_ms: float,
-                 messages: tuple[tuple[str, int], ...]) -> None:
-        self.events = events
-        self.epoch = epoch
-        self.now_ms = now_ms
-        self.messages = messages
-        self.first = events[0].seq if events else 0
-        self.last = events[-1].seq if events else 0
-
-
 class _Client:
-    __slots__ = ("dropped", "epoch", "high_water", "recv", "send", "sent_seq")
+    __slots__ = ("dropped", "epoch", "recv", "send", "sent_seq")
 
     def __init__(self, queue: int, epoch: str) -> None:
-        self.send, self.recv = trio.open_memory_channel[_Batch](queue)
+        self.send, self.recv = trio.open_memory_channel[Batch](queue)
         self.epoch = epoch
-        #: Live events at or below this seq were already sent (replay) and are skipped.
-        self.high_water = -1
         #: The last seq handed to the socket: where the client resumes if dropped.
         self.sent_seq = 0
         self.dropped = False
@@ -292,11 +194,9 @@ class Hub:
         self._events += len(fresh)
         if not self._clients:
             return  # e.g. the history batch at start-up: nobody to build messages for
-        now = self._clock()
-        batch = _Batch(fresh, epoch, now, _build(fresh, _Envelope(now, epoch)))
-        self._offer(batch)
+        self._offer(Batch.of(fresh, epoch, self._clock()))
 
-    def _offer(self, batch: _Batch) -> None:
+    def _offer(self, batch: Batch) -> None:
         for client in list(self._clients):
             try:
                 client.send.send_nowait(batch)
@@ -305,6 +205,7 @@ class Hub:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # Its task is already gone (cancelled between two checkpoints).
                 self._clients.discard(client)
+                self._notify()
 
     def _switch_epoch(self, epoch: str) -> None:
         """A new sequence space: the ring and the seqs mean nothing any more."""
@@ -316,9 +217,9 @@ class Hub:
         log.warning("epoch changed from %s to %s: %d client(s) must resync", old, epoch,
                     len(self._clients))
         now = self._clock()
-        notice = _Envelope(now, epoch).resync("epoch changed", epoch, 0)
+        notice = Envelope(now, epoch).resync("epoch changed", epoch, 0)
         self._resyncs += len(self._clients)
-        self._offer(_Batch((), epoch, now, ((notice, 0),)))
+        self._offer(Batch(epoch, now, ((notice, 0),)))
 
     def _drop(self, client: _Client) -> None:
         """Take a client that cannot keep up out of the fan-out; its task closes it."""
@@ -340,6 +241,10 @@ class Hub:
         handler then) or after closing it with 1013 because it fell behind. Cancellation
         unregisters the client.
         """
+        # Quart hands over a context-local proxy; every frame would pay its lookup.
+        unwrap = getattr(websocket, "_get_current_object", None)
+        if unwrap is not None:
+            websocket = unwrap()
         args = websocket.args
         since, epoch_arg = args.get("since"), args.get("epoch")
         await websocket.accept()
@@ -376,7 +281,7 @@ class Hub:
     def _plan(self, client: _Client, since_raw: str | None, epoch_arg: str | None) -> _Plan:
         epoch = client.epoch
         current = self.current_seq()
-        env = _Envelope(self._clock(), epoch)
+        env = Envelope(self._clock(), epoch)
         connected = env.message(b"connected", orjson.dumps(
             {"message": WELCOME, "epoch": epoch, "seq": current}))
         client.sent_seq = current
@@ -397,7 +302,8 @@ class Hub:
             return _Plan(connected, [], env.resync(reason, epoch, current))
         start = bisect.bisect_right(self._ring, since, key=_seq)
         replay = list(itertools.islice(self._ring, start, None))
-        client.high_water = replay[-1].seq if replay else since
+        # No batch published from now on can overlap the replay: publish() only passes on
+        # seqs above the last one, and the snapshot ends there.
         client.sent_seq = since
         self._resumes += 1
         self._replayed += len(replay)
@@ -409,37 +315,35 @@ class Hub:
         if plan.resync is not None:
             await websocket.send(plan.resync)
             self._messages_sent += 1
-        for chunk in _chunks(plan.replay):
+        for chunk in chunks(plan.replay):
             if client.dropped:
                 break
-            await websocket.send(_Envelope(self._clock(), client.epoch).events(chunk))
+            await websocket.send(Envelope(self._clock(), client.epoch).chunk(chunk))
             self._messages_sent += 1
             client.sent_seq = chunk[-1].seq
         # The receive end is never closed here: `publish` may still offer to it until the
         # `finally` of `serve` has taken the client out (it runs without a checkpoint).
-        async for batch in client.recv:
-            if client.dropped:
-                break
-            for text, seq in self._messages_for(client, batch):
+        recv = client.recv
+        async for first in recv:
+            group = [first]
+            while True:
+                try:
+                    group.append(recv.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            for text, seq, epoch in coalesce(group):
                 if client.dropped:
                     break
                 await websocket.send(text)
                 self._messages_sent += 1
+                if epoch != client.epoch:
+                    client.epoch, client.sent_seq = epoch, 0
                 if seq:
                     client.sent_seq = seq
+            if client.dropped:
+                break
         if client.dropped:
             await self._close_slow(websocket, client)
-
-    def _messages_for(self, client: _Client, batch: _Batch) -> tuple[tuple[str, int], ...]:
-        if batch.epoch != client.epoch:
-            client.epoch, client.high_water, client.sent_seq = batch.epoch, -1, 0
-        if batch.first > client.high_water:
-            return batch.messages
-        # Defensive: a batch overlapping the replay gets a copy without what was sent.
-        rest = [ev for ev in batch.events if ev.seq > client.high_water]
-        if not rest:
-            return ()
-        return _build(rest, _Envelope(batch.now_ms, batch.epoch))
 
     async def _close_slow(self, websocket: WebsocketLike, client: _Client) -> None:
         reason = f"too slow; reconnect with since={client.sent_seq}&epoch={client.epoch}"

@@ -23,7 +23,8 @@ from hypercorn.trio import serve as hypercorn_serve
 from quart import websocket
 from quart_trio import QuartTrio
 
-from coordd.hub import CHUNK_EVENTS, CLOSE_TOO_SLOW, Hub, _chunks, _with_seq, iso_ms
+from coordd.hub import CLOSE_TOO_SLOW, Hub
+from coordd.hub_messages import CHUNK_EVENTS, Batch, chunks, coalesce, iso_ms, with_seq
 from coordd.model import Event
 
 T0 = 1_771_330_358_110.0  # 2026-02-17T12:12:38.110Z
@@ -141,24 +142,72 @@ def test_iso_ms_matches_javascript_to_iso_string() -> None:
 
 def test_seq_is_spliced_into_the_stored_bytes() -> None:
     ev = make_event(7)
-    out = _with_seq(ev)
+    out = with_seq(ev)
     assert out.startswith(ev.json[:-1])
     assert orjson.loads(out) == {**ev.as_dict(), "seq": 7}
     empty = Event(3, {"type": "x"}, b"{}")
-    assert orjson.loads(_with_seq(empty)) == {"seq": 3}
+    assert orjson.loads(with_seq(empty)) == {"seq": 3}
 
 
 def test_chunks_bound_events_and_bytes_and_keep_order() -> None:
     evs = events(1, 1201)
-    sizes = [len(c) for c in _chunks(evs)]
+    sizes = [len(c) for c in chunks(evs)]
     assert sizes == [CHUNK_EVENTS, CHUNK_EVENTS, 201]
     big = events(1, 6, pad=300_000)  # ~300 KB each: three per 1 MiB frame
-    chunks = list(_chunks(big))
-    assert [ev.seq for c in chunks for ev in c] == [1, 2, 3, 4, 5, 6]
-    assert all(sum(len(e.json) for e in c) <= 1 << 20 for c in chunks)
-    assert len(chunks) == 2
+    parts = list(chunks(big))
+    assert [ev.seq for c in parts for ev in c] == [1, 2, 3, 4, 5, 6]
+    assert all(sum(len(e.json) for e in c) <= 1 << 20 for c in parts)
+    assert len(parts) == 2
     huge = events(1, 2, pad=2_000_000)  # larger than a frame: still sent, alone
-    assert [len(c) for c in _chunks(huge)] == [1, 1]
+    assert [len(c) for c in chunks(huge)] == [1, 1]
+
+
+def texts(group: list[Batch]) -> list[dict[str, Any]]:
+    return [json.loads(text) for text, _, _ in coalesce(group)]
+
+
+def test_a_lagging_client_gets_small_batches_merged() -> None:
+    b1 = Batch.of([make_event(1, ws="ws_a"), make_event(2, "continuation.sent", ws="ws_b")],
+                  "E1", T0)
+    b2 = Batch.of([make_event(3, ws="ws_c"), make_event(4, ws="ws_a")], "E1", T0 + 7)
+    b3 = Batch.of([make_event(5, "continuation.backoff", ws=None)], "E1", T0 + 9)
+    msgs = texts([b1, b2, b3])
+    assert [m["type"] for m in msgs] == [
+        "event_log", "coordination_event_new", "continuation_event", "continuation_event"]
+    assert [e["seq"] for e in msgs[1]["data"]["events"]] == [1, 2, 3, 4, 5]
+    assert msgs[1]["data"]["affectedWorkSessions"] == ["ws_a", "ws_b", "ws_c"]
+    assert msgs[1]["timestamp"] == iso_ms(T0 + 9)
+    assert [m["data"]["eventData"]["seq"] for m in msgs[2:]] == [2, 5]
+    # With seqs, so the sender knows where the client is.
+    assert [seq for _, seq, _ in coalesce([b1, b2, b3])] == [0, 5, 2, 5]
+    # One batch alone: its shared messages, as built once.
+    assert [t for t, _, _ in coalesce([b2])] == [t for t, _ in b2.messages]
+
+
+def test_merging_keeps_order_bounds_and_epochs() -> None:
+    small = [Batch.of(events(s, s + 199), "E1", T0) for s in (1, 201, 401)]
+    big = Batch.of(events(601, 1700), "E1", T0)  # three chunks of its own
+    notice = Batch("E2", T0, (("resync", 0),))
+    after = Batch.of(events(1, 2), "E2", T0)
+    msgs = list(coalesce([*small, big, notice, after]))
+    seqs: list[int] = []
+    kinds = []
+    for text, _, epoch in msgs:
+        if text == "resync":
+            kinds.append(("resync", epoch))
+            continue
+        m = json.loads(text)
+        kinds.append((m["type"], epoch))
+        if m["type"] == "coordination_event_new":
+            assert len(m["data"]["events"]) <= CHUNK_EVENTS
+            seqs.extend(e["seq"] for e in m["data"]["events"])
+    assert seqs == [*range(1, 1701), 1, 2]
+    assert kinds == [
+        ("event_log", "E1"), ("coordination_event_new", "E1"),   # 1..400 merged
+        ("event_log", "E1"), ("coordination_event_new", "E1"),   # 401..600 (500 cap)
+        ("event_log", "E1"), *[("coordination_event_new", "E1")] * 3,  # the big one
+        ("resync", "E2"), ("event_log", "E2"), ("coordination_event_new", "E2"),
+    ]
 
 
 def test_publish_without_clients_fills_the_ring_and_skips_seen_seqs() -> None:
@@ -231,6 +280,21 @@ async def test_batch_gives_event_log_events_and_one_continuation_per_event(
     assert "agentId" not in msgs[3]
     assert msgs[3]["data"]["eventType"] == "continuation.backoff"
     assert msgs[3]["data"]["eventData"] == expected_event(batch[3])
+
+
+async def test_batches_pending_together_reach_the_client_merged(nursery: trio.Nursery) -> None:
+    hub = new_hub()
+    server = await start_server(nursery, hub)
+    async with connect(server.url) as conn:
+        await recv(conn)
+        # No checkpoint in between: all three are pending when the client's task runs.
+        hub.publish(events(1, 2, ws="ws_a"))
+        hub.publish(events(3, 3, ws="ws_b"))
+        hub.publish(events(4, 6, ws="ws_a"))
+        assert (await recv(conn))["type"] == "event_log"
+        msg = await recv(conn)
+    assert [e["seq"] for e in msg["data"]["events"]] == [1, 2, 3, 4, 5, 6]
+    assert msg["data"]["affectedWorkSessions"] == ["ws_a", "ws_b"]
 
 
 async def test_large_batch_is_split_into_bounded_messages(nursery: trio.Nursery) -> None:
