@@ -315,7 +315,7 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
             return False
         if cat is not None and overrides.get(agg.ws_id, agg.category) != cat:
             return False
-        return sub is None or any(t.lower() == sub for t in agg.sub_tags)
+        return sub is None or sub in agg.tags_lower
 
     if sub is None:
         counts = view.status_counts(now_ms, overrides, ov.version)

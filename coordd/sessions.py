@@ -89,7 +89,7 @@ UNFILTERED: Final = Filter()
 class ThreadAgg:
     """One thread of a session: its events in walk order and two scan pointers."""
 
-    __slots__ = ("events", "key", "noneb", "tagged")
+    __slots__ = ("derived", "events", "key", "noneb", "tagged")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -98,9 +98,12 @@ class ThreadAgg:
         self.noneb: Event | None = None
         #: First event with sub-tags (the thread's sub-tags).
         self.tagged: Event | None = None
+        #: Memo for figures derived from the events (e.g. by `stats`); reset on change.
+        self.derived: object = None
 
     def add(self, evs: list[Event]) -> None:
         """Add events (sorted by order, all new to this thread)."""
+        self.derived = None
         events = self.events
         if not events or evs[0].order > events[-1].order:
             events.extend(evs)
@@ -113,6 +116,7 @@ class ThreadAgg:
 
     def remove(self, evs: list[Event]) -> None:
         """Remove events (sorted by order, all present in this thread)."""
+        self.derived = None
         events = self.events
         n = len(evs)
         if all(a is b for a, b in zip(events, evs, strict=False)):
@@ -175,6 +179,7 @@ class SessionAgg:
         "role_counts",
         "sort_key",
         "sub_tags",
+        "tags_lower",
         "threads",
         "ws_id",
     )
@@ -188,6 +193,8 @@ class SessionAgg:
         self.latest: Event | None = None
         self.category = DEFAULT_CATEGORY
         self.sub_tags: tuple[str, ...] = ()
+        #: `sub_tags` lower-cased, for the case-insensitive `subTag` filter.
+        self.tags_lower: tuple[str, ...] = ()
         self.sort_key: tuple[float, float, int] = (0.0, 0.0, 0)
         #: Cached static JSON parts (see `render_session`), None when stale.
         self.blob: tuple[bytes, bytes, bytes, bytes] | None = None
@@ -254,7 +261,10 @@ class SessionAgg:
                 tagged = th.tagged
         self.first, self.latest = first, latest
         self.category = DEFAULT_CATEGORY if noneb is None else noneb.category
-        self.sub_tags = () if tagged is None else tagged.sub_tags
+        tags = () if tagged is None else tagged.sub_tags
+        if tags is not self.sub_tags:
+            self.sub_tags = tags
+            self.tags_lower = tuple(t.lower() for t in tags)
         if first is not None and latest is not None:
             self.sort_key = (-latest.ts, first.ts, first.seq)
         self.blob = None

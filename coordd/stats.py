@@ -1,18 +1,23 @@
-"""Aggregate figures over a time range for `GET /api/stats` (new in coordd).
+"""Aggregate figures for `GET /api/stats?since=&until=` (new in coordd).
 
-Over the events held in memory with `since <= TS < until`:
+Over the held events with `since <= TS < until` (either bound optional):
 
 * counts by category, role (`"unknown"` when the event has none), type, and agent pair
   (the thread agents of spec §4.4, `"unknown"` standing for absent);
-* per-session figures: number of sessions, and events and threads per session
-  (min / p50 / p99 / max / mean), counted over the events in range;
+* per-session figures: the number of work sessions, and events and threads per session
+  (count / min / p50 / p99 / max / mean), over the events in range;
 * response time between an `a2a.send` and the next real `a2a.response` (one without an
-  `outcome`) in the same conversation, in ms (p50 / p99 / max / mean); a response that
+  `outcome`) of the same conversation in the same work session, in ms; a response that
   carries an outcome closes the pending send without a figure;
 * outcome counts `no_reply` / `blocked` / `failed` (`data.outcome` of `a2a.response` and
-  `a2a.complete` events, parsed lazily from the stored JSON).
+  `a2a.complete` events).
 
-Results are memoised per (store generation, since, until).
+Without a range the answer comes from what the store maintains anyway — its counters, the
+unfiltered work-session view, and per-thread response times memoised on each conversation
+thread — so it costs O(sessions + threads), not O(events). With a range, one pass over the
+events in it. Results are memoised per range and reused for `max_age_ms` even when new
+events arrived (`seq` in the answer says how far they reach), so a dashboard polling
+during heavy ingestion does not recompute on every request.
 """
 
 from __future__ import annotations
@@ -20,22 +25,23 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from typing import Any, Final
 
-from coordd.model import O, S, loads
-from coordd.store import Store
+from coordd.model import Event
+from coordd.sessions import UNFILTERED
+from coordd.store import Store, event_outcome
 
 __all__ = ["OUTCOMES", "compute_stats", "percentile"]
 
 OUTCOMES: Final = ("no_reply", "blocked", "failed")
-_OUTCOME_TYPES: Final = frozenset({"a2a.response", "a2a.complete"})
 _MEMO_SIZE: Final = 8
-_memo: weakref.WeakKeyDictionary[Store, OrderedDict[tuple[Any, ...], dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_memo: weakref.WeakKeyDictionary[
+    Store, OrderedDict[tuple[Any, ...], tuple[int, str, float, dict[str, Any]]]
+] = weakref.WeakKeyDictionary()
 
 
-def percentile(sorted_values: list[float], q: float) -> float | None:
+def percentile(sorted_values: list[Any], q: float) -> Any:
     """Nearest-rank percentile of an ascending list (None when empty)."""
     if not sorted_values:
         return None
@@ -43,7 +49,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def _summary(values: list[Any]) -> dict[str, float | int | None]:
+def _summary(values: list[Any]) -> dict[str, Any]:
     values.sort()
     return {
         "count": len(values),
@@ -55,31 +61,61 @@ def _summary(values: list[Any]) -> dict[str, float | int | None]:
     }
 
 
-def _outcome(json_bytes: bytes) -> str | None:
-    if b'"outcome"' not in json_bytes:
-        return None
-    return S(O(O(loads(json_bytes)).get("data")).get("outcome"))
+def _ranked(counts: dict[Any, int]) -> dict[Any, int]:
+    return dict(sorted(((k, v) for k, v in counts.items() if v > 0),
+                       key=lambda kv: (-kv[1], kv[0])))
 
 
-def compute_stats(
-    store: Store, since: float | None, until: float | None, now_ms: float
-) -> dict[str, Any]:
-    """The `/api/stats` body for [since, until) (either bound optional)."""
-    key = (store.generation, store.epoch, since, until)
-    memo = _memo.setdefault(store, OrderedDict())
-    hit = memo.get(key)
-    if hit is not None:
-        memo.move_to_end(key)
-        return hit
+def _replies(events: Iterable[Event]) -> list[float]:
+    """Send → reply delays of one conversation's events, in walk order."""
+    pending: deque[float] = deque()
+    out: list[float] = []
+    for ev in events:
+        if ev.type == "a2a.send":
+            pending.append(ev.ts)
+        elif ev.type == "a2a.response" and pending:
+            sent = pending.popleft()
+            if event_outcome(ev) is None:
+                out.append(ev.ts - sent)
+    return out
+
+
+def _all(store: Store) -> dict[str, Any]:
+    triples, pairs, outcomes = store.counters()
+    by_cat: dict[str, int] = {}
+    by_role: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    for (role, etype, cat), n in triples.items():
+        by_cat[cat] = by_cat.get(cat, 0) + n
+        r = role or "unknown"
+        by_role[r] = by_role.get(r, 0) + n
+        by_type[etype] = by_type.get(etype, 0) + n
+    view = store.view(UNFILTERED)
+    ws_events: list[int] = []
+    ws_threads: list[int] = []
+    replies: list[float] = []
+    for agg in view.sessions.values():
+        ws_events.append(agg.count)
+        ws_threads.append(len(agg.threads))
+        for th in agg.threads.values():
+            if th.key.startswith("conv:"):
+                memo = th.derived
+                if memo is None:
+                    memo = th.derived = _replies(th.events)
+                replies.extend(memo)  # type: ignore[call-overload]
+    return _result(store, sum(by_type.values()), by_cat, by_role, by_type, dict(pairs),
+                   ws_events, ws_threads, replies, outcomes)
+
+
+def _ranged(store: Store, since: float | None, until: float | None) -> dict[str, Any]:
     by_cat: dict[str, int] = {}
     by_role: dict[str, int] = {}
     by_type: dict[str, int] = {}
     pairs: dict[tuple[str, str], int] = {}
     ws_events: dict[str, int] = {}
     ws_threads: dict[str, set[str]] = {}
-    pending: dict[str, deque[float]] = {}
-    replies: list[float] = []
-    outcomes = dict.fromkeys(OUTCOMES, 0)
+    convs: dict[tuple[str, str], list[Event]] = {}
+    outcomes: dict[str, int] = {}
     n = 0
     for ev in store.iter_by_time(since, until):
         n += 1
@@ -89,43 +125,62 @@ def compute_stats(
         by_type[ev.type] = by_type.get(ev.type, 0) + 1
         pair = (ev.from_agent, ev.to_agent)
         pairs[pair] = pairs.get(pair, 0) + 1
-        if ev.ws_id is not None:
-            ws_events[ev.ws_id] = ws_events.get(ev.ws_id, 0) + 1
-            ws_threads.setdefault(ev.ws_id, set()).add(ev.thread)
-        outcome = _outcome(ev.json) if ev.type in _OUTCOME_TYPES else None
-        if outcome in outcomes:
-            outcomes[outcome] += 1  # type: ignore[index]
-        conv = ev.conversation_id
-        if conv is None:
+        outcome = event_outcome(ev)
+        if outcome is not None:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        ws = ev.ws_id
+        if ws is None:
             continue
-        if ev.type == "a2a.send":
-            pending.setdefault(conv, deque()).append(ev.ts)
-        elif ev.type == "a2a.response":
-            waiting = pending.get(conv)
-            if waiting:
-                sent = waiting.popleft()
-                if outcome is None:
-                    replies.append(ev.ts - sent)
-    top_pairs = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
-    result: dict[str, Any] = {
-        "since": since,
-        "until": until,
+        ws_events[ws] = ws_events.get(ws, 0) + 1
+        ws_threads.setdefault(ws, set()).add(ev.thread)
+        if ev.conversation_id is not None and ev.type in ("a2a.send", "a2a.response"):
+            convs.setdefault((ws, ev.conversation_id), []).append(ev)
+    replies = [d for evs in convs.values() for d in _replies(evs)]
+    return _result(store, n, by_cat, by_role, by_type, pairs, list(ws_events.values()),
+                   [len(v) for v in ws_threads.values()], replies, outcomes)
+
+
+def _result(
+    store: Store, n: int, by_cat: dict[str, int], by_role: dict[str, int],
+    by_type: dict[str, int], pairs: dict[tuple[str, str], int], ws_events: list[int],
+    ws_threads: list[int], replies: list[float], outcomes: dict[str, int],
+) -> dict[str, Any]:
+    return {
         "events": n,
-        "byCategory": dict(sorted(by_cat.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "byRole": dict(sorted(by_role.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "byType": dict(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "agentPairs": [{"fromAgent": a, "toAgent": b, "count": c} for (a, b), c in top_pairs],
+        "byCategory": _ranked(by_cat),
+        "byRole": _ranked(by_role),
+        "byType": _ranked(by_type),
+        "agentPairs": [{"fromAgent": a, "toAgent": b, "count": c}
+                       for (a, b), c in _ranked(pairs).items()],
         "sessions": {
             "count": len(ws_events),
-            "events": _summary(list(ws_events.values())),
-            "threads": _summary([len(v) for v in ws_threads.values()]),
+            "events": _summary(ws_events),
+            "threads": _summary(ws_threads),
         },
         "responseTimeMs": _summary(replies),
-        "outcomes": outcomes,
+        "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "epoch": store.epoch,
         "seq": store.last_seq,
     }
-    memo[key] = result
+
+
+def compute_stats(
+    store: Store, since: float | None, until: float | None, now_ms: float,
+    *, max_age_ms: float = 1000.0,
+) -> dict[str, Any]:
+    """The `/api/stats` body for [since, until); see the module docstring."""
+    memo = _memo.setdefault(store, OrderedDict())
+    key = (since, until)
+    hit = memo.get(key)
+    if hit is not None:
+        gen, epoch, at, result = hit
+        if epoch == store.epoch and (gen == store.generation or 0 <= now_ms - at <= max_age_ms):
+            memo.move_to_end(key)
+            return result
+    result = _all(store) if since is None and until is None else _ranged(store, since, until)
+    result = {"since": since, "until": until, **result}
+    memo[key] = (store.generation, store.epoch, now_ms, result)
+    memo.move_to_end(key)
     while len(memo) > _MEMO_SIZE:
         memo.popitem(last=False)
     return result

@@ -27,19 +27,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import attrgetter
-from typing import Final
+from typing import Any, Final
 
 from sortedcontainers import SortedKeyList
 
-from coordd.model import Event
+from coordd.model import Event, O, S, loads
 from coordd.overrides import Overrides
 from coordd.sessions import UNFILTERED, BlobCache, Filter, View
 
-__all__ = ["Applied", "Store", "StoreStats"]
+__all__ = ["Applied", "Store", "StoreStats", "event_outcome"]
 
+_OUTCOME_TYPES: Final = frozenset({"a2a.response", "a2a.complete"})
 _seq = attrgetter("seq")
 _order = attrgetter("order")
 _NEG_INF: Final = float("-inf")
+
+
+def event_outcome(ev: Event) -> str | None:
+    """`S(data.outcome)` of an `a2a.response` / `a2a.complete` (`no_reply`, `blocked`,
+    `failed`), parsed from the stored JSON only when it mentions an outcome."""
+    if ev.type not in _OUTCOME_TYPES or b'"outcome"' not in ev.json:
+        return None
+    return S(O(O(loads(ev.json)).get("data")).get("outcome"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,9 @@ class Store:
         self._by_cat: dict[str, _SeqList] = {}
         self._by_time: SortedKeyList = SortedKeyList(key=_order)
         self._triples: dict[tuple[str | None, str, str], int] = {}
+        #: Held events per (fromAgent, toAgent) and per outcome, for `/api/stats`.
+        self._pairs: dict[tuple[str, str], int] = {}
+        self._outcomes: dict[str, int] = {}
         self._log: deque[tuple[int, Sequence[Event], Sequence[Event]]] = deque()
         self._log_events = 0
         self._log_budget = delta_log_events
@@ -209,6 +221,11 @@ class Store:
         self._by_time.add(ev)
         t = (ev.role, ev.type, ev.category)
         self._triples[t] = self._triples.get(t, 0) + 1
+        p = (ev.from_agent, ev.to_agent)
+        self._pairs[p] = self._pairs.get(p, 0) + 1
+        outcome = event_outcome(ev)
+        if outcome is not None:
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
 
     def _unindex(self, evs: list[Event]) -> None:
         # The evicted events are the oldest in log order, hence at the front of every
@@ -229,6 +246,10 @@ class Store:
                 triples[t] = n
             else:
                 del triples[t]
+            _decrement(self._pairs, (ev.from_agent, ev.to_agent))
+            outcome = event_outcome(ev)
+            if outcome is not None:
+                _decrement(self._outcomes, outcome)
             remove(ev)
         for index, counts in ((self._by_role, per_role), (self._by_type, per_type),
                               (self._by_cat, per_cat)):
@@ -417,6 +438,12 @@ class Store:
         """Held events per type."""
         return {t: len(lst) for t, lst in self._by_type.items()}
 
+    def counters(self) -> tuple[dict[tuple[str | None, str, str], int],
+                                dict[tuple[str, str], int], dict[str, int]]:
+        """Held events per (role, type, category), per (fromAgent, toAgent) and per
+        outcome (read-only views, kept up to date by `extend`)."""
+        return self._triples, self._pairs, self._outcomes
+
     # ------------------------------------------------------------------ statistics
 
     def statistics(self, now_ms: float | None = None) -> StoreStats:
@@ -440,3 +467,11 @@ class Store:
             rebuilds=self.rebuilds,
             by_type=self.type_counts(),
         )
+
+
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    n = counts[key] - 1
+    if n:
+        counts[key] = n
+    else:
+        del counts[key]

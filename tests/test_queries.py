@@ -366,6 +366,42 @@ def test_stats() -> None:
     ranged = call(queries.get_stats, s, [("since", "2000"), ("until", "3050")])[1]
     assert ranged["events"] == 2 and ranged["responseTimeMs"]["count"] == 0
     assert "since" in bad(queries.get_stats, s, [("since", "yesterday")])
+    # the incremental answer (no range) equals one pass over everything
+    everything = call(queries.get_stats, s, [("since", "-1"), ("until", "99999")])[1]
+    assert {**everything, "since": None, "until": None} == body
+
+
+def test_stats_memo_and_max_age(store: Store) -> None:
+    first = call(queries.get_stats, store, [], now=NOW)[1]
+    store.extend([ev(251, "a2a.send", NOW, ws="fresh")])
+    # within a second the memoised answer is served, saying which seq it covers
+    assert call(queries.get_stats, store, [], now=NOW + 500)[1] == first
+    later = call(queries.get_stats, store, [], now=NOW + 1500)[1]
+    assert later["events"] == first["events"] + 1 and later["seq"] == 251
+    assert later["sessions"]["count"] == first["sessions"]["count"] + 1
+
+
+def test_stats_equal_on_a_realistic_log() -> None:
+    gen = pytest.importorskip("coordd.gen")
+    from coordd.enrich import Enricher
+    from coordd.plugins import PluginHost
+
+    host = PluginHost()
+    host.start()
+    enricher = Enricher(host, lambda: frozenset({"main", "ruda"}))
+    s = Store(max_events=1500)
+    batch = []
+    for raw in gen.generate(2000, seed=3):
+        value = enricher.enrich(raw)
+        if value is not None:
+            batch.append(Event(len(batch) + 1, value))
+    for i in range(0, len(batch), 300):
+        s.extend(batch[i:i + 300])
+    whole = call(queries.get_stats, s, [])[1]
+    assert whole["events"] == 1500 and whole["responseTimeMs"]["count"] > 10
+    assert sum(whole["outcomes"].values()) > 0
+    ranged = call(queries.get_stats, s, [("since", "0")])[1]
+    assert {**ranged, "since": None} == whole
 
 
 def test_health() -> None:
