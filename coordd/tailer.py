@@ -35,15 +35,17 @@ from typing import Final
 import trio
 
 from . import inotify
-from .checkpoint import Checkpoint, FileId, fingerprint, matches
+from .checkpoint import Checkpoint, FileId, fingerprint
 from .tailfile import (
     REPLACED,
     SAME,
     SHRUNK,
     LogFile,
+    candidates,
+    history_start,
     list_siblings,
     open_log,
-    scan_back,
+    resume_position,
     sibling_pattern,
 )
 
@@ -91,24 +93,6 @@ class TailerStats:
     # trio.current_time() of the last check of the file or batch handed on (a long cold
     # read counts as progress; a tailer blocked on a full channel does not).
     last_progress: float = 0.0
-
-
-@dataclass(slots=True)
-class _Candidate:
-    """A file the cold start may read, opened only when it has to be."""
-
-    path: Path
-    st: os.stat_result
-    lf: LogFile | None = None
-    live: bool = False
-
-    def open(self) -> LogFile | None:
-        if self.lf is None:
-            self.lf = open_log(self.path, expect=self.st)
-        return self.lf
-
-    def size(self) -> int:
-        return self.lf.size if self.lf is not None else self.st.st_size
 
 
 class Tailer:
@@ -259,11 +243,18 @@ class Tailer:
     async def _initial_read(self, send: trio.MemorySendChannel[LineBatch]) -> None:
         """Read what is on disk: the history window, then everything newer, then caught_up."""
         self._last_progress = trio.current_time()
-        cands = self._candidates()
+        cands = candidates(self.path)
+        self._known = {(c.st.st_dev, c.st.st_ino) for c in cands}
+        cp = self.checkpoint
         try:
-            pos_idx, pos_off = self._resume_position(cands)
-            start_idx, start_off = self._history_start(cands, pos_idx, pos_off)
-            cp = self.checkpoint
+            pos_idx, pos_off = resume_position(cands, cp)
+            self.resumed = pos_off is not None
+            if cp is not None and not self.resumed:
+                log.info("the checkpointed file is no longer there: reading %s as history",
+                         self.path)
+            start_idx, start_off = history_start(
+                cands, pos_idx, pos_off, read_rotated=self.read_rotated,
+                history_limit=self.history_limit, chunk=self.read_size)
             newest_sibling = len(cands) - (2 if cands and cands[-1].live else 1)
             last: LogFile | None = None
             for i in range(start_idx, len(cands)):
@@ -303,64 +294,6 @@ class Tailer:
         await self._send(send, batch)
         if self._current is None:
             self._note_missing()
-
-    def _candidates(self) -> list[_Candidate]:
-        """The rotated siblings, oldest first, then the live file (opened first, so a
-        rotation during the listing shows the renamed file once, as the live one)."""
-        live = open_log(self.path)
-        cands = [_Candidate(p, st) for p, st in list_siblings(self.path)
-                 if live is None or not live.same_inode(st)]
-        if live is not None:
-            cands.append(_Candidate(self.path, os.fstat(live.fd), live, live=True))
-        self._known = {(c.st.st_dev, c.st.st_ino) for c in cands}
-        return cands
-
-    def _resume_position(self, cands: list[_Candidate]) -> tuple[int, int | None]:
-        """Where history ends: (file index, offset), None meaning the end of the file."""
-        cp = self.checkpoint
-        if cp is not None:
-            for i, c in enumerate(cands):
-                if (c.st.st_dev, c.st.st_ino) != (cp.file.dev, cp.file.ino):
-                    continue
-                lf = c.open()
-                if lf is not None and lf.size >= cp.offset and matches(cp.file, lf.fd):
-                    self.resumed = True
-                    return i, cp.offset
-                break
-            log.info("the checkpointed file is no longer there: reading %s as history",
-                     self.path)
-        return len(cands) - 1, None
-
-    def _history_start(self, cands: list[_Candidate], pos_idx: int,
-                       pos_off: int | None) -> tuple[int, int]:
-        """Where the initial read starts: `history_limit` complete lines before the
-        position, found by reading backwards so that older files are never read."""
-        if pos_idx < 0:
-            return 0, 0
-        first = 0
-        if not self.read_rotated:
-            if not cands[pos_idx].live:
-                # History would come from siblings only: none. After a checkpoint in a
-                # sibling, its rest and the newer files are new lines, still read.
-                return (pos_idx, pos_off) if pos_off is not None else (len(cands), 0)
-            first = pos_idx
-        need = self.history_limit
-        sizes = [c.size() for c in cands[first:pos_idx + 1]]
-        if pos_off is not None:
-            sizes[-1] = pos_off
-        if sum(sizes) <= need:
-            return first, 0  # fewer bytes than lines allowed: nothing to count
-        for i in range(pos_idx, first - 1, -1):
-            lf = cands[i].open()
-            if lf is None:
-                continue
-            start, count = scan_back(lf.fd, sizes[i - first], need, self.read_size)
-            if start > 0:
-                return i, start
-            need -= count
-            if need <= 0:
-                return i, 0
-        return first, 0
 
     async def _check(self, send: trio.MemorySendChannel[LineBatch]) -> None:
         """Look at the log once: rotation, truncation, new bytes; then the retired files."""
@@ -413,15 +346,19 @@ class Tailer:
                         log.warning("%s was cut in place to %d bytes: continuing at offset %d",
                                     self.path, cur.size, cur.offset)
                 await self._drain(cur, send)
-        if self._current is None and st is not None:
+        if self._current is None:
+            # Open the new live file before looking for missed rotations: any file that was
+            # live before it is a sibling by now, and none can slip between the two looks
+            # (the sends below may let the writer rotate again).
+            new = open_log(self.path) if st is not None else None
+            if new is not None:
+                self._known.add((new.dev, new.ino))
+                self._current = new
             await self._adopt_missed(send, now)
-            new = open_log(self.path)
             if new is not None:
                 if self._waiting_for is not None:
                     log.info("%s appeared: following it", self.path)
                 self._waiting_for = None
-                self._known.add((new.dev, new.ino))
-                self._current = new
                 await self._drain(new, send)
         if self._current is None:
             self._note_missing()

@@ -1,4 +1,4 @@
-"""One open log file for the tailer: identity, line-safe reading, and the history scan.
+"""Log files for the tailer: line-safe reading of one file, and planning the cold start.
 
 Sans-I/O in the trio sense (no trio import): plain blocking `os.pread` on an open file
 descriptor, so the same code serves the cold read, the live tail and the tests.
@@ -19,17 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .checkpoint import FP_MAX, FileId, file_id, read_prefix
+from .checkpoint import FP_MAX, Checkpoint, FileId, file_id, matches, read_prefix
 
 __all__ = [
     "MAX_BATCH_LINES",
     "REPLACED",
     "SAME",
     "SHRUNK",
+    "Candidate",
     "LogFile",
     "ReadResult",
+    "candidates",
+    "history_start",
     "list_siblings",
     "open_log",
+    "resume_position",
     "scan_back",
     "sibling_pattern",
 ]
@@ -289,3 +293,87 @@ def scan_back(fd: int, end: int, need: int, chunk: int = 1 << 20) -> tuple[int, 
         pos = lo
     return 0, count
 
+
+
+# ---------------------------------------------------------------------------- cold start
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A file the cold start may read, opened only when it has to be."""
+
+    path: Path
+    st: os.stat_result
+    lf: LogFile | None = None
+    live: bool = False
+
+    def open(self) -> LogFile | None:
+        """The open file (opened now if needed); None when it is gone."""
+        if self.lf is None:
+            self.lf = open_log(self.path, expect=self.st)
+        return self.lf
+
+    def size(self) -> int:
+        """Its size: as opened, or as listed."""
+        return self.lf.size if self.lf is not None else self.st.st_size
+
+
+def candidates(path: Path) -> list[Candidate]:
+    """The rotated siblings of `path`, oldest first, then the live file itself.
+
+    The live file is opened before the directory is listed, so a rotation during the
+    listing shows the renamed file once, as the live one.
+    """
+    live = open_log(path)
+    cands = [Candidate(p, st) for p, st in list_siblings(path)
+             if live is None or not live.same_inode(st)]
+    if live is not None:
+        cands.append(Candidate(path, os.fstat(live.fd), live, live=True))
+    return cands
+
+
+def resume_position(cands: list[Candidate], cp: Checkpoint | None) -> tuple[int, int | None]:
+    """Where history ends: (file index, offset). The offset is None when the checkpoint's
+    file is not among `cands` (history then runs to the end of the last file)."""
+    if cp is not None:
+        for i, c in enumerate(cands):
+            if (c.st.st_dev, c.st.st_ino) != (cp.file.dev, cp.file.ino):
+                continue
+            lf = c.open()
+            if lf is not None and lf.size >= cp.offset and matches(cp.file, lf.fd):
+                return i, cp.offset
+            break
+    return len(cands) - 1, None
+
+
+def history_start(cands: list[Candidate], pos_idx: int, pos_off: int | None, *,
+                  read_rotated: bool, history_limit: int, chunk: int) -> tuple[int, int]:
+    """Where the initial read starts: (file index, offset) of the first of the newest
+    `history_limit` complete lines before the position, found by counting newlines
+    backwards, so that older files are never read at all."""
+    if pos_idx < 0:
+        return 0, 0
+    first = 0
+    if not read_rotated:
+        if not cands[pos_idx].live:
+            # History would come from siblings only: none. After a checkpoint in a
+            # sibling, its rest and the newer files are new lines, still read.
+            return (pos_idx, pos_off) if pos_off is not None else (len(cands), 0)
+        first = pos_idx
+    need = history_limit
+    sizes = [c.size() for c in cands[first:pos_idx + 1]]
+    if pos_off is not None:
+        sizes[-1] = pos_off
+    if sum(sizes) <= need:
+        return first, 0  # fewer bytes than lines allowed: nothing to count
+    for i in range(pos_idx, first - 1, -1):
+        lf = cands[i].open()
+        if lf is None:
+            continue
+        start, count = scan_back(lf.fd, sizes[i - first], need, chunk)
+        if start > 0:
+            return i, start
+        need -= count
+        if need <= 0:
+            return i, 0
+    return first, 0

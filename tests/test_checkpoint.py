@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from coordd import checkpoint as cpmod
 from coordd.checkpoint import (
     CHECKPOINT_NAME,
     FP_MAX,
@@ -80,7 +79,7 @@ def test_failed_write_keeps_the_old_checkpoint(tmp_path: Path,
     def failing_replace(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cpmod.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(StateError, match="cannot write the checkpoint"):
         save_checkpoint(tmp_path, _cp(log, seq=2))
     monkeypatch.undo()

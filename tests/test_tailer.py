@@ -286,6 +286,25 @@ async def test_rotations_between_two_looks_lose_no_file(tmp_path: Path,
         assert await h.settled_lines() == [b"a2", b"b1", b"c1"]
 
 
+async def test_rotation_while_handing_on_a_missed_file(tmp_path: Path,
+                                                       autojump_clock: object) -> None:
+    # The writer rotates again while the tailer waits for the consumer to take the lines of
+    # a file it missed: the file that was live meanwhile must not be skipped.
+    log = tmp_path / NAME
+    log.write_bytes(b"a1\n")
+    async with tailing(log, capacity=0) as h:
+        await h.caught_up()
+        os.rename(log, tmp_path / "coordination-events-1.ndjson")
+        log.write_bytes(b"b1\n")
+        os.rename(log, tmp_path / "coordination-events-2.ndjson")
+        log.write_bytes(b"c1\n")
+        await trio.sleep(1.5 * POLL)  # the tailer is now blocked handing on b1
+        assert h.recv.receive_nowait().lines == [b"b1"]
+        os.rename(log, tmp_path / "coordination-events-3.ndjson")  # no yield since
+        log.write_bytes(b"d1\n")
+        assert await h.everything() == [b"c1", b"d1"]
+
+
 async def test_copytruncate_copy_is_not_read_at_the_next_rotation(
         tmp_path: Path, autojump_clock: object) -> None:
     log = tmp_path / NAME
