@@ -37,6 +37,7 @@ from sortedcontainers import SortedKeyList
 from coordd.model import ARCHIVE_AFTER_MS, DEFAULT_CATEGORY, ROLES, Event, dumps, js_number
 
 __all__ = [
+    "TASK_HUB_VIEW",
     "UNFILTERED",
     "BlobCache",
     "Filter",
@@ -84,6 +85,8 @@ class Filter:
 
 
 UNFILTERED: Final = Filter()
+#: Task-Hub's default Conversations timeline (spec §6.9).
+TASK_HUB_VIEW: Final = Filter(frozenset({"conversation.main"}), frozenset({"a2a.response"}))
 
 
 class ThreadAgg:

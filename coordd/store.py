@@ -10,10 +10,11 @@ compact `model.Event` record. Secondary indexes serve the REST filters without s
 * counts per (role, type, category) so `totalMatched`/`categoryCounts` of an unbounded
   time range never touch the events.
 
-Work sessions live in `sessions.View`s. The unfiltered view is updated by every
-`extend`; filtered views (role set × type set, LRU of `max_views`) catch up lazily from a
-short delta log of what each generation added and evicted, and rebuild from the indexes
-only when they fell further behind than the log reaches.
+Work sessions live in `sessions.View`s. The unfiltered view and the pinned ones (by
+default Task-Hub's conversations view) are updated by every `extend`; other filtered views
+(role set × type set, LRU of `max_views`) catch up lazily from a short delta log of what
+each generation added and evicted, and rebuild from the indexes only when they fell
+further behind than the log reaches.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sortedcontainers import SortedKeyList
 
 from coordd.model import Event, O, S, loads
 from coordd.overrides import Overrides
-from coordd.sessions import UNFILTERED, BlobCache, Filter, View
+from coordd.sessions import TASK_HUB_VIEW, UNFILTERED, BlobCache, Filter, View
 
 __all__ = ["Applied", "Store", "StoreStats", "event_outcome"]
 
@@ -136,6 +137,7 @@ class Store:
         max_views: int = 32,
         blob_cache_bytes: int = 8 << 20,
         delta_log_events: int = 20_000,
+        pinned: Iterable[Filter] = (TASK_HUB_VIEW,),
     ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
@@ -162,7 +164,14 @@ class Store:
         self._log_budget = delta_log_events
         self.cache = BlobCache(blob_cache_bytes)
         self._unfiltered = View(UNFILTERED, self.cache)
-        self._unfiltered.gen = 0
+        #: Views updated by every `extend` (never evicted): the unfiltered one and the
+        #: pinned filters (by default Task-Hub's conversations view).
+        self._eager: dict[Filter, View] = {UNFILTERED: self._unfiltered}
+        for flt in pinned:
+            self._eager.setdefault(flt, View(flt, self.cache))
+        for v in self._eager.values():
+            v.gen = 0
+        #: Lazily maintained filtered views, least recently used first.
         self._views: OrderedDict[Filter, View] = OrderedDict()
 
     # ------------------------------------------------------------------ ingest
@@ -205,8 +214,9 @@ class Store:
         self.generation += 1
         self.evicted_total += len(evicted) + dropped
         self._log_delta(survivors, evicted)
-        self._unfiltered.apply(survivors, evicted)
-        self._unfiltered.gen = self.generation
+        for v in self._eager.values():
+            v.apply(survivors, evicted)
+            v.gen = self.generation
         affected = dict.fromkeys(ev.ws_id for ev in events if ev.ws_id is not None)
         return Applied(tuple(affected), len(evicted) + dropped, events[0].seq, events[-1].seq)
 
@@ -261,10 +271,14 @@ class Store:
         self._evicted_upto = evs[-1].seq
 
     def _log_delta(self, added: Sequence[Event], evicted: Sequence[Event]) -> None:
+        # Only lazy views read the log, and only the entries after their generation:
+        # keep nothing older (evicted events stay alive while the log holds them), and
+        # at most the budget (a view further behind rebuilds).
         log = self._log
+        floor = min((v.gen for v in self._views.values()), default=self.generation)
         log.append((self.generation, added, evicted))
         self._log_events += len(added) + len(evicted)
-        while log and self._log_events > self._log_budget:
+        while log and (log[0][0] <= floor or self._log_events > self._log_budget):
             _, a, e = log.popleft()
             self._log_events -= len(a) + len(e)
 
@@ -280,8 +294,9 @@ class Store:
 
     def view(self, flt: Filter) -> View:
         """The up-to-date work-session view for a filter (created on first use)."""
-        if flt.unfiltered:
-            return self._unfiltered
+        eager = self._eager.get(flt)
+        if eager is not None:
+            return eager
         v = self._views.get(flt)
         if v is None:
             v = View(flt, self.cache)
@@ -297,8 +312,9 @@ class Store:
 
     def peek_view(self, flt: Filter) -> View | None:
         """The view for a filter if it is cached (brought up to date), else None."""
-        if flt.unfiltered:
-            return self._unfiltered
+        eager = self._eager.get(flt)
+        if eager is not None:
+            return eager
         v = self._views.get(flt)
         if v is not None:
             self._views.move_to_end(flt)

@@ -182,6 +182,28 @@ def test_view_lru_is_bounded() -> None:
     assert s.peek_view(Filter(None, frozenset({"c"}))) is not None
 
 
+def test_delta_log_keeps_only_what_lazy_views_need() -> None:
+    s = Store(max_events=10)
+    for i in range(1, 40):
+        s.extend([ev(i, "a2a.send", NOW + i)])
+    assert not s._log  # no lazy view: nothing retained (evicted events are freed)
+    flt = Filter(None, frozenset({"a2a.send"}))
+    s.view(flt)
+    for i in range(40, 45):
+        s.extend([ev(i, "a2a.send", NOW + i)])
+    assert [g for g, _, _ in s._log] == [s.generation - k for k in range(4, -1, -1)]
+    assert s.view(flt).sessions["ws_1"].count == 10
+    s.extend([ev(45, "a2a.send", NOW + 45)])
+    assert [g for g, _, _ in s._log] == [s.generation]
+    # Task-Hub's view is pinned: maintained by extend, never rebuilt
+    hub = Filter(frozenset({"conversation.main"}), frozenset({"a2a.response"}))
+    rebuilds = s.rebuilds
+    s.extend([ev(46, "a2a.response", NOW, role="conversation.main", ws="hub")])
+    assert s.peek_view(hub) is s.view(hub)
+    assert s.view(hub).sessions["hub"].count == 1
+    assert s.rebuilds == rebuilds
+
+
 def test_statistics() -> None:
     s = Store(max_events=3, epoch="e1")
     s.extend([ev(1, "a2a.send", NOW - 2 * DAY, ws="old"),
