@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"coordd {__version__}")
     parser.add_argument("--check", action="store_true",
-                        help="run the health probe and exit (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
+                        help="run the health probe and exit "
+                             "(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the daemon (default)")

@@ -58,7 +58,8 @@ def check_config(path: str | None, overrides: Mapping[str, Mapping[str, Any]]) -
     try:
         cfg = load_config(path, overrides=overrides)
     except CoorddError as e:
-        return None, Check("config", "fail", str(e), hint="fix the named key, then run --check again")
+        return None, Check("config", "fail", str(e),
+                           hint="fix the named key, then run --check again")
     where = path or "built-in defaults (no --config)"
     return cfg, Check("config", "pass", f"loaded {where}")
 

@@ -61,6 +61,7 @@ class PipelineStats:
     rejected: dict[str, int]
     batches: int
     last_progress: float
+    busy_since: float | None  # trio time a batch went to the worker thread, while it is there
     checkpoint_error: str | None
 
 
@@ -112,6 +113,7 @@ class Pipeline:
         self._accepted = 0
         self._batches = 0
         self._last_progress = 0.0
+        self._busy_since: float | None = None
         self._history: list[Event] = []
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
@@ -142,17 +144,20 @@ class Pipeline:
                                 task_status.started()
                 nursery.cancel_scope.cancel()
         finally:
-            with trio.CancelScope(shield=True):
-                self._save_checkpoint()
+            # Synchronous on purpose: a cancelled run still records the position it reached.
+            self._save_checkpoint()
 
     async def _ingest(self, batch: LineBatch) -> None:
         self._lines += len(batch.lines)
         self._last_progress = trio.current_time()
-        events = (
-            await trio.to_thread.run_sync(self._build, batch.lines, abandon_on_cancel=False)
-            if batch.lines
-            else []
-        )
+        events: list[Event] = []
+        if batch.lines:
+            self._busy_since = trio.current_time()
+            try:
+                events = await trio.to_thread.run_sync(self._build, batch.lines,
+                                                       abandon_on_cancel=False)
+            finally:
+                self._busy_since = None
         self._batches += 1
         if batch.history and not self._history_done:
             self._history.extend(events)
@@ -275,5 +280,6 @@ class Pipeline:
             rejected=dict(self._rejected),
             batches=self._batches,
             last_progress=self._last_progress,
+            busy_since=self._busy_since,
             checkpoint_error=self._checkpoint_error,
         )

@@ -20,25 +20,25 @@ from typing import Any
 
 import orjson
 import trio
-from prometheus_client.core import Metric
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
+from prometheus_client.core import Metric
 from quart import websocket
 
 from .checkpoint import load_checkpoint
 from .config import Config, load_config
 from .enrich import Enricher
 from .errors import CoorddError, StateError
+from .hub import Hub
 from .logs import setup_logging
 from .mainagents import MainAgents
-from .notify import Notifier
-from .overrides import Overrides
-from .hub import Hub
 from .metrics import Metrics
+from .notify import Notifier
 from .openapi import openapi_document
-from .service_metrics import service_metric_families
+from .overrides import Overrides
 from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
+from .service_metrics import service_metric_families
 from .store import Store
 from .tailer import Tailer
 from .web import AppContext, create_app
@@ -148,7 +148,7 @@ class Service:
         async def ws() -> None:
             await hub.serve(websocket)
         hconfig = HypercornConfig()
-        hconfig.bind = [_bind(cfg.server.host, cfg.server.port)]
+        hconfig.bind = _activation_binds(os.environ) or [_bind(cfg.server.host, cfg.server.port)]
         hconfig.graceful_timeout = cfg.server.shutdown_grace
         hconfig.accesslog = None
         hconfig.websocket_ping_interval = cfg.websocket.heartbeat
@@ -169,6 +169,8 @@ class Service:
             log.info("coordd ready on %s (%d events, epoch %s)", ", ".join(urls),
                      len(self.store), self.pipeline.epoch)
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
+            if self.notifier.enabled:
+                nursery.start_soon(self._systemd_loop)
             task_status.started(ServiceInfo(urls=urls, port=port))
             await self._shutdown.wait()
             self._stopping = True
@@ -201,6 +203,33 @@ class Service:
         if not self._stopping:
             log.critical("component %s stopped on its own", name)
             raise ComponentCrashed(name)
+
+    async def _systemd_loop(self) -> None:
+        """STATUS= every few seconds; WATCHDOG=1 only while ingestion makes progress."""
+        usec = self.notifier.watchdog_usec
+        interval = min(5.0, usec / 2e6) if usec else 5.0
+        while True:
+            await trio.sleep(interval)
+            lines = [f"STATUS={self.status_line()}"]
+            stalled = self.stalled(max(usec / 1e6, 3 * self.config.log.poll_interval, 2.0))
+            if usec and stalled is None:
+                lines.append("WATCHDOG=1")
+            elif stalled:
+                log.error("watchdog withheld: %s", stalled)
+            self.notifier.notify(*lines)
+
+    def stalled(self, limit: float) -> str | None:
+        """Why ingestion is not making progress (None when it is), for the watchdog."""
+        now = trio.current_time()
+        if self.tailer is not None:
+            idle = now - self.tailer.statistics().last_progress
+            if idle > limit:
+                return f"the tail loop has not checked the log for {idle:.1f}s"
+        if self.pipeline is not None:
+            busy = self.pipeline.statistics().busy_since
+            if busy is not None and now - busy > limit:
+                return f"a batch has been in the worker thread for {now - busy:.1f}s"
+        return None
 
     async def _external_trigger(self, trigger: Callable[[], Awaitable[None]]) -> None:
         await trigger()
@@ -310,6 +339,14 @@ class Service:
 
 def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Sockets passed by systemd socket activation (LISTEN_FDS, from fd 3 on)."""
+    if env.get("LISTEN_PID", "") != str(os.getpid()):
+        return []
+    count = int(env.get("LISTEN_FDS", "0") or 0)
+    return [f"fd://{3 + i}" for i in range(count)]
 
 
 def _changed_keys(old: Config, new: Config) -> list[str]:

@@ -162,7 +162,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
                 if method != "PATCH":
                     return _error(405, "Method not allowed")
                 if ctx.write_token.strip():
-                    if not token_matches(ctx.write_token, request.headers.get("X-Task-Monitor-Token")):
+                    given = request.headers.get("X-Task-Monitor-Token")
+                    if not token_matches(ctx.write_token, given):
                         return _error(401, "Unauthorized")
                 else:
                     client = request.scope.get("client")

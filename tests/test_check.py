@@ -112,7 +112,8 @@ def test_checkpoint_for_a_vanished_file_is_a_warning(
     assert code == 1 and "no longer there" in out
 
 
-def test_checkpoint_consistent_with_the_file(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_consistent_with_the_file(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = home / "st"
     log = home / ".openclaw" / "logs" / "coordination-events.ndjson"
     st = log.stat()

@@ -169,7 +169,8 @@ def test_kill_9_with_rotation_while_stopped(home: Path) -> None:
     d.kill()
     # While down: more lines, a rename rotation, and a new file.
     d.append(event(7))
-    os.rename(d.log_path, d.log_path.with_name("coordination-events-2026-02-01T00-00-00-000Z.ndjson"))
+    rotated = d.log_path.with_name("coordination-events-2026-02-01T00-00-00-000Z.ndjson")
+    os.rename(d.log_path, rotated)
     d.append(event(8), event(9))
     d2 = Daemon(home, "--config", str(home / "coordd.toml"))
     try:
