@@ -373,8 +373,8 @@ class Tailer:
         for p, st in list_siblings(self.path):
             if (st.st_dev, st.st_ino) in self._known:
                 continue
+            lf = open_log(p, expect=st)  # an OSError leaves it unknown: retried next time
             self._known.add((st.st_dev, st.st_ino))
-            lf = open_log(p, expect=st)
             if lf is None:
                 continue
             log.info("%s rotated more than once since the last look: reading %s", self.path, p)
