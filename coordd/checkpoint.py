@@ -38,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "matches",
     "new_epoch",
+    "read_checkpoint",
     "read_prefix",
     "save_checkpoint",
 ]

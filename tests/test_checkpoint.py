@@ -18,6 +18,7 @@ from coordd.checkpoint import (
     load_checkpoint,
     matches,
     new_epoch,
+    read_checkpoint,
     read_prefix,
     save_checkpoint,
 )
@@ -174,3 +175,17 @@ def test_new_epoch_is_short_random_and_url_safe() -> None:
     for e in epochs:
         assert 8 <= len(e) <= 16
         assert set(e) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_read_checkpoint_has_no_side_effects(tmp_path: Path) -> None:
+    # The --check probe's reader: corrupt is an error for the caller, nothing is moved.
+    assert read_checkpoint(tmp_path) is None
+    log = tmp_path / "log.ndjson"
+    log.write_bytes(b"a\n")
+    cp = _cp(log)
+    save_checkpoint(tmp_path, cp)
+    assert read_checkpoint(tmp_path) == cp
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"{broken")
+    with pytest.raises(ValueError):
+        read_checkpoint(tmp_path)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == b"{broken"
