@@ -102,13 +102,15 @@ def _wall_ms() -> float:
 
 
 class _Client:
-    __slots__ = ("dropped", "epoch", "recv", "send", "sent_seq")
+    __slots__ = ("dropped", "epoch", "pending", "recv", "send", "sent_seq")
 
     def __init__(self, queue: int, epoch: str) -> None:
         self.send, self.recv = trio.open_memory_channel[Batch](queue)
         self.epoch = epoch
         #: The last seq handed to the socket: where the client resumes if dropped.
         self.sent_seq = 0
+        #: Characters of the batches queued for it and not yet sent.
+        self.pending = 0
         self.dropped = False
 
 
@@ -130,19 +132,23 @@ class Hub:
         epoch: Callable[[], str],
         replay_window: int = 10_000,
         client_queue: int = 256,
+        client_bytes: int = 16 << 20,
         clock_ms: Callable[[], float] = _wall_ms,
         last_seq: Callable[[], int] | None = None,
     ) -> None:
-        """`epoch()` names the current sequence space; `client_queue` is the number of
-        published batches a client may have pending before it is dropped; `last_seq()`,
+        """`epoch()` names the current sequence space. A client is dropped when it has
+        `client_queue` published batches pending, or more than about `client_bytes` of
+        them (counted in characters): batches are shared, so the slowest client's backlog
+        bounds the hub's memory whatever the batch sizes. `last_seq()`,
         if given, is the store's last seq (it can be ahead of what was published, after a
         restart from a checkpoint with no history)."""
-        if replay_window < 0 or client_queue < 1:
-            raise ValueError("replay_window must be >= 0 and client_queue >= 1")
+        if replay_window < 0 or client_queue < 1 or client_bytes < 1:
+            raise ValueError("replay_window must be >= 0, client_queue and client_bytes >= 1")
         self._epoch_fn = epoch
         self._clock = clock_ms
         self._store_last_seq = last_seq
         self._client_queue = client_queue
+        self._client_bytes = client_bytes
         self._ring: deque[Event] = deque(maxlen=replay_window)
         self._ring_epoch: str | None = None
         self._last_seq = 0
@@ -198,8 +204,13 @@ class Hub:
 
     def _offer(self, batch: Batch) -> None:
         for client in list(self._clients):
+            # One batch larger than the bound still goes to a client with nothing pending.
+            if client.pending and client.pending + batch.size > self._client_bytes:
+                self._drop(client)
+                continue
             try:
                 client.send.send_nowait(batch)
+                client.pending += batch.size
             except trio.WouldBlock:
                 self._drop(client)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -223,13 +234,14 @@ class Hub:
 
     def _drop(self, client: _Client) -> None:
         """Take a client that cannot keep up out of the fan-out; its task closes it."""
+        queued = client.send.statistics().current_buffer_used
         client.dropped = True
         self._clients.discard(client)
         client.send.close()
         self._drops += 1
         self._notify()
-        log.info("dropped a WebSocket client that fell behind (queue of %d full)",
-                 self._client_queue)
+        log.info("dropped a WebSocket client that fell behind (%d batches, %d characters "
+                 "pending)", queued, client.pending)
 
     # ------------------------------------------------------------------ serving
 
@@ -340,6 +352,7 @@ class Hub:
                     client.epoch, client.sent_seq = epoch, 0
                 if seq:
                     client.sent_seq = seq
+            client.pending -= sum(batch.size for batch in group)
             if client.dropped:
                 break
         if client.dropped:

@@ -96,6 +96,13 @@ class Envelope:
         return self.message(b"coordination_event_new", b'{"events":[' + blob
                             + b'],"affectedWorkSessions":' + orjson.dumps(affected) + b"}")
 
+    def events_text(self, events: str, affected: list[str]) -> tuple[str, int, int]:
+        """The same from text, with where the events sit in it (for merging later)."""
+        head = self.message(b"coordination_event_new", b'{"events":[')[:-1]
+        tail = ('],"affectedWorkSessions":' + orjson.dumps(affected).decode("utf-8", "replace")
+                + "}}")
+        return head + events + tail, len(head), len(head) + len(events)
+
     def chunk(self, chunk: Sequence[Event]) -> str:
         return self.events(b",".join([with_seq(ev) for ev in chunk]), affected_sessions(chunk))
 
@@ -125,18 +132,22 @@ Message = tuple[str, int]
 class Batch:
     """One published batch: its messages, built once and shared by every client queue.
 
-    A batch that fits in one `coordination_event_new` also keeps its events' JSON
-    (`blob`), so that a client that fell a few batches behind can be sent them merged
-    into one event_log + coordination_event_new instead of two frames per batch.
+    A batch that fits in one `coordination_event_new` remembers where its events sit in
+    that message (`span`), so that a client that fell a few batches behind can be sent
+    them merged into one event_log + coordination_event_new instead of two frames per
+    batch, without keeping a second copy of the events. `size` (characters of all its
+    messages) is what it costs each client queue that holds it.
     """
 
-    __slots__ = ("affected", "blob", "count", "epoch", "last", "messages", "now_ms", "tail")
+    __slots__ = ("affected", "count", "epoch", "last", "messages", "now_ms", "size", "span",
+                 "tail")
 
     def __init__(self, epoch: str, now_ms: float, messages: tuple[Message, ...]) -> None:
         self.epoch = epoch
         self.now_ms = now_ms
         self.messages = messages
-        self.blob: bytes | None = None
+        self.size = sum(len(text) for text, _ in messages)
+        self.span: tuple[int, int] | None = None
         self.affected: list[str] = []
         self.tail: tuple[Message, ...] = ()
         self.count = 0
@@ -148,17 +159,26 @@ class Batch:
         tail = tuple((env.continuation(ev), ev.seq) for ev in events
                      if ev.type.startswith("continuation."))
         parts = list(chunks(events))
+        span = None
+        affected: list[str] = []
         if len(parts) == 1:
-            blob = b",".join([with_seq(ev) for ev in events])
             affected = affected_sessions(events)
-            body: tuple[Message, ...] = ((env.events(blob, affected), events[-1].seq),)
+            blob = b",".join([with_seq(ev) for ev in events]).decode("utf-8", "replace")
+            text, start, end = env.events_text(blob, affected)
+            span = (start, end)
+            body: tuple[Message, ...] = ((text, events[-1].seq),)
         else:
-            blob, affected = None, []
             body = tuple((env.chunk(c), c[-1].seq) for c in parts)
         batch = cls(epoch, now_ms, ((env.event_log(), 0), *body, *tail))
-        batch.blob, batch.affected, batch.tail = blob, affected, tail
+        batch.span, batch.affected, batch.tail = span, affected, tail
         batch.count, batch.last = len(events), events[-1].seq
         return batch
+
+    def events_json(self) -> str:
+        """The comma-joined events of a one-chunk batch, cut out of its message."""
+        assert self.span is not None
+        start, end = self.span
+        return self.messages[1][0][start:end]
 
 
 def coalesce(group: list[Batch]) -> Iterator[tuple[str, int, str]]:
@@ -171,17 +191,17 @@ def coalesce(group: list[Batch]) -> Iterator[tuple[str, int, str]]:
     run: list[Batch] = []
     count = size = 0
     for batch in [*group, None]:
-        fits = (batch is not None and batch.blob is not None and bool(run)
+        fits = (batch is not None and batch.span is not None and bool(run)
                 and batch.epoch == run[0].epoch and count + batch.count <= CHUNK_EVENTS
-                and size + len(batch.blob) <= CHUNK_BYTES)
+                and size + batch.size <= CHUNK_BYTES)
         if run and not fits:
             yield from _merged(run)
             run, count, size = [], 0, 0
         if batch is None:
             break
-        if batch.blob is not None:
+        if batch.span is not None:
             run.append(batch)
-            count, size = count + batch.count, size + len(batch.blob)
+            count, size = count + batch.count, size + batch.size
         else:
             for text, seq in batch.messages:
                 yield text, seq, batch.epoch
@@ -195,9 +215,9 @@ def _merged(run: list[Batch]) -> Iterator[tuple[str, int, str]]:
         return
     env = Envelope(last.now_ms, last.epoch)
     affected = list(dict.fromkeys(ws for b in run for ws in b.affected))
-    blob = b",".join([b.blob for b in run if b.blob is not None])
+    text, _, _ = env.events_text(",".join([b.events_json() for b in run]), affected)
     yield env.event_log(), 0, last.epoch
-    yield env.events(blob, affected), last.last, last.epoch
+    yield text, last.last, last.epoch
     for b in run:
         for text, seq in b.tail:
             yield text, seq, last.epoch

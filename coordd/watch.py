@@ -272,6 +272,7 @@ async def follow(
         try:
             async with trio_websocket.open_websocket_url(
                 target, max_message_size=MAX_MESSAGE_BYTES, connect_timeout=connect_timeout,
+                receive_buffer_size=None,
                 disconnect_timeout=1.0,
             ) as conn:
                 resumed = state.last_seq is not None

@@ -461,10 +461,15 @@ async def run_in(scope: trio.CancelScope, fn: Any, *args: Any) -> None:
         await fn(*args)
 
 
+@pytest.mark.parametrize(
+    "bounds",
+    [{"client_queue": 4}, {"client_queue": 100_000, "client_bytes": 500_000}],
+    ids=["batches", "bytes"],
+)
 async def test_slow_client_is_closed_with_1013_and_never_delays_others(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, bounds: dict[str, int],
 ) -> None:
-    hub = new_hub(client_queue=4, replay_window=1_000_000)
+    hub = new_hub(replay_window=1_000_000, **bounds)
     server = await start_server(nursery, hub)
     got: list[int] = []
     progress_send, progress_recv = trio.open_memory_channel[int](1000)

@@ -1,0 +1,349 @@
+"""Benchmark of live push: log append → WebSocket frame, through the real daemon.
+
+The daemon runs as a subprocess (`python -m coordd run`) on a temporary log pre-filled with
+`--history` realistic events from `coordd.gen` (default 100,000). WebSocket clients
+(trio-websocket) run in `--procs` separate worker processes, so that the clients' own
+parsing does not share a process with the writer.
+
+1. Latency, for each client count in `--clients` (default 1 and 100): the writer appends
+   `--samples` events one at a time, `--gap` ms apart with one client and `--gap-many` ms
+   with more (default 10 and 50 ms: each event is two frames per client, and at 100
+   clients a shorter gap measures the clients' own parsing backlog, not the push; phase 2
+   is the throughput test); each line carries CLOCK_MONOTONIC
+   taken just before its write(), and each client compares it with the time its frame
+   arrived. p50/p99/max over every (event, client) pair. Targets: p50 ≤ 5 ms and
+   p99 ≤ 20 ms with one client; p99 ≤ 50 ms with 100 clients.
+2. Sustained ingest: with `--ingest-clients` clients connected, the writer appends
+   `--ingest` realistic events at `--rate` per second (default 20,000/s, in a write every
+   5 ms), then an end marker. Reported: the rate actually written, the rate at which every
+   client received them (first write → marker received), the lag of the marker, and per
+   client whether it received exactly every seq from its `connected` seq to the marker
+   (nothing lost, nothing twice, no 1013). Target: ≥ 20,000 events/s with nothing lost.
+
+Run from the repository root:
+
+    python bench/bench_ws.py                         # full run, about a minute
+    python bench/bench_ws.py --history 10000 --samples 200 --ingest 40000   # quicker
+
+The figures are wall-clock times on a shared machine: compare medians across runs on one
+machine. The daemon's CPU time and resident memory are printed for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_RE = re.compile(r"coordd ready on (http://[^\s,]+)")
+MAX_MESSAGE = 64 << 20
+
+
+# ---------------------------------------------------------------------------- worker side
+
+
+def worker(url: str, clients: int, end_id: str) -> None:
+    """Connect `clients` clients, print "ready", collect until the `end_id` marker, print
+    one JSON line with the figures."""
+    import orjson
+    import trio
+    import trio_websocket
+
+    from coordd.model import loads  # JSON.parse-compatible: the log has lone surrogates
+
+    lat_ns: list[int] = []
+    per_client: list[dict[str, Any]] = []
+
+    async def one(ready: Any) -> None:
+        rec: dict[str, Any] = {"connected_seq": None, "first": None, "last": None,
+                               "count": 0, "gaps": 0, "dups": 0, "closed": None,
+                               "end_ns": None}
+        per_client.append(rec)
+        try:
+            async with trio_websocket.open_websocket_url(
+                url, max_message_size=MAX_MESSAGE, receive_buffer_size=None
+            ) as ws:
+                hello = orjson.loads(await ws.get_message())
+                rec["connected_seq"] = hello["data"]["seq"]
+                last = hello["data"]["seq"]
+                ready()
+                while True:
+                    text = await ws.get_message()
+                    now = time.monotonic_ns()
+                    if '"coordination_event_new"' not in text[:40]:
+                        continue
+                    for ev in loads(text)["data"]["events"]:
+                        seq = ev["seq"]
+                        if seq <= last:
+                            rec["dups"] += 1
+                            continue
+                        if seq != last + 1:
+                            rec["gaps"] += 1
+                        last = seq
+                        rec["count"] += 1
+                        rec["first"] = rec["first"] or seq
+                        rec["last"] = seq
+                        data = ev.get("data") or {}
+                        sent = data.get("benchT")
+                        if sent is not None:
+                            lat_ns.append(now - sent)
+                        if data.get("benchId") == end_id:
+                            rec["end_ns"] = now
+                            return
+        except trio_websocket.ConnectionClosed as e:
+            r = e.reason
+            rec["closed"] = f"{r.code} {r.reason}" if r is not None else "closed"
+
+    async def main() -> None:
+        pending = [clients]
+
+        def ready() -> None:
+            pending[0] -= 1
+            if pending[0] == 0:
+                print("ready", flush=True)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(clients):
+                nursery.start_soon(one, ready)
+        print(json.dumps({"lat_ns": lat_ns, "clients": per_client}), flush=True)
+
+    trio.run(main)
+
+
+# ---------------------------------------------------------------------------- bench side
+
+
+class Daemon:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.log = home / ".openclaw" / "logs" / "coordination-events.ndjson"
+        self.url = ""
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> float:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("TASK_MONITOR_", "MONGODB_", "NOTIFY_SOCKET", "COORDD_"))}
+        env.update({"HOME": str(self.home), "PYTHONPATH": str(ROOT)})
+        cmd = [sys.executable, "-m", "coordd", "run", "--host", "127.0.0.1", "--port", "0",
+               "--log", str(self.log), "--state-dir", str(self.home / "state")]
+        ready = threading.Event()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, errors="replace")
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip())
+                m = READY_RE.search(line)
+                if m:
+                    self.url = m.group(1)
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(120):
+            self.stop()
+            raise SystemExit("daemon did not start:\n" + "\n".join(self.lines[-30:]))
+        return time.perf_counter() - t0
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def usage(self) -> str:
+        assert self.proc is not None
+        pid = self.proc.pid
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return "daemon usage unavailable"
+        return f"daemon: RSS {rss:.0f} MiB, CPU {cpu:.1f} s so far"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Workers:
+    """`total` clients spread over `procs` worker processes."""
+
+    def __init__(self, url: str, total: int, procs: int, end_id: str) -> None:
+        procs = max(1, min(procs, total))
+        sizes = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
+        self.procs = [
+            subprocess.Popen([sys.executable, __file__, "--worker", url, str(n), end_id],
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            for n in sizes
+        ]
+        for p in self.procs:
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "ready":
+                raise SystemExit("a worker did not connect its clients")
+
+    def results(self, timeout: float) -> tuple[list[int], list[dict[str, Any]]]:
+        lat: list[int] = []
+        clients: list[dict[str, Any]] = []
+        for p in self.procs:
+            try:
+                out, _ = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            for line in out.splitlines():
+                if line.startswith("{"):
+                    data = json.loads(line)
+                    lat.extend(data["lat_ns"])
+                    clients.extend(data["clients"])
+        return lat, clients
+
+
+def bench_line(i: int | str, extra: dict[str, Any] | None = None) -> bytes:
+    data: dict[str, Any] = {
+        "fromAgent": "ruda", "toAgent": "eden", "conversationId": "bench-conv",
+        "workSessionId": "ws_bench", "message": "배포 전 회귀 테스트 결과를 검토해 주세요",
+        "benchId": i, "benchT": time.monotonic_ns(),
+    }
+    data.update(extra or {})
+    event = {"type": "a2a.send", "agentId": "ruda", "ts": int(time.time() * 1000), "data": data}
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def lost_summary(clients: list[dict[str, Any]], expected_last: int | None = None) -> str:
+    bad = [c for c in clients
+           if c["closed"] or c["gaps"] or c["dups"] or c["end_ns"] is None
+           or c["first"] != c["connected_seq"] + 1
+           or (expected_last is not None and c["last"] != expected_last)]
+    if not clients:
+        return "NO RESULTS from the clients"
+    if bad:
+        return f"{len(bad)} client(s) LOST events: {bad[:3]}"
+    return "nothing lost on any client"
+
+
+def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: int,
+                  gap: float) -> None:
+    workers = Workers(daemon.ws_url, clients, procs, "lat-end")
+    time.sleep(0.2)
+    for i in range(samples):
+        os.write(fd, bench_line(i))
+        time.sleep(gap)
+    os.write(fd, bench_line("lat-end"))
+    lat, per_client = workers.results(timeout=60)
+    ms = [v / 1e6 for v in lat]
+    print(f"  {clients:>3} client(s), {procs} worker process(es), one event every "
+          f"{gap * 1000:g} ms: {len(ms)} samples, "
+          f"p50 {pct(ms, 0.5):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms; "
+          f"{lost_summary(per_client)}")
+
+
+def ingest_phase(daemon: Daemon, fd: int, clients: int, procs: int, n: int,
+                 rate: float) -> None:
+    from coordd.gen import lines
+
+    payload = list(lines(n, seed=7))
+    workers = Workers(daemon.ws_url, clients, procs, "ingest-end")
+    time.sleep(0.2)
+    tick = 0.005
+    per_tick = max(1, int(rate * tick))
+    t0_ns = time.monotonic_ns()
+    t0 = time.perf_counter()
+    for k, start in enumerate(range(0, n, per_tick)):
+        os.write(fd, b"".join(payload[start:start + per_tick]))
+        delay = t0 + (k + 1) * tick - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    written = time.perf_counter() - t0
+    end_written_ns = time.monotonic_ns()
+    os.write(fd, bench_line("ingest-end"))
+    _, per_client = workers.results(timeout=120)
+    ends = [c["end_ns"] for c in per_client if c["end_ns"] is not None]
+    print(f"  wrote {n} events in {written:.2f} s = {n / written:,.0f} events/s")
+    if len(ends) == len(per_client) and ends:
+        last = max(ends)
+        recv_rate = n / ((last - t0_ns) / 1e9)
+        print(f"  {clients} client(s) received them all at {recv_rate:,.0f} events/s "
+              f"(first write → end marker on the slowest client); marker lag "
+              f"{(last - end_written_ns) / 1e6:.1f} ms")
+    counts = sorted({c["count"] for c in per_client})
+    print(f"  events per client: {counts}; {lost_summary(per_client)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--history", type=int, default=100_000, help="events in the log at start")
+    p.add_argument("--samples", type=int, default=500, help="latency samples per run")
+    p.add_argument("--gap", type=float, default=10.0,
+                   help="ms between latency samples with one client")
+    p.add_argument("--gap-many", type=float, default=50.0,
+                   help="ms between latency samples with more than one client")
+    p.add_argument("--clients", default="1,100", help="client counts for the latency runs")
+    p.add_argument("--procs", type=int, default=2, help="worker processes for >1 client")
+    p.add_argument("--ingest", type=int, default=100_000, help="events in the ingest run")
+    p.add_argument("--rate", type=float, default=20_000.0, help="ingest events per second")
+    p.add_argument("--ingest-clients", type=int, default=10)
+    args = p.parse_args(argv)
+
+    from coordd.gen import write_log
+
+    print(f"bench_ws: {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    print("command: python bench/bench_ws.py " + " ".join(argv or sys.argv[1:]))
+    with tempfile.TemporaryDirectory(prefix="coordd-bench-ws-") as tmp:
+        daemon = Daemon(Path(tmp))
+        size = write_log(daemon.log, args.history, seed=3) if args.history else 0
+        if not args.history:
+            daemon.log.parent.mkdir(parents=True, exist_ok=True)
+            daemon.log.touch()
+        print(f"log: {args.history} events, {size / 1e6:.1f} MB")
+        startup = daemon.start()
+        print(f"daemon ready in {startup:.2f} s; {daemon.usage()}")
+        fd = os.open(daemon.log, os.O_WRONLY | os.O_APPEND)
+        try:
+            print(f"1. append → push latency ({args.samples} events, one at a time):")
+            for count in [int(c) for c in args.clients.split(",") if c.strip()]:
+                gap = args.gap if count == 1 else args.gap_many
+                latency_phase(daemon, fd, count, 1 if count == 1 else args.procs,
+                              args.samples, gap / 1000)
+            print(f"   {daemon.usage()}")
+            print(f"2. sustained ingest ({args.ingest} events at {args.rate:,.0f}/s, "
+                  f"{args.ingest_clients} clients):")
+            ingest_phase(daemon, fd, args.ingest_clients, args.procs, args.ingest, args.rate)
+            print(f"   {daemon.usage()}")
+        finally:
+            os.close(fd)
+            daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        sys.exit(0)
+    sys.exit(main())
