@@ -118,6 +118,8 @@ class Pipeline:
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
         self._saved_position: tuple[FileId, int, int] | None = None
+        self._current_file: FileId | None = None
+        self._left_files: set[FileId] = set()
         self._checkpoint_error: str | None = None
         self._ratelog = _RateLimited()
 
@@ -169,9 +171,23 @@ class Pipeline:
                     seq += 1
                     ev.seq = seq
                 self._store(events)
+        self._advance(batch.file, batch.end_offset)
+
+    def _advance(self, file: FileId, offset: int) -> None:
+        """Move the checkpoint position forward, never back to a file already left.
+
+        Late writes to a file that was rotated away arrive after lines of its successor;
+        the checkpoint stays in the successor (the old file is history on a restart).
+        """
+        if file != self._current_file:
+            if file in self._left_files:
+                return
+            if self._current_file is not None:
+                self._left_files.add(self._current_file)
+            self._current_file = file
         # One assignment, so the checkpoint thread never sees a position and a seq that
         # belong to different batches.
-        self._position = (batch.file, batch.end_offset, self.store.last_seq)
+        self._position = (file, offset, self.store.last_seq)
 
     def _build(self, lines: list[bytes]) -> list[Event]:
         """Parse and enrich in a worker thread. Numbering happens on the loop."""
