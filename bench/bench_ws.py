@@ -1,9 +1,12 @@
 """Benchmark of live push: log append → WebSocket frame, through the real daemon.
 
 The daemon runs as a subprocess (`python -m coordd run`) on a temporary log pre-filled with
-`--history` realistic events from `coordd.gen` (default 100,000). WebSocket clients
-(trio-websocket) run in `--procs` separate worker processes, so that the clients' own
-parsing does not share a process with the writer.
+`--history` realistic events from `coordd.gen` (default 100,000). WebSocket clients run in
+`--procs` separate worker processes, so that the clients' own parsing does not share a
+process with the writer. `--client trio-websocket` (the default) is the client `coordd
+watch` uses; `--client raw` is a minimal RFC 6455 client on plain sockets that costs a
+tenth of the CPU per frame: on a small machine, 100 trio-websocket clients mostly measure
+their own parsing backlog.
 
 1. Latency, for each client count in `--clients` (default 1 and 100): the writer appends
    `--samples` events one at a time, `--gap` ms apart with one client and `--gap-many` ms
@@ -22,8 +25,9 @@ parsing does not share a process with the writer.
 
 Run from the repository root:
 
-    python bench/bench_ws.py                         # full run, about a minute
-    python bench/bench_ws.py --history 10000 --samples 200 --ingest 40000   # quicker
+    python bench/bench_ws.py                         # full run, a few minutes
+    python bench/bench_ws.py --client raw            # the same with the light client
+    python bench/bench_ws.py --history 10000 --samples 200 --ingest 20000   # quicker
 
 The figures are wall-clock times on a shared machine: compare medians across runs on one
 machine. The daemon's CPU time and resident memory are printed for context.
@@ -123,6 +127,122 @@ def worker(url: str, clients: int, end_id: str) -> None:
     trio.run(main)
 
 
+def raw_worker(url: str, clients: int, end_id: str) -> None:
+    """The same as `worker` with a minimal RFC 6455 client on plain sockets and one
+    selector loop: a tenth of trio-websocket's CPU per frame, so that 100 clients on a
+    small machine measure the daemon rather than the clients' own backlog."""
+    import base64
+    import selectors
+    import socket
+    from urllib.parse import urlsplit
+
+    from coordd.model import loads
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    sel = selectors.DefaultSelector()
+    lat_ns: list[int] = []
+    recs: list[dict[str, Any]] = []
+    state: dict[socket.socket, dict[str, Any]] = {}
+    for _ in range(clients):
+        sock = socket.create_connection((host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                     .encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise SystemExit(f"handshake refused: {head[:80]!r}")
+        rec: dict[str, Any] = {"connected_seq": None, "first": None, "last": None, "count": 0,
+                               "gaps": 0, "dups": 0, "closed": None, "end_ns": None}
+        recs.append(rec)
+        state[sock] = {"buf": buf, "rec": rec, "last": None}
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+
+    def frames(st: dict[str, Any]) -> list[tuple[int, bytes]]:
+        out = []
+        buf = st["buf"]
+        while len(buf) >= 2:
+            op, n, off = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, off = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, off = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < off + n:
+                break
+            out.append((op, buf[off:off + n]))
+            buf = buf[off + n:]
+        st["buf"] = buf
+        return out
+
+    def handle(sock: socket.socket, st: dict[str, Any], now: int) -> bool:
+        rec = st["rec"]
+        for op, payload in frames(st):
+            if op == 9:  # ping: answer with a masked, empty pong
+                sock.sendall(b"\x8a\x80\x00\x00\x00\x00")
+                continue
+            if op == 8:
+                rec["closed"] = str(int.from_bytes(payload[:2], "big")) + " " + \
+                    payload[2:].decode("utf-8", "replace")
+                return False
+            if op != 1:
+                continue
+            if st["last"] is None:
+                st["last"] = rec["connected_seq"] = loads(payload)["data"]["seq"]
+                continue
+            if b'"coordination_event_new"' not in payload[:40]:
+                continue
+            for ev in loads(payload)["data"]["events"]:
+                seq = ev["seq"]
+                if seq <= st["last"]:
+                    rec["dups"] += 1
+                    continue
+                if seq != st["last"] + 1:
+                    rec["gaps"] += 1
+                st["last"] = seq
+                rec["count"] += 1
+                rec["first"] = rec["first"] or seq
+                rec["last"] = seq
+                data = ev.get("data") or {}
+                sent = data.get("benchT")
+                if sent is not None:
+                    lat_ns.append(now - sent)
+                if data.get("benchId") == end_id:
+                    rec["end_ns"] = now
+                    return False
+        return True
+
+    ready = False
+    while state:
+        if not ready and all(st["last"] is not None for st in state.values()):
+            print("ready", flush=True)
+            ready = True
+        for key, _ in sel.select(timeout=1.0):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            st = state[sock]
+            try:
+                data = sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            now = time.monotonic_ns()
+            st["buf"] += data
+            if not data or not handle(sock, st, now):
+                sel.unregister(sock)
+                sock.close()
+                del state[sock]
+    print(json.dumps({"lat_ns": lat_ns, "clients": recs}), flush=True)
+
+
 # ---------------------------------------------------------------------------- bench side
 
 
@@ -189,11 +309,11 @@ class Daemon:
 class Workers:
     """`total` clients spread over `procs` worker processes."""
 
-    def __init__(self, url: str, total: int, procs: int, end_id: str) -> None:
+    def __init__(self, url: str, total: int, procs: int, end_id: str, kind: str) -> None:
         procs = max(1, min(procs, total))
         sizes = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
         self.procs = [
-            subprocess.Popen([sys.executable, __file__, "--worker", url, str(n), end_id],
+            subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(n), end_id],
                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
             for n in sizes
         ]
@@ -248,8 +368,8 @@ def lost_summary(clients: list[dict[str, Any]], expected_last: int | None = None
 
 
 def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: int,
-                  gap: float) -> None:
-    workers = Workers(daemon.ws_url, clients, procs, "lat-end")
+                  gap: float, kind: str) -> None:
+    workers = Workers(daemon.ws_url, clients, procs, "lat-end", kind)
     time.sleep(0.2)
     for i in range(samples):
         os.write(fd, bench_line(i))
@@ -264,11 +384,11 @@ def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: in
 
 
 def ingest_phase(daemon: Daemon, fd: int, clients: int, procs: int, n: int,
-                 rate: float) -> None:
+                 rate: float, kind: str) -> None:
     from coordd.gen import lines
 
     payload = list(lines(n, seed=7))
-    workers = Workers(daemon.ws_url, clients, procs, "ingest-end")
+    workers = Workers(daemon.ws_url, clients, procs, "ingest-end", kind)
     time.sleep(0.2)
     tick = 0.005
     per_tick = max(1, int(rate * tick))
@@ -308,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ingest", type=int, default=100_000, help="events in the ingest run")
     p.add_argument("--rate", type=float, default=20_000.0, help="ingest events per second")
     p.add_argument("--ingest-clients", type=int, default=10)
+    p.add_argument("--client", choices=["trio-websocket", "raw"], default="trio-websocket",
+                   help="client implementation in the worker processes")
     args = p.parse_args(argv)
 
     from coordd.gen import write_log
@@ -330,11 +452,12 @@ def main(argv: list[str] | None = None) -> int:
             for count in [int(c) for c in args.clients.split(",") if c.strip()]:
                 gap = args.gap if count == 1 else args.gap_many
                 latency_phase(daemon, fd, count, 1 if count == 1 else args.procs,
-                              args.samples, gap / 1000)
+                              args.samples, gap / 1000, args.client)
             print(f"   {daemon.usage()}")
             print(f"2. sustained ingest ({args.ingest} events at {args.rate:,.0f}/s, "
                   f"{args.ingest_clients} clients):")
-            ingest_phase(daemon, fd, args.ingest_clients, args.procs, args.ingest, args.rate)
+            ingest_phase(daemon, fd, args.ingest_clients, args.procs, args.ingest, args.rate,
+                         args.client)
             print(f"   {daemon.usage()}")
         finally:
             os.close(fd)
@@ -344,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        run = raw_worker if sys.argv[2] == "raw" else worker
+        run(sys.argv[3], int(sys.argv[4]), sys.argv[5])
         sys.exit(0)
     sys.exit(main())
