@@ -52,14 +52,16 @@ import trio
 from .hub_messages import WELCOME, Batch, Envelope, chunks, coalesce
 from .model import Event
 
-__all__ = ["CLOSE_TOO_SLOW", "Hub", "HubStats"]
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_TOO_SLOW", "Hub", "HubStats"]
 
 log = logging.getLogger(__name__)
 
 #: "Try Again Later": the client fell behind and should reconnect with `since`.
 CLOSE_TOO_SLOW: Final = 1013
+#: The server is shutting down (`Hub.close_all`).
+CLOSE_GOING_AWAY: Final = 1001
 _DIGITS: Final = re.compile(r"[0-9]{1,18}")
-#: How long the close handshake of a dropped client may take before its task gives up.
+#: How long the close handshake of a closed client may take before its task gives up.
 CLOSE_TIMEOUT: Final = 5.0
 
 
@@ -102,7 +104,7 @@ def _wall_ms() -> float:
 
 
 class _Client:
-    __slots__ = ("dropped", "epoch", "pending", "recv", "send", "sent_seq")
+    __slots__ = ("closing", "epoch", "pending", "recv", "send", "sent_seq")
 
     def __init__(self, queue: int, epoch: str) -> None:
         self.send, self.recv = trio.open_memory_channel[Batch](queue)
@@ -111,7 +113,8 @@ class _Client:
         self.sent_seq = 0
         #: Characters of the batches queued for it and not yet sent.
         self.pending = 0
-        self.dropped = False
+        #: Set when the hub ends this connection: (close code, why).
+        self.closing: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,7 @@ class Hub:
         self._events = 0
         self._messages_sent = 0
         self._drops = 0
+        self._closed: str | None = None
         self._resyncs = 0
         self._resumes = 0
         self._replayed = 0
@@ -235,13 +239,24 @@ class Hub:
     def _drop(self, client: _Client) -> None:
         """Take a client that cannot keep up out of the fan-out; its task closes it."""
         queued = client.send.statistics().current_buffer_used
-        client.dropped = True
-        self._clients.discard(client)
-        client.send.close()
+        self._end(client, CLOSE_TOO_SLOW, "too slow")
         self._drops += 1
-        self._notify()
         log.info("dropped a WebSocket client that fell behind (%d batches, %d characters "
                  "pending)", queued, client.pending)
+
+    def _end(self, client: _Client, code: int, why: str) -> None:
+        client.closing = (code, why)
+        self._clients.discard(client)
+        client.send.close()  # wakes its task if it waits for a batch
+        self._notify()
+
+    def close_all(self, reason: str = "server shutting down") -> None:
+        """Close every connection with 1001 and a reason saying where to resume; refuse
+        new ones. Call it when shutting down: clients get a clean close instead of a
+        dropped connection, and the server need not wait out its grace period."""
+        self._closed = reason
+        for client in list(self._clients):
+            self._end(client, CLOSE_GOING_AWAY, reason)
 
     # ------------------------------------------------------------------ serving
 
@@ -260,6 +275,10 @@ class Hub:
         args = websocket.args
         since, epoch_arg = args.get("since"), args.get("epoch")
         await websocket.accept()
+        if self._closed is not None:
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await websocket.close(CLOSE_GOING_AWAY, self._closed)
+            return
         client = _Client(self._client_queue, self._current_epoch())
         # Registration and snapshot in one synchronous step: see the module docstring.
         self._clients.add(client)
@@ -272,7 +291,7 @@ class Hub:
                 await self._send_all(websocket, client, plan)
                 nursery.cancel_scope.cancel()
         finally:
-            if not client.dropped:
+            if client.closing is None:
                 self._clients.discard(client)
                 client.send.close()
                 self._notify()
@@ -328,7 +347,7 @@ class Hub:
             await websocket.send(plan.resync)
             self._messages_sent += 1
         for chunk in chunks(plan.replay):
-            if client.dropped:
+            if client.closing is not None:
                 break
             await websocket.send(Envelope(self._clock(), client.epoch).chunk(chunk))
             self._messages_sent += 1
@@ -344,7 +363,7 @@ class Hub:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             for text, seq, epoch in coalesce(group):
-                if client.dropped:
+                if client.closing is not None:
                     break
                 await websocket.send(text)
                 self._messages_sent += 1
@@ -353,20 +372,21 @@ class Hub:
                 if seq:
                     client.sent_seq = seq
             client.pending -= sum(batch.size for batch in group)
-            if client.dropped:
+            if client.closing is not None:
                 break
-        if client.dropped:
-            await self._close_slow(websocket, client)
+        if client.closing is not None:
+            await self._close(websocket, client, *client.closing)
 
-    async def _close_slow(self, websocket: WebsocketLike, client: _Client) -> None:
-        reason = f"too slow; reconnect with since={client.sent_seq}&epoch={client.epoch}"
+    async def _close(self, websocket: WebsocketLike, client: _Client, code: int,
+                     why: str) -> None:
+        reason = f"{why}; reconnect with since={client.sent_seq}&epoch={client.epoch}"
         # A close reason is at most 123 bytes; the epoch is short, but be safe.
         reason = reason.encode()[:123].decode("utf-8", "ignore")
         with trio.move_on_after(CLOSE_TIMEOUT):
             try:
-                await websocket.close(CLOSE_TOO_SLOW, reason)
+                await websocket.close(code, reason)
             except Exception as e:  # already closed by the peer: nothing left to tell it
-                log.debug("closing a slow client failed: %r", e)
+                log.debug("closing a WebSocket client failed: %r", e)
 
     @staticmethod
     async def _discard_incoming(websocket: WebsocketLike) -> None:

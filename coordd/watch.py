@@ -288,7 +288,9 @@ async def follow(
                 detail += f": {reason.reason}"
             state.notice(f"connection lost ({detail})")
         except (OSError, trio_websocket.HandshakeError, trio.BrokenResourceError) as e:
-            state.notice(f"cannot connect to {target}: {e or type(e).__name__}")
+            # trio-websocket's HandshakeError says nothing itself; its cause does.
+            detail = str(e) or str(e.__cause__ or "") or type(e).__name__
+            state.notice(f"cannot connect to {target}: {detail}")
         wait = delay * random.uniform(0.8, 1.2)
         state.notice(f"reconnecting in {wait:.2f}s")
         await trio.sleep(wait)

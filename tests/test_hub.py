@@ -23,7 +23,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from quart import websocket
 from quart_trio import QuartTrio
 
-from coordd.hub import CLOSE_TOO_SLOW, Hub
+from coordd.hub import CLOSE_GOING_AWAY, CLOSE_TOO_SLOW, Hub
 from coordd.hub_messages import CHUNK_EVENTS, Batch, chunks, coalesce, iso_ms, with_seq
 from coordd.model import Event
 
@@ -551,6 +551,33 @@ async def test_disconnected_clients_are_cleaned_up(nursery: trio.Nursery) -> Non
         await hub.wait_clients(0)
     st = hub.statistics()
     assert (st.clients, st.connections, st.drops) == (0, 3, 0)
+
+
+async def test_close_all_closes_with_1001_and_where_to_resume(nursery: trio.Nursery) -> None:
+    hub = new_hub()
+    server = await start_server(nursery, hub)
+    async with connect(server.url) as a, connect(server.ws_url(since=0, epoch="E1")) as b:
+        await recv(a)
+        await recv(b)
+        hub.publish(events(1, 3))
+        for conn in (a, b):
+            assert (await recv(conn))["type"] == "event_log"
+            await recv_seqs_until(conn, 3)
+        hub.close_all()
+        for conn in (a, b):
+            with trio.fail_after(GUARD), pytest.raises(trio_websocket.ConnectionClosed) as e:
+                await conn.get_message()
+            assert e.value.reason is not None
+            assert e.value.reason.code == CLOSE_GOING_AWAY
+            assert e.value.reason.reason == "server shutting down; reconnect with since=3&epoch=E1"
+    with trio.fail_after(GUARD):
+        await hub.wait_clients(0)
+    # Late comers are turned away the same way, without a `connected`.
+    async with connect(server.url) as late:
+        with trio.fail_after(GUARD), pytest.raises(trio_websocket.ConnectionClosed) as e:
+            await late.get_message()
+    assert e.value.reason is not None and e.value.reason.code == CLOSE_GOING_AWAY
+    assert hub.statistics().drops == 0
 
 
 async def test_incoming_frames_are_ignored(nursery: trio.Nursery) -> None:
