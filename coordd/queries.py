@@ -31,9 +31,10 @@ from urllib.parse import unquote_to_bytes
 
 from coordd.model import CATEGORIES, ROLES, STATUSES, S, dumps, js_trim, loads, parse_js_date
 from coordd.search import events_matching, sessions_matching
-from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session, session_parts
+from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.stats import compute_stats
 from coordd.store import Store
+from coordd.summaries import session_parts
 
 __all__ = [
     "BadRequest",

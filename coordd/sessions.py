@@ -17,36 +17,31 @@ belong to:
 
 Status is never stored: `status_of` projects it from `lastTime`, the latest event's
 `terminal` flag and the caller's clock (§4.5, §9 C3). Category overrides are applied by
-the caller at read time (§4.6). Summaries are assembled from bytes: the static parts of
-each session's JSON are cached (`BlobCache`, byte-budgeted LRU shared by all views) and
-the read-time fields are spliced in per request.
+the caller at read time (§4.6). The JSON summaries are assembled in `coordd.summaries`.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Final
+from typing import Final, Protocol
 
 from sortedcontainers import SortedKeyList
 
-from coordd.model import ARCHIVE_AFTER_MS, DEFAULT_CATEGORY, ROLES, Event, dumps, js_number
+from coordd.model import ARCHIVE_AFTER_MS, DEFAULT_CATEGORY, ROLES, Event
 
 __all__ = [
     "TASK_HUB_VIEW",
     "UNFILTERED",
-    "BlobCache",
     "Filter",
     "SessionAgg",
+    "SessionCache",
     "ThreadAgg",
     "View",
     "build_session",
-    "render_session",
-    "session_parts",
     "status_of",
 ]
 
@@ -277,6 +272,13 @@ class SessionAgg:
         return list(heapq.merge(*(th.events for th in self.threads.values()), key=_order))
 
 
+class SessionCache(Protocol):
+    """What a view needs from the JSON cache (`summaries.BlobCache`): forgetting."""
+
+    def discard(self, agg: SessionAgg) -> None:
+        """Forget a session whose aggregate changed or vanished."""
+
+
 def _group(evs: Iterable[Event]) -> dict[str, dict[str, list[Event]]]:
     out: dict[str, dict[str, list[Event]]] = {}
     for ev in evs:
@@ -307,120 +309,10 @@ def build_session(ws_id: str, events: Iterable[Event]) -> SessionAgg | None:
     return agg
 
 
-class BlobCache:
-    """Byte-budgeted LRU of the sessions whose JSON parts are cached (shared by views)."""
-
-    def __init__(self, budget_bytes: int = 8 << 20) -> None:
-        self.budget = budget_bytes
-        self.size = 0
-        self._lru: OrderedDict[SessionAgg, int] = OrderedDict()
-
-    def parts(self, agg: SessionAgg) -> tuple[bytes, bytes, bytes, bytes]:
-        """The session's static JSON parts, cached."""
-        blob = agg.blob
-        if blob is not None:
-            self._lru.move_to_end(agg)
-            return blob
-        blob = agg.blob = _parts(agg)
-        n = sum(map(len, blob))
-        self._lru[agg] = n
-        self.size += n
-        while self.size > self.budget and len(self._lru) > 1:
-            old, m = self._lru.popitem(last=False)
-            old.blob = None
-            self.size -= m
-        return blob
-
-    def discard(self, agg: SessionAgg) -> None:
-        """Forget a session whose aggregate changed or vanished."""
-        n = self._lru.pop(agg, None)
-        if n is not None:
-            self.size -= n
-        agg.blob = None
-
-    def __len__(self) -> int:
-        return len(self._lru)
-
-
-def _num(v: float) -> bytes:
-    return js_number(v).encode()
-
-
-def _thread_json(th: ThreadAgg) -> bytes:
-    evs = th.events
-    first = evs[0]
-    head = {"id": th.key}
-    if first.conversation_id is not None:
-        head["conversationId"] = first.conversation_id
-    head["fromAgent"] = first.from_agent
-    head["toAgent"] = first.to_agent
-    return b"".join((
-        dumps(head)[:-1],
-        b',"startTime":', _num(first.ts),
-        b',"lastTime":', _num(evs[-1].ts),
-        b',"eventCount":', str(len(evs)).encode(),
-        b',"collabCategory":', dumps(th.category),
-        b',"collabSubTags":', dumps(list(th.sub_tags)),
-        b',"events":[', b",".join([e.json for e in evs]), b"]}",
-    ))
-
-
-def _parts(agg: SessionAgg) -> tuple[bytes, bytes, bytes, bytes]:
-    threads = sorted(agg.threads.values(), key=attrgetter("order_key"))
-    start, last = agg.start_time, agg.last_time
-    rc = agg.role_counts
-    head = b"".join((
-        b'{"id":', dumps("ws:" + agg.ws_id), b',"workSessionId":', dumps(agg.ws_id),
-        b',"status":"',
-    ))
-    mid = b"".join((
-        b'","startTime":', _num(start), b',"lastTime":', _num(last),
-        b',"durationMs":', _num(max(0, last - start)),
-        b',"threadCount":', str(len(threads)).encode(),
-        b',"eventCount":', str(agg.count).encode(),
-        b',"collabCategory":',
-    ))
-    subtags = b',"collabSubTags":' + dumps(list(agg.sub_tags)) + b',"categorySource":"'
-    tail = b"".join((
-        b'","roleCounts":',
-        dumps({ROLES[0]: rc[0], ROLES[1]: rc[1], ROLES[2]: rc[2], ROLES[3]: rc[3]}),
-        b',"threads":[', b",".join([_thread_json(th) for th in threads]), b"]}",
-    ))
-    return head, mid, subtags, tail
-
-
-_CATEGORY_JSON: dict[str, bytes] = {}
-
-
-_STATUS_JSON: Final = {s: s.encode() for s in ("ACTIVE", "QUIET", "ARCHIVED")}
-
-
-def session_parts(
-    agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
-) -> tuple[bytes, ...]:
-    """The WorkSessionSummary JSON (spec §4.7) as parts to join, with the status and the
-    category override applied now (responses join all their parts at once: concatenating
-    megabytes piecewise costs more than building them)."""
-    head, mid, subtags, tail = cache.parts(agg) if cache is not None else _parts(agg)
-    category = override if override is not None else agg.category
-    cat = _CATEGORY_JSON.get(category)
-    if cat is None:
-        cat = _CATEGORY_JSON[category] = dumps(category)
-    source = b"manual_override" if override is not None else b"event"
-    return (head, _STATUS_JSON[agg.status(now_ms)], mid, cat, subtags, source, tail)
-
-
-def render_session(
-    agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
-) -> bytes:
-    """The WorkSessionSummary JSON (spec §4.7) with status and category applied now."""
-    return b"".join(session_parts(agg, now_ms, override, cache))
-
-
 class View:
     """All work sessions under one filter, kept up to date with deltas."""
 
-    def __init__(self, flt: Filter, cache: BlobCache) -> None:
+    def __init__(self, flt: Filter, cache: SessionCache) -> None:
         self.filter = flt
         self.cache = cache
         self.sessions: dict[str, SessionAgg] = {}

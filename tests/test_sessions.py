@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from coordd import queries
 from coordd.model import ROLES, Event
 from coordd.overrides import Overrides
-from coordd.sessions import UNFILTERED, BlobCache, Filter, View, build_session, status_of
+from coordd.sessions import UNFILTERED, Filter, View, build_session, status_of
 from coordd.store import Store
+from coordd.summaries import BlobCache
 
 from .wsref import NOW, enriched, ev, reference_sessions
 

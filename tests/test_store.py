@@ -82,7 +82,7 @@ def test_index_lists_compact_after_many_evictions() -> None:
     total, _ = s.count_events(types=frozenset({"task.updated"}))
     assert total == sum(1 for e in s.iter_events() if e.type == "task.updated")
     # compaction really happened: the ring's backing list stays near the cap
-    assert len(s._ring.items) < 2_000
+    assert len(s._index._ring.items) < 2_000
     assert sum(v.count for v in s.view(Filter()).sessions.values()) == 100
 
 
