@@ -35,6 +35,8 @@ Dates are naive `datetime`s in UTC, truncated to milliseconds, as BSON stores th
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -51,6 +53,7 @@ __all__ = [
     "SESSIONS",
     "TTL_INDEX",
     "IndexSpec",
+    "bson_safe",
     "coordd_event_fields",
     "event_document",
     "event_indexes",
@@ -107,6 +110,40 @@ def utc_now() -> _dt.datetime:
     """The wall clock as BSON stores it: naive UTC, whole milliseconds."""
     now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+# ---------------------------------------------------------------------------- BSON
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+#: What in an event's JSON may not be BSON as it is: an escaped lone surrogate, or an
+#: integer too long for int64. Matches in strings only cost the slow path.
+_BSON_RISK: Final = re.compile(rb"\\u[dD][89abcdefABCDEF]|\d{19}")
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+def bson_safe(value: Any) -> Any:
+    """A JSON-like value as the old monitor's Node driver would have stored it.
+
+    BSON strings are UTF-8, so a lone surrogate (which JSON.parse accepts and real logs
+    contain) becomes U+FFFD, as `Buffer.from(text, "utf8")` makes it; an integer beyond
+    int64 becomes a double, as every JavaScript number is. Everything else is unchanged.
+    """
+    t = type(value)
+    if t is str:
+        return _SURROGATE.sub("\ufffd", value)
+    if t is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if t is dict:
+        return {bson_safe(k): bson_safe(v) for k, v in value.items()}
+    if t is list:
+        return [bson_safe(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------- indexes
@@ -217,7 +254,8 @@ def event_document(
     doc = legacy_event_document(loads(ev.json))
     doc.update(coordd_event_fields(ev, epoch=epoch, inserted_at=inserted_at,
                                    has_session=has_session))
-    return doc
+    # The hash above was taken from the event as it is; only the stored copy is made safe.
+    return bson_safe(doc) if _BSON_RISK.search(ev.json) else doc
 
 
 # ---------------------------------------------------------------------------- sessions

@@ -328,10 +328,12 @@ class PymongoSink:
         return RetentionResult(n_sessions, n_events)
 
     def close(self) -> None:
+        if self._connect is None:
+            return  # a client we were given belongs to the caller
         with self._lock:
             client, self._client = self._client, None
-        if client is not None and self._connect is not None:
-            client.close()  # only a client we made; a given one belongs to the caller
+        if client is not None:
+            client.close()
 
 
 #: The old monitor's documents of events without a work session.

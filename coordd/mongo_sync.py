@@ -56,7 +56,7 @@ import trio
 from coordd.config import MongoConfig
 from coordd.errors import SinkUnavailable
 from coordd.model import Event
-from coordd.mongo_schema import event_document, utc_now
+from coordd.mongo_schema import bson_safe, event_document, utc_now
 from coordd.mongo_sink import RetentionResult, Sink, SyncMarker, WriteResult
 
 __all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker", "backoff_delay"]
@@ -64,8 +64,8 @@ __all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker", "backoff_del
 log = logging.getLogger(__name__)
 
 _seq = attrgetter("seq")
-#: How often an idle worker looks at the store even without an offer (a safety net).
-_IDLE_POLL: Final = 1.0
+#: Failures of one batch, other than "unreachable", before it is written event by event.
+_REFUSALS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class SyncSettings:
     retention_first: float = 60.0
     retention_sessions: int = 1000
     flush_timeout: float = 2.0
+    #: How often an idle worker looks at the store even without an offer (a safety net).
+    idle_poll: float = 1.0
 
     @classmethod
     def from_config(cls, cfg: MongoConfig) -> SyncSettings:
@@ -140,6 +142,7 @@ class SyncStats:
     from_memory: int
     from_log: int
     unrecoverable: int
+    rejected: int
     retention_runs: int
     expired_sessions: int
     expired_events: int
@@ -194,7 +197,7 @@ class SyncWorker:
         self._retry_in = 0.0
         self._n = dict.fromkeys(
             ("batches", "inserted", "duplicates", "stamped", "sessions", "errors", "dropped",
-             "from_memory", "from_log", "unrecoverable", "retention_runs",
+             "from_memory", "from_log", "unrecoverable", "rejected", "retention_runs",
              "expired_sessions", "expired_events"), 0)
 
     # ------------------------------------------------------------------ the loop side
@@ -254,7 +257,8 @@ class SyncWorker:
             stamped=n["stamped"], sessions=n["sessions"], errors=n["errors"],
             consecutive_failures=self._failures, retry_in=self._retry_in,
             dropped=n["dropped"], from_memory=n["from_memory"], from_log=n["from_log"],
-            unrecoverable=n["unrecoverable"], retention_runs=n["retention_runs"],
+            unrecoverable=n["unrecoverable"], rejected=n["rejected"],
+            retention_runs=n["retention_runs"],
             expired_sessions=n["expired_sessions"], expired_events=n["expired_events"])
 
     # ------------------------------------------------------------------ running
@@ -340,7 +344,8 @@ class SyncWorker:
 
     async def _idle(self) -> None:
         self._wake = trio.Event()
-        with trio.move_on_at(min(self._next_retention, trio.current_time() + _IDLE_POLL)):
+        with trio.move_on_at(min(self._next_retention,
+                                 trio.current_time() + self.settings.idle_poll)):
             await self._wake.wait()
 
     def _sync_epoch(self) -> None:
@@ -367,8 +372,14 @@ class SyncWorker:
     async def _write(self, batch: list[Event], *, retry: bool = True) -> bool:
         """Write one batch (and the dirty sessions); retry until done. False when the
         epoch changed meanwhile (the batch no longer means anything) or, without
-        `retry`, when the attempt failed."""
+        `retry`, when the attempt failed.
+
+        A batch that keeps failing for another reason than reachability is written one
+        event at a time, and a single event MongoDB keeps refusing is skipped (counted as
+        `rejected`, logged with its seq): one bad document must not stop the sync.
+        """
         epoch = self._epoch
+        refused = 0
         while True:
             if self.source.epoch() != epoch or epoch is None:
                 return False
@@ -386,7 +397,10 @@ class SyncWorker:
                 if not retry:
                     self._note_failure(e)
                     return False
+                refused = 0 if isinstance(e, SinkUnavailable) else refused + 1
                 await self._failed(e)
+                if refused >= _REFUSALS:
+                    return await self._write_apart(batch, dirty, e)
                 continue
             self._ok()
             n = self._n
@@ -404,12 +418,31 @@ class SyncWorker:
                 self._progress = trio.Event()
             return True
 
+    async def _write_apart(self, batch: list[Event], dirty: set[str], error: Exception) -> bool:
+        if len(batch) > 1:
+            log.warning("MongoDB keeps refusing a batch of %d events (%s): writing them "
+                        "one by one", len(batch), error)
+            for ev in batch:
+                if ev.seq > self._synced and not await self._write([ev]):
+                    return False
+            return True
+        if batch:
+            log.error("MongoDB refuses event seq %d (%s): skipped", batch[0].seq, error)
+            self._n["rejected"] += 1
+            self._synced = batch[0].seq  # the next batch's marker records the skip
+            self._trim()
+        else:
+            log.error("MongoDB refuses the documents of sessions %s (%s): skipped",
+                      sorted(dirty), error)
+        self._dirty -= dirty
+        return True
+
     def _write_sync(self, batch: list[Event], docs: list[Mapping[str, Any]],
                     ws_ids: set[str], epoch: str) -> tuple[WriteResult, int]:
         """In a worker thread: sessions, then events, then the marker."""
         sink = self.sink
         now = self._now()
-        docs = [{**d, "updatedAt": now} for d in docs]
+        docs = [bson_safe({**d, "updatedAt": now}) for d in docs]
         n_sessions = sink.upsert_sessions(docs) if docs else 0
         with_doc = {d["workSessionId"] for d in docs}
         missing = ws_ids - with_doc

@@ -30,7 +30,8 @@ from coordd.mongo_schema import (
 )
 from coordd.mongo_sink import PymongoSink
 from coordd.sessions import build_session, status_of
-from tests.test_enrich import VERIFIED_IN, make
+from tests.test_enrich import VERIFIED_IN
+from tests.test_mongo_sync import make
 
 HASH_VECTOR = "894d85f8739844995317dd7af523b7329d349636e6e9f02ff62af242c768b497"
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
