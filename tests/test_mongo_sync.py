@@ -107,24 +107,30 @@ class Daemon:
 class Db:
     """A sink plus a way to look inside it, whichever implementation it is."""
 
-    def __init__(self, kind: str, ttl_days: int = 90) -> None:
+    def __init__(self, kind: str, ttl_days: int = 90, *, client: Any = None,
+                 database: str = "task_monitor") -> None:
+        """`kind`: "memory", "mongomock", or "pymongo" (a real `client`)."""
         self.kind = kind
         if kind == "memory":
             self.mem = MemorySink(ttl_days=ttl_days)
             self.sink: Any = self.mem
         else:
-            self.client: Any = mongomock.MongoClient()
-            self.sink = PymongoSink(self.client, ttl_days=ttl_days)
+            self.client: Any = client if client is not None else mongomock.MongoClient()
+            self.database = database
+            self.sink = PymongoSink(self.client, database, ttl_days=ttl_days)
+
+    def coll(self, name: str) -> Any:
+        return self.client[self.database][name]
 
     def events(self) -> list[dict[str, Any]]:
         if self.kind == "memory":
             return list(self.mem.events.values())
-        return list(self.client.task_monitor[EVENTS].find({}, {"_id": 0}))
+        return list(self.coll(EVENTS).find({}, {"_id": 0}))
 
     def sessions(self) -> dict[str, dict[str, Any]]:
         if self.kind == "memory":
             return dict(self.mem.sessions)
-        return {d["_id"]: d for d in self.client.task_monitor[SESSIONS].find()}
+        return {d["_id"]: d for d in self.coll(SESSIONS).find()}
 
     def marker(self) -> SyncMarker | None:
         return self.sink.read_marker()  # type: ignore[no-any-return]
@@ -133,7 +139,7 @@ class Db:
         if self.kind == "memory":
             self.mem.marker = None
         else:
-            self.client.task_monitor[META].delete_many({})
+            self.coll(META).delete_many({})
 
 
 @pytest.fixture(params=["memory", "mongomock"])
@@ -307,7 +313,7 @@ async def test_old_monitor_documents_are_taken_over_not_duplicated(db: Db) -> No
     if db.kind == "memory":
         db.mem.events.update({doc["eventHash"]: doc for doc in legacy})
     else:
-        db.client.task_monitor[EVENTS].insert_many([dict(doc) for doc in legacy])
+        db.coll(EVENTS).insert_many([dict(doc) for doc in legacy])
     worker = SyncWorker(db.sink, d.source(), FAST)
     await run_until_synced(worker, 300)
     assert_exactly_once(db, stored)  # the old documents now carry their seq too
@@ -674,7 +680,7 @@ def retention_fixture(db: Db, now: dt.datetime) -> dict[str, Any]:
         if db.kind == "memory":
             db.mem.events[doc["eventHash"]] = doc
         else:
-            db.client.task_monitor[EVENTS].insert_one(dict(doc))
+            db.coll(EVENTS).insert_one(dict(doc))
     return {"gone": [*by_ws[ws_old], *alone[:2]], "kept": [*by_ws[ws_live], *alone[2:]],
             "ws": [ws_old, ws_live],
             "legacy_gone": [legacy_old, legacy_sess], "legacy_kept": [legacy_new]}
