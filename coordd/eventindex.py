@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from operator import attrgetter
 from typing import Any, Final
@@ -29,7 +29,8 @@ __all__ = ["EventIndex", "event_outcome"]
 
 _OUTCOME_TYPES: Final = frozenset({"a2a.response", "a2a.complete"})
 _seq = attrgetter("seq")
-_order = attrgetter("order")
+#: Sort key of the `(ts, seq)` order, in C (faster than the `Event.order` property).
+_order = attrgetter("ts", "seq")
 _NEG_INF: Final = float("-inf")
 
 
@@ -110,23 +111,35 @@ class EventIndex:
         ring = self._ring
         return ring.items[ring.head : ring.head + k]
 
-    def add(self, ev: Event) -> None:
-        """Index a new event (the newest in log order)."""
-        self._ring.append(ev)
-        for index, key in ((self._by_role, ev.role), (self._by_type, ev.type),
-                           (self._by_cat, ev.category)):
-            lst = index.get(key)  # type: ignore[attr-defined]
+    def add(self, evs: Sequence[Event]) -> None:
+        """Index new events (the newest in log order)."""
+        self._ring.items.extend(evs)
+        by_role, by_type, by_cat = self._by_role, self._by_type, self._by_cat
+        triples, pairs = self._triples, self._pairs
+        for ev in evs:
+            # Inlined (no per-index method calls): this loop runs for every event.
+            lst = by_role.get(ev.role)
             if lst is None:
-                lst = index[key] = _SeqList()  # type: ignore[index]
-            lst.append(ev)
-        self._by_time.add(ev)
-        t = (ev.role, ev.type, ev.category)
-        self._triples[t] = self._triples.get(t, 0) + 1
-        p = (ev.from_agent, ev.to_agent)
-        self._pairs[p] = self._pairs.get(p, 0) + 1
-        outcome = event_outcome(ev)
-        if outcome is not None:
-            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+                lst = by_role[ev.role] = _SeqList()
+            lst.items.append(ev)
+            lst = by_type.get(ev.type)
+            if lst is None:
+                lst = by_type[ev.type] = _SeqList()
+            lst.items.append(ev)
+            lst = by_cat.get(ev.category)
+            if lst is None:
+                lst = by_cat[ev.category] = _SeqList()
+            lst.items.append(ev)
+            t = (ev.role, ev.type, ev.category)
+            triples[t] = triples.get(t, 0) + 1
+            p = (ev.from_agent, ev.to_agent)
+            pairs[p] = pairs.get(p, 0) + 1
+            if ev.type in _OUTCOME_TYPES and b'"outcome"' in ev.json:
+                outcome = event_outcome(ev)
+                if outcome is not None:
+                    self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        # One sort and rebuild when the batch is large (cold start), else insertions.
+        self._by_time.update(evs)
 
     def evict(self, evs: list[Event]) -> None:
         """Drop the oldest events (`oldest(k)`), updating every index."""
@@ -149,9 +162,10 @@ class EventIndex:
             else:
                 del triples[t]
             _decrement(self._pairs, (ev.from_agent, ev.to_agent))
-            outcome = event_outcome(ev)
-            if outcome is not None:
-                _decrement(self._outcomes, outcome)
+            if ev.type in _OUTCOME_TYPES and b'"outcome"' in ev.json:
+                outcome = event_outcome(ev)
+                if outcome is not None:
+                    _decrement(self._outcomes, outcome)
             remove(ev)
         for index, counts in ((self._by_role, per_role), (self._by_type, per_type),
                               (self._by_cat, per_cat)):

@@ -2,13 +2,15 @@
 
 Upstream meant these for MongoDB (where `q` was used as a raw regular expression); without
 MongoDB coordd answers from memory with a case-insensitive *literal* match on the same
-fields. Event search walks the events newest first; a regular expression over each
-event's serialised bytes rejects most non-matching events before any parsing.
+fields. Event search walks the events newest first; a look for the needle in each event's
+lower-cased JSON bytes rejects most non-matching events before any parsing. It costs a
+few microseconds per event, so the route can run it in a worker thread
+(`queries.search_events_job`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from coordd.model import Event, O, loads
@@ -50,19 +52,15 @@ class TextMatcher:
 
 
 def events_matching(
-    store: Store, query: str, *, roles: frozenset[str] | None, category: str | None,
-    offset: int, limit: int,
+    events: Iterable[Event], query: str, *, offset: int, limit: int,
 ) -> tuple[int, list[Event]]:
-    """(total matches, the page) of events matching `query`, newest first by time."""
+    """(total matches, the page) of `events` (already filtered, newest first) matching
+    `query`. Reads only the immutable events: safe in a worker thread."""
     m = TextMatcher(query)
     total = 0
     page: list[Event] = []
     end = offset + limit
-    for ev in store.iter_by_time(reverse=True):
-        if roles is not None and ev.role not in roles:
-            continue
-        if category is not None and ev.category != category:
-            continue
+    for ev in events:
         if m.event(ev):
             if offset <= total < end:
                 page.append(ev)

@@ -13,6 +13,7 @@ further behind than the log reaches.
 
 from __future__ import annotations
 
+import gc
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -26,6 +27,9 @@ from coordd.sessions import TASK_HUB_VIEW, UNFILTERED, Filter, View
 from coordd.summaries import BlobCache
 
 __all__ = ["Applied", "Store", "StoreStats", "event_outcome"]
+
+#: Batches at least this large are applied with the cyclic GC paused.
+_GC_PAUSE_BATCH = 5_000
 
 @dataclass(frozen=True, slots=True)
 class Applied:
@@ -113,9 +117,23 @@ class Store:
 
     def extend(self, events: Sequence[Event]) -> Applied:
         """Append a batch (seq strictly increasing, after `last_seq`), evict beyond the
-        cap, and update the work sessions the batch and the eviction touched."""
+        cap, and update the work sessions the batch and the eviction touched.
+
+        A large batch (the history at start-up) runs with the cyclic garbage collector
+        paused: building 100k records creates no cycles, yet triggers collections that
+        would walk the growing heap again and again (~40 % of the time).
+        """
         if not events:
             return Applied((), 0)
+        if len(events) >= _GC_PAUSE_BATCH and gc.isenabled():
+            gc.disable()
+            try:
+                return self._extend(events)
+            finally:
+                gc.enable()
+        return self._extend(events)
+
+    def _extend(self, events: Sequence[Event]) -> Applied:
         prev = self.last_seq
         for ev in events:
             if ev.seq <= prev:
@@ -136,8 +154,7 @@ class Store:
             if dropped:
                 survivors = events[dropped:]
                 self._evicted_upto = events[dropped - 1].seq
-        for ev in survivors:
-            index.add(ev)
+        index.add(survivors)
         self.last_seq = events[-1].seq
         self.generation += 1
         self.evicted_total += len(evicted) + dropped

@@ -216,6 +216,12 @@ def test_work_sessions_role_type_category_subtag(store: Store) -> None:
     assert tagged["count"] == 2 and tagged["totalMatched"] > 2
     assert all(s["collabSubTags"] == ["Implement"] for s in tagged["sessions"])
     assert sum(tagged["categoryCounts"].values()) == tagged["totalMatched"]
+    rest = work(store, [("subTag", "implement"), ("limit", "100"),
+                        ("cursor", tagged["nextCursor"])])
+    assert rest["totalMatched"] == tagged["totalMatched"]  # counts ignore the cursor
+    assert rest["count"] == tagged["totalMatched"] - 2 and rest["nextCursor"] is None
+    assert not {s["workSessionId"] for s in rest["sessions"]} & {
+        s["workSessionId"] for s in tagged["sessions"]}
     assert work(store, [("subTag", "nope")])["totalMatched"] == 0
     qa = work(store, [("viewCategory", "qa_validation")])
     assert qa["categoryCounts"] == {"qa_validation": qa["totalMatched"]}
@@ -325,6 +331,19 @@ def test_search_events() -> None:
     empty = call(queries.search_events, s, [])
     assert empty[0] == 200 and empty[1]["events"] == [] and "error" in empty[1]
     assert "role" in bad(queries.search_events, s, [("q", "x"), ("role", "nope")])
+
+
+def test_search_job_works_on_a_snapshot(store: Store) -> None:
+    job = queries.search_events_job(store, [("q", "EDEN"), ("limit", "1")], NOW)
+    store.extend([ev(251, "a2a.send", NOW, toAgent="eden")])  # after the job was taken
+    code, body = job()
+    assert code == 200
+    assert body.startswith(b'{"events":[')
+    got = orjson.loads(body)
+    assert got["total"] == 250 and got["count"] == 1
+    assert call(queries.search_events, store, [("q", "eden")])[1]["total"] == 251
+    bad_job = queries.search_events_job(store, [("q", "x"), ("limit", "x")], NOW)
+    assert bad_job()[0] == 400
 
 
 def test_search_work_sessions(store: Store) -> None:
