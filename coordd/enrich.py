@@ -84,7 +84,7 @@ def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
         source = (((v := get("sourceSessionKey")) is not None and S(v))
                   or ((v := get("requesterSessionKey")) is not None and S(v))
                   or ((v := get("sessionKey")) is not None and S(v)) or None)
-        from_type = key_type(source)
+        from_type = "unknown" if source is None else key_type(source)
         v = get("targetSessionKey")
         to_type = "unknown" if v is None else key_type(S(v))
     if from_type == "unknown" or to_type == "unknown":
