@@ -62,6 +62,7 @@ _PLAIN_INT: Final = re.compile(r"[0-9]+")
 _EPOCH_MS: Final = re.compile(r"-?[0-9]+")
 _BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CATEGORY_MSG: Final = "collabCategory is required and must be a valid category"
+_HUGE: Final = 10**18
 
 
 class BadRequest(ValueError):
@@ -113,7 +114,8 @@ def _count(params: Params, key: str, default: int) -> int:
         return default
     if _PLAIN_INT.fullmatch(text) is None:
         raise BadRequest(f"{key} must be a non-negative integer, got {raw!r}")
-    return int(text)
+    # Huge is fine ("no upper cap"); int() would refuse thousands of digits.
+    return int(text) if len(text) <= 18 else _HUGE
 
 
 def _limit(params: Params, default: int) -> int:
@@ -128,6 +130,9 @@ def _instant(params: Params, key: str) -> float | None:
     if not text:
         return None
     if _EPOCH_MS.fullmatch(text):
+        digits = text.lstrip("-")
+        if len(digits) > 18:  # far beyond any date; int() would refuse thousands of digits
+            return -float(_HUGE) if text.startswith("-") else float(_HUGE)
         return int(text)
     ms = parse_js_date(text, naive_is_utc=True)
     if ms is None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coordd import queries
 from coordd.model import Event, parse_line
@@ -80,6 +82,7 @@ def test_events_defaults(store: Store) -> None:
 
 @pytest.mark.parametrize(("raw", "count"), [
     ("0", 100), ("", 100), (" 7 ", 7), ("1", 1), ("250", 250), ("99999999999999999999", 250),
+    ("9" * 5000, 250),
 ])
 def test_events_limit(store: Store, raw: str, count: int) -> None:
     assert events(store, [("limit", raw)])["count"] == count
@@ -103,6 +106,9 @@ def test_events_since_and_until(store: Store) -> None:
     body = events(store, [("since", iso), ("until", str(t + 60_000)), ("limit", "5")])
     assert [e["ts"] for e in body["events"]] == [t]  # until is exclusive
     assert events(store, [("since", "")])["totalMatched"] == 250
+    assert events(store, [("since", "9" * 5000)])["totalMatched"] == 0
+    assert events(store, [("until", "9" * 5000)])["totalMatched"] == 250
+    assert events(store, [("since", "-" + "9" * 5000)])["totalMatched"] == 250
     for garbage in ("not-a-date", "2026-13-01", "1.5e12", "Feb 17 2026"):
         assert "since" in bad(queries.get_events, store, [("since", garbage)])
     assert "until" in bad(queries.get_events, store, [("until", "soon")])
@@ -426,6 +432,38 @@ def test_stats_equal_on_a_realistic_log() -> None:
 def test_health() -> None:
     code, body = queries.health("2026-02-17T12:00:00.000Z")
     assert code == 200 and orjson.loads(body)["status"] == "ok"
+
+
+# ---------------------------------------------------------------------------- robustness
+
+KEYS = ["limit", "offset", "since", "until", "role", "type", "status", "viewCategory", "subTag",
+        "cursor", "q", "x"]
+VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["", " ", "0", "-1", "1e3", "9" * 40, "ACTIVE", "conversation.main",
+                     "a2a.send", "qa_validation", "all", "2026-02-17", "2026-02-17T10:00:00Z",
+                     "1771323600000", "WyJzIiwxLDIsM10", "WyJlIiwiZXAxIiwzXQ", "%", "null"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=6),
+       segment=st.text(max_size=12), body=st.binary(max_size=40))
+def test_no_input_crashes_a_route(params: P, segment: str, body: bytes) -> None:
+    s = Store(overrides=Overrides(None), epoch="ep1")
+    s.extend([ev(1, "a2a.send", NOW, role="conversation.main", tags=["x"]),
+              ev(2, "a2a.response", NOW + 1, ws="w/2", conversationId="c")])
+    answers = [
+        queries.get_events(s, params, NOW), queries.get_work_sessions(s, params, NOW),
+        queries.get_work_session(s, segment, params, NOW),
+        queries.search_events(s, params, NOW), queries.search_work_sessions(s, params, NOW),
+        queries.get_stats(s, params, NOW), queries.patch_category(s, segment, body, NOW),
+    ]
+    for code, raw in answers:
+        assert code in (200, 400, 404), (code, raw)
+        value = orjson.loads(raw)
+        if code != 200:
+            assert set(value) == {"error"} and value["error"]
 
 
 # ---------------------------------------------------------------------------- parity replay
