@@ -167,13 +167,9 @@ class EventIndex:
                 if outcome is not None:
                     _decrement(self._outcomes, outcome)
             remove(ev)
-        for index, counts in ((self._by_role, per_role), (self._by_type, per_type),
-                              (self._by_cat, per_cat)):
-            for key, n in counts.items():
-                lst = index[key]  # type: ignore[index]
-                lst.popfront(n)
-                if not len(lst):
-                    del index[key]  # type: ignore[attr-defined]
+        _advance(self._by_role, per_role)
+        _advance(self._by_type, per_type)
+        _advance(self._by_cat, per_cat)
 
     def _lists(
         self, roles: frozenset[str] | None, types: frozenset[str] | None, category: str | None
@@ -302,3 +298,12 @@ def _decrement(counts: dict[Any, int], key: Any) -> None:
         counts[key] = n
     else:
         del counts[key]
+
+
+def _advance(index: dict[Any, _SeqList], counts: dict[Any, int]) -> None:
+    """Drop `counts[key]` events from the front of each index list; forget empty lists."""
+    for key, n in counts.items():
+        lst = index[key]
+        lst.popfront(n)
+        if not len(lst):
+            del index[key]

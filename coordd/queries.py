@@ -34,7 +34,7 @@ from coordd.search import events_matching, sessions_matching
 from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.stats import compute_stats
 from coordd.store import Store
-from coordd.summaries import session_parts
+from coordd.summaries import BlobCache, session_parts
 
 __all__ = [
     "BadRequest",
@@ -380,7 +380,7 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
     ov.refresh()
     flt = Filter(frozenset((role,)) if role else None, frozenset(types) or None)
     view = store.peek_view(flt)
-    cache = store.cache
+    cache: BlobCache | None = store.cache
     if view is not None:
         agg = view.sessions.get(ws_id)
     else:

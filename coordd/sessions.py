@@ -239,10 +239,10 @@ class SessionAgg:
             if not th.events:
                 del threads[key]
         for key, evs in added.items():
-            th = threads.get(key)
-            if th is None:
-                th = threads[key] = ThreadAgg(key)
-            th.add(evs)
+            got = threads.get(key)
+            if got is None:
+                got = threads[key] = ThreadAgg(key)
+            got.add(evs)
             self._count_roles(evs, 1)
         self._derive()
 

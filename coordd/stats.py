@@ -100,9 +100,9 @@ def _all(store: Store) -> dict[str, Any]:
         for th in agg.threads.values():
             if th.key.startswith("conv:"):
                 memo = th.derived
-                if memo is None:
+                if not isinstance(memo, list):
                     memo = th.derived = _replies(th.events)
-                replies.extend(memo)  # type: ignore[call-overload]
+                replies.extend(memo)
     return _result(store, sum(by_type.values()), by_cat, by_role, by_type, dict(pairs),
                    ws_events, ws_threads, replies, outcomes)
 
