@@ -296,6 +296,18 @@ class Daemon:
             return "daemon usage unavailable"
         return f"daemon: RSS {rss:.0f} MiB, CPU {cpu:.1f} s so far"
 
+    def ws_messages(self) -> int:
+        """`coordd_ws_messages` from /metrics (0 if unavailable)."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0
+        m = re.search(r"^coordd_ws_messages(?:_total)?\s+([0-9.e+]+)", text, re.M)
+        return int(float(m.group(1))) if m else 0
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -371,16 +383,18 @@ def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: in
                   gap: float, kind: str) -> None:
     workers = Workers(daemon.ws_url, clients, procs, "lat-end", kind)
     time.sleep(0.2)
+    sent_before = daemon.ws_messages()
     for i in range(samples):
         os.write(fd, bench_line(i))
         time.sleep(gap)
     os.write(fd, bench_line("lat-end"))
     lat, per_client = workers.results(timeout=60)
+    frames = (daemon.ws_messages() - sent_before) / clients / (samples + 1)
     ms = [v / 1e6 for v in lat]
     print(f"  {clients:>3} client(s), {procs} worker process(es), one event every "
           f"{gap * 1000:g} ms: {len(ms)} samples, "
           f"p50 {pct(ms, 0.5):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.2f} ms; "
-          f"{lost_summary(per_client)}")
+          f"{frames:.2f} frames per event per client; {lost_summary(per_client)}")
 
 
 def ingest_phase(daemon: Daemon, fd: int, clients: int, procs: int, n: int,
