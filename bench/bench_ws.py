@@ -226,20 +226,20 @@ def raw_worker(url: str, clients: int, end_id: str) -> None:
         if not ready and all(st["last"] is not None for st in state.values()):
             print("ready", flush=True)
             ready = True
-        for key, _ in sel.select(timeout=1.0):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            st = state[sock]
+        for sk, _ in sel.select(timeout=1.0):
+            conn = sk.fileobj
+            assert isinstance(conn, socket.socket)
+            st = state[conn]
             try:
-                data = sock.recv(1 << 20)
+                data = conn.recv(1 << 20)
             except BlockingIOError:
                 continue
             now = time.monotonic_ns()
             st["buf"] += data
-            if not data or not handle(sock, st, now):
-                sel.unregister(sock)
-                sock.close()
-                del state[sock]
+            if not data or not handle(conn, st, now):
+                sel.unregister(conn)
+                conn.close()
+                del state[conn]
     print(json.dumps({"lat_ns": lat_ns, "clients": recs}), flush=True)
 
 

@@ -469,7 +469,8 @@ async def run_in(scope: trio.CancelScope, fn: Any, *args: Any) -> None:
 async def test_slow_client_is_closed_with_1013_and_never_delays_others(
     nursery: trio.Nursery, bounds: dict[str, int],
 ) -> None:
-    hub = new_hub(replay_window=1_000_000, **bounds)
+    hub = Hub(epoch=lambda: "E1", clock_ms=lambda: T0, replay_window=1_000_000,
+              client_queue=bounds["client_queue"], client_bytes=bounds.get("client_bytes", 1 << 30))
     server = await start_server(nursery, hub)
     got: list[int] = []
     progress_send, progress_recv = trio.open_memory_channel[int](1000)
