@@ -29,9 +29,10 @@ __all__ = ["EventIndex", "event_outcome"]
 
 _OUTCOME_TYPES: Final = frozenset({"a2a.response", "a2a.complete"})
 _seq = attrgetter("seq")
-#: Sort key of the `(ts, seq)` order, in C (faster than the `Event.order` property).
-_order = attrgetter("ts", "seq")
-_NEG_INF: Final = float("-inf")
+#: Key of the time index: `ts` alone. Events are inserted in seq order and the sorted
+#: list keeps equal keys in insertion order, so the order is `(ts, seq)` without a key
+#: tuple per event (5.6 MiB at 100k events).
+_ts = attrgetter("ts")
 
 
 def event_outcome(ev: Event) -> str | None:
@@ -90,7 +91,7 @@ class EventIndex:
         self._by_role: dict[str | None, _SeqList] = {}
         self._by_type: dict[str, _SeqList] = {}
         self._by_cat: dict[str, _SeqList] = {}
-        self._by_time: SortedKeyList = SortedKeyList(key=_order)
+        self._by_time: SortedKeyList = SortedKeyList(key=_ts)
         self._triples: dict[tuple[str | None, str, str], int] = {}
         self._pairs: dict[tuple[str, str], int] = {}
         self._outcomes: dict[str, int] = {}
@@ -196,8 +197,8 @@ class EventIndex:
 
     def _time_bounds(self, since: float | None, until: float | None) -> tuple[int, int]:
         bt = self._by_time
-        lo = 0 if since is None else bt.bisect_key_left((since, _NEG_INF))
-        hi = len(bt) if until is None else bt.bisect_key_left((until, _NEG_INF))
+        lo = 0 if since is None else bt.bisect_key_left(since)
+        hi = len(bt) if until is None else bt.bisect_key_left(until)
         return lo, max(lo, hi)
 
     def count(

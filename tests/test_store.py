@@ -98,13 +98,15 @@ def store_and_query(draw: st.DrawFn) -> tuple[Store, dict[str, Any]]:
     for seq in range(1, n + 1):
         evs.append(Event(seq, enriched(
             draw(st.sampled_from(["a2a.send", "a2a.response", "task.updated"])),
-            NOW + draw(st.integers(-20, 20)) * 1000,
+            NOW + draw(st.integers(-20, 20)) * 1000,  # many ties
             role=draw(st.sampled_from([*ROLES, None])),
             category=draw(st.sampled_from(CATEGORIES[:4])),
         )))
     cut = draw(st.integers(0, n))
     store.extend(evs[:cut])
-    store.extend(evs[cut:])
+    step = draw(st.integers(1, 30))
+    for i in range(cut, n, step):  # small and bulk insertions
+        store.extend(evs[i:i + step])
     q: dict[str, Any] = {
         "roles": draw(st.sampled_from([None, frozenset({ROLES[0]}),
                                        frozenset({ROLES[1], ROLES[2]})])),
@@ -138,6 +140,9 @@ def naive(store: Store, q: dict[str, Any]) -> list[Event]:
 @given(sq=store_and_query(), limit=st.integers(1, 7))
 def test_event_queries_equal_a_naive_filter(sq: tuple[Store, dict[str, Any]], limit: int) -> None:
     store, q = sq
+    held = list(store.iter_events())
+    # the time index is (ts, seq) order, ties included, whatever the batch sizes were
+    assert list(store.iter_by_time()) == sorted(held, key=lambda e: (e.ts, e.seq))
     want = naive(store, q)
     total, cats = store.count_events(**q)
     assert total == len(want)
