@@ -246,8 +246,9 @@ def _js_normalise(value: Any) -> Any:
 
 #: What orjson writes for an integral float (`2.0`, `1e+16`): JSON.stringify writes these
 #: without the fraction, so only output that may hold one takes the slow normalising path.
-#: A match inside a string costs only speed, never correctness.
-_INTEGRAL_FLOAT_RE: Final = re.compile(rb"\.0(?:[,\]}]|$)|e\+")
+#: A match inside a string costs only speed, never correctness. (One literal-prefixed
+#: pattern plus `in` tests: an alternation here cost more than the dump itself.)
+_INTEGRAL_FLOAT_RE: Final = re.compile(rb"\.0[,\]}]")
 
 
 def js_stringify(value: Any) -> str:
@@ -256,7 +257,8 @@ def js_stringify(value: Any) -> str:
         out = orjson.dumps(value)
     except TypeError:
         return dumps(_js_normalise(value)).decode("utf-8")
-    if _INTEGRAL_FLOAT_RE.search(out) is None:
+    if b"e+" not in out and (b".0" not in out or (
+            not out.endswith(b".0") and _INTEGRAL_FLOAT_RE.search(out) is None)):
         return out.decode("utf-8")  # nothing to normalise: the walk would be an identity
     return dumps(_js_normalise(value)).decode("utf-8")
 
