@@ -43,6 +43,7 @@ from coordd.mongo_schema import (
     SESSIONS,
     TTL_INDEX,
     IndexSpec,
+    bson_safe,
     event_indexes,
     is_legacy_ttl_index,
     marker_document,
@@ -247,7 +248,12 @@ class PymongoSink:
         with self._errors():
             coll = self._db[SESSIONS]
             for doc in docs:
-                coll.update_one({"_id": doc["workSessionId"]}, {"$set": dict(doc)}, upsert=True)
+                try:
+                    coll.update_one({"_id": doc["workSessionId"]}, {"$set": dict(doc)},
+                                    upsert=True)
+                except _encode_errors():
+                    coll.update_one({"_id": doc["workSessionId"]}, {"$set": bson_safe(doc)},
+                                    upsert=True)
         return len(docs)
 
     def existing_sessions(self, ws_ids: Collection[str]) -> set[str]:
@@ -272,11 +278,15 @@ class PymongoSink:
 
         if not docs:
             return WriteResult(0, 0)
-        fresh = [dict(d) for d in docs]  # insert_many adds `_id` to what it is given
         with self._errors():
             coll = self._db[EVENTS]
             try:
-                res = coll.insert_many(fresh, ordered=False)
+                try:
+                    # insert_many adds `_id` to what it is given: fresh copies.
+                    res = coll.insert_many([dict(d) for d in docs], ordered=False)
+                except _encode_errors():
+                    docs = [bson_safe(d) for d in docs]
+                    res = coll.insert_many([dict(d) for d in docs], ordered=False)
                 return WriteResult(len(res.inserted_ids), 0)
             except BulkWriteError as e:
                 details = e.details
@@ -334,6 +344,13 @@ class PymongoSink:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _encode_errors() -> tuple[type[BaseException], ...]:
+    """What the driver raises for a document BSON cannot hold as it is (see `bson_safe`)."""
+    from bson.errors import BSONError
+
+    return (BSONError, UnicodeError, OverflowError)
 
 
 #: The old monitor's documents of events without a work session.

@@ -56,7 +56,7 @@ import trio
 from coordd.config import MongoConfig
 from coordd.errors import SinkUnavailable
 from coordd.model import Event
-from coordd.mongo_schema import bson_safe, event_document, utc_now
+from coordd.mongo_schema import event_document, utc_now
 from coordd.mongo_sink import RetentionResult, Sink, SyncMarker, WriteResult
 
 __all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker", "backoff_delay"]
@@ -442,7 +442,7 @@ class SyncWorker:
         """In a worker thread: sessions, then events, then the marker."""
         sink = self.sink
         now = self._now()
-        docs = [bson_safe({**d, "updatedAt": now}) for d in docs]
+        docs = [{**d, "updatedAt": now} for d in docs]
         n_sessions = sink.upsert_sessions(docs) if docs else 0
         with_doc = {d["workSessionId"] for d in docs}
         missing = ws_ids - with_doc

@@ -133,9 +133,10 @@ def test_retention_on_a_real_server(db: Db) -> None:
 def test_status_is_computed_at_read_time_by_the_server(db: Db) -> None:
     now = time.time() * 1000
     day = 86_400_000
-    docs: list[dict[str, Any]] = [{"_id": f"s{i}{t}", "lastTime": last, "latestTerminal": t, "status": "ACTIVE"}
-            for i, last in enumerate((now - 2 * day, now - day + 1000, now))
-            for t in (True, False)]
+    docs: list[dict[str, Any]] = [
+        {"_id": f"s{i}{t}", "lastTime": last, "latestTerminal": t, "status": "ACTIVE"}
+        for i, last in enumerate((now - 2 * day, now - day + 1000, now))
+        for t in (True, False)]
     docs.append({"_id": "legacy", "lastTime": now, "status": "QUIET"})
     db.coll(SESSIONS).insert_many(docs)
     want = {d["_id"]: status_of(d["lastTime"], d.get("latestTerminal", True), now)

@@ -1,0 +1,204 @@
+"""Benchmark of the MongoDB sync worker's own overhead, with the in-memory sink.
+
+1. End to end through batching: the pipeline's offers (chunks of `--chunk` events, as the
+   ingest loop hands them on), the worker's batches (200 events / 0.2 s, the defaults),
+   a worker-thread hop per batch, the documents (event hash, old recipe + coordd's fields,
+   work-session documents from the store) and `MemorySink` writes. Target: >= 50,000
+   events/s. Run twice: events arriving through `offer`, and the same events caught up
+   from memory (the store) after the worker fell behind.
+2. The memory bound while the sink is down for a burst of `--burst` events (default
+   100,000): the peak of buffered events (bounded by `buffer_events`, 10,000) and the RSS
+   growth during the burst; then the sink comes back and the time to catch up, with a
+   check that every event is in the sink exactly once.
+
+The events are generated and enriched, and the store filled, before anything is timed:
+what is measured is the worker alone. Wall-clock times on a shared machine; each figure
+is the best of `--repeat` runs. Most of the cost per event is parsing the stored event
+back (orjson) and hashing it (spec §7), so, as `bench_enrich.py` does, the orjson parse
+rate of the raw log lines is printed as a yardstick of the machine's speed (the
+architecture notes measured ~590,000 lines/s on our reference machines) and the
+throughput is also given scaled to that reference.
+
+Run from the repository root:
+
+    python bench/bench_mongo_sync.py                        # 100,000 events, ~1-2 minutes
+    python bench/bench_mongo_sync.py --events 20000 --burst 20000 --repeat 1   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+import trio.lowlevel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from coordd.default_plugins import keywords
+from coordd.enrich import Enricher
+from coordd.gen import generate, lines
+from coordd.mainagents import DEFAULT_MAIN_AGENTS
+from coordd.model import Event
+from coordd.mongo_schema import session_documents
+from coordd.mongo_sink import MemorySink
+from coordd.mongo_sync import SyncSettings, SyncSource, SyncWorker
+from coordd.plugins import PluginHost
+from coordd.sessions import UNFILTERED
+from coordd.store import Store
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+REFERENCE_PARSE_RATE = 100_000 / 0.17  # architecture.md, "Performance facts"
+
+
+def parse_rate(n: int = 20_000, repeat: int = 5) -> float:
+    """orjson lines/s on raw generated log lines: the machine's speed right now."""
+    raw = [line for line in lines(n, seed=2) if b"\\ud" not in line]
+    best = min(_timed(lambda: [orjson.loads(x) for x in raw]) for _ in range(repeat))
+    return len(raw) / best
+
+
+def _timed(fn: Any) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def build_events(n: int) -> list[Event]:
+    host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
+    host.start()
+    enricher = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    events = []
+    for raw in generate(n, seed=1):
+        e = enricher.enrich(raw)
+        if e is not None:
+            events.append(Event(len(events) + 1, e))
+    return events
+
+
+def build_store(events: Sequence[Event]) -> Store:
+    """A store holding exactly these events, as the pipeline would have filled it."""
+    store = Store(max_events=len(events), epoch="BENCH")
+    for i in range(0, len(events), 1000):
+        store.extend(events[i:i + 1000])
+    return store
+
+
+def source(store: Store) -> SyncSource:
+    def session_docs(ws_ids: Any) -> list[dict[str, Any]]:
+        return session_documents(store.view(UNFILTERED).sessions, ws_ids,
+                                 override=store.overrides.get, epoch=store.epoch,
+                                 now_ms=time.time() * 1000)
+
+    return SyncSource(epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
+                      first_seq=lambda: store.first_seq, events_since=store.events_since,
+                      session_docs=session_docs)
+
+
+async def throughput(store: Store, events: Sequence[Event], chunk: int,
+                     via_offer: bool) -> tuple[float, int]:
+    """Seconds from the first offer (or the start) until everything is in the sink."""
+    sink = MemorySink()
+    sink.marker = None
+    worker = SyncWorker(sink, source(store), SyncSettings())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(0.05)  # connected
+        t0 = time.perf_counter()
+        if via_offer:
+            for i in range(0, len(events), chunk):
+                worker.offer(events[i:i + chunk])
+                await trio.lowlevel.checkpoint()
+        await worker.wait_synced(events[-1].seq)
+        elapsed = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    assert len(sink.events) == len({ev.seq for ev in events}), "events missing"
+    return elapsed, worker.statistics().batches
+
+
+async def outage(store: Store, events: Sequence[Event], chunk: int) -> dict[str, Any]:
+    sink = MemorySink()
+    sink.down = "benchmark: MongoDB is down"
+    settings = SyncSettings(backoff_max=0.5)
+    worker = SyncWorker(sink, source(store), settings)
+    peak = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(0.1)
+        rss0 = rss_bytes()
+        rss_peak = rss0
+        t_offer = 0.0
+        for i in range(0, len(events), chunk):
+            t = time.perf_counter()
+            worker.offer(events[i:i + chunk])
+            t_offer += time.perf_counter() - t
+            peak = max(peak, worker.statistics().pending)
+            rss_peak = max(rss_peak, rss_bytes())
+            await trio.lowlevel.checkpoint()
+        down = worker.statistics()
+        t0 = time.perf_counter()
+        sink.down = None
+        await worker.wait_synced(events[-1].seq)
+        catch_up = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    seqs = sorted(doc["seq"] for doc in sink.events.values())
+    assert seqs == [ev.seq for ev in events], "not every event exactly once"
+    return {"peak": peak, "rss_delta": rss_peak - rss0, "state": down.state,
+            "lag": down.lag, "dropped": down.dropped, "catch_up": catch_up,
+            "offer_us": t_offer / max(1, len(events) // chunk) * 1e6,
+            "from_memory": worker.statistics().from_memory}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--burst", type=int, default=100_000)
+    ap.add_argument("--chunk", type=int, default=500, help="events per offer")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    print(f"# {platform.python_implementation()} {platform.python_version()} on "
+          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"# python bench/bench_mongo_sync.py --events {args.events} --burst {args.burst} "
+          f"--chunk {args.chunk} --repeat {args.repeat}")
+    events = build_events(max(args.events, args.burst))
+    sample = events[:args.events]
+    store = build_store(sample)
+    speed = parse_rate() / REFERENCE_PARSE_RATE
+    print(f"machine speed: orjson parses {speed * REFERENCE_PARSE_RATE:,.0f} log lines/s = "
+          f"{speed:.2f} x the reference machine's {REFERENCE_PARSE_RATE:,.0f}")
+    for label, via_offer in (("offer -> batches -> sink", True),
+                             ("catch-up from memory", False)):
+        best = min(trio.run(throughput, store, sample, args.chunk, via_offer)
+                   for _ in range(args.repeat))
+        rate = len(sample) / best[0]
+        scaled = rate / speed
+        verdict = "OK" if rate >= 50_000 else (
+            "OK scaled" if scaled >= 50_000 else "BELOW TARGET")
+        print(f"{label:<26} {len(sample):>7} events in {best[0]:6.2f} s = {rate:>8,.0f} "
+              f"events/s ({best[1]} batches), scaled to the reference {scaled:>8,.0f} "
+              f"events/s; target >= 50,000: {verdict}")
+    burst = events[:args.burst]
+    o = trio.run(outage, build_store(burst), burst, args.chunk)
+    print(f"sink down for a {len(burst):,}-event burst: state {o['state']}, lag {o['lag']:,}, "
+          f"peak buffered {o['peak']:,} events (bound 10,000), not buffered {o['dropped']:,}, "
+          f"RSS +{o['rss_delta'] / 2**20:.1f} MiB, offer {o['offer_us']:.0f} us per "
+          f"{args.chunk}-event batch")
+    print(f"sink back: caught up {len(burst):,} events in {o['catch_up']:.2f} s "
+          f"({o['from_memory']:,} from memory), every event exactly once")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
