@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -131,10 +132,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _plugins(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .plugins import PluginHost
+    from .plugins import PluginHost, allow_list_from_env
 
     cfg = load_config(args.config, overrides=cli_overrides(args))
-    host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled)
+    host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
+                      allow=allow_list_from_env(os.environ))
     host.start()
     rows = host.describe()
     if args.json:

@@ -140,10 +140,11 @@ def check_openclaw(cfg: Config) -> Check:
 
 
 def check_plugins(cfg: Config) -> list[Check]:
-    from .plugins import PluginHost
+    from .plugins import PluginHost, allow_list_from_env
 
     try:
-        host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled)
+        host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
+                          allow=allow_list_from_env(os.environ))
         host.start()
     except Exception as e:  # a broken plugin must not break the probe
         return [Check("plugins", "fail", f"plugins failed to load: {e}",
