@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 _seq = attrgetter("seq")
 #: Failures of one batch, other than "unreachable", before it is written event by event.
 _REFUSALS: Final = 3
+#: Fruitless log re-reads in a row before a gap is declared unrecoverable.
+_LOG_MISSES: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,7 @@ class SyncWorker:
         self._marker: SyncMarker | None = None
         self._state = "connecting"
         self._from_log_active = False
+        self._log_misses = 0
         self._next_retention = math.inf
         self._last_error: str | None = None
         self._last_error_at: float | None = None
@@ -478,11 +481,18 @@ class SyncWorker:
             finally:
                 self._from_log_active = False
         if self._synced > start:
+            self._log_misses = 0
             return  # progress: the next step looks at memory again
         lost = hole_end - self._synced
         if lost <= 0:
             await self._idle()  # nothing to skip either: look again later
+        elif reread is not None and self._log_misses < _LOG_MISSES:
+            # The checkpoint the re-read counts from may just lag behind the store (it is
+            # written every second or so): give it time before declaring events lost.
+            self._log_misses += 1
+            await trio.sleep(self.settings.idle_poll)
         else:
+            self._log_misses = 0
             log.error("events %d..%d are neither in memory nor in the log: MongoDB will "
                       "not have them", self._synced + 1, hole_end)
             self._n["unrecoverable"] += lost
