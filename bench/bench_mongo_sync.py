@@ -80,7 +80,7 @@ def build_events(n: int) -> list[Event]:
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
     enricher = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
-    events = []
+    events: list[Event] = []
     for raw in generate(n, seed=1):
         e = enricher.enrich(raw)
         if e is not None:

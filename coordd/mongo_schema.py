@@ -258,7 +258,8 @@ def event_document(
     # here, cheaply found, so the sink's retry on an encoding error (which may follow a
     # partly inserted batch) stays for the rare rest. The hash above is unaffected.
     if b"\\ud" in ev.json or b"\\uD" in ev.json:
-        return bson_safe(doc)
+        safe: dict[str, Any] = bson_safe(doc)
+        return safe
     return doc
 
 
