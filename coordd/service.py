@@ -29,6 +29,7 @@ from .checkpoint import load_checkpoint
 from .config import Config, load_config
 from .enrich import Enricher
 from .errors import CoorddError, StateError
+from .gcpolicy import run_gc_policy
 from .hub import Hub
 from .logs import setup_logging
 from .mainagents import MainAgents
@@ -169,6 +170,7 @@ class Service:
             log.info("coordd ready on %s (%d events, epoch %s)", ", ".join(urls),
                      len(self.store), self.pipeline.epoch)
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
+            nursery.start_soon(run_gc_policy)
             if self.notifier.enabled:
                 nursery.start_soon(self._systemd_loop)
             task_status.started(ServiceInfo(urls=urls, port=port))
