@@ -59,57 +59,99 @@ MAX_MESSAGE = 64 << 20
 # ---------------------------------------------------------------------------- worker side
 
 
+class Tracker:
+    """One logical client's view of the stream, across reconnects: every seq must come
+    exactly once, in order, from its first `connected` seq to the end marker."""
+
+    def __init__(self, end_id: str, lat_ns: list[int]) -> None:
+        from coordd.model import loads  # JSON.parse-compatible: the log has lone surrogates
+
+        self.loads = loads
+        self.end_id = end_id
+        self.lat_ns = lat_ns
+        self.last: int | None = None
+        self.epoch: str | None = None
+        self.rec: dict[str, Any] = {"connected_seq": None, "first": None, "last": None,
+                                    "count": 0, "gaps": 0, "dups": 0, "closed": None,
+                                    "drops": 0, "resyncs": 0, "end_ns": None}
+
+    def url(self, base: str) -> str:
+        if self.last is None or self.epoch is None:
+            return base
+        return f"{base}?since={self.last}&epoch={self.epoch}"
+
+    def feed(self, text: str | bytes, now: int) -> bool:
+        """Apply one message; False once the end marker arrived."""
+        marker = '"coordination_event_new"'
+        head = text[:40]
+        is_events = (marker.encode() in head) if isinstance(head, bytes) else (marker in head)
+        if not is_events:
+            msg = self.loads(text)
+            if msg.get("type") == "connected" and self.last is None:
+                self.last = self.rec["connected_seq"] = msg["data"]["seq"]
+                self.epoch = msg["epoch"]
+            elif msg.get("type") == "resync_required":
+                self.rec["resyncs"] += 1
+                self.last, self.epoch = msg["data"]["seq"], msg["data"]["epoch"]
+            return True
+        rec = self.rec
+        for ev in self.loads(text)["data"]["events"]:
+            seq = ev["seq"]
+            assert self.last is not None
+            if seq <= self.last:
+                rec["dups"] += 1
+                continue
+            if seq != self.last + 1:
+                rec["gaps"] += 1
+            self.last = seq
+            rec["count"] += 1
+            rec["first"] = rec["first"] or seq
+            rec["last"] = seq
+            data = ev.get("data") or {}
+            sent = data.get("benchT")
+            if sent is not None:
+                self.lat_ns.append(now - sent)
+            if data.get("benchId") == self.end_id:
+                rec["end_ns"] = now
+                return False
+        return True
+
+    def closed(self, code: int | None, reason: str) -> bool:
+        """After a close: True to reconnect (1013 too slow, 1001 going away)."""
+        if code in (1013, 1001):
+            self.rec["drops"] += 1
+            return True
+        self.rec["closed"] = f"{code} {reason}"
+        return False
+
+
 def worker(url: str, clients: int, end_id: str) -> None:
-    """Connect `clients` clients, print "ready", collect until the `end_id` marker, print
-    one JSON line with the figures."""
-    import orjson
+    """Connect `clients` trio-websocket clients, print "ready", collect until the `end_id`
+    marker (reconnecting with since/epoch like `coordd watch` when dropped), print one
+    JSON line with the figures."""
     import trio
     import trio_websocket
 
-    from coordd.model import loads  # JSON.parse-compatible: the log has lone surrogates
-
     lat_ns: list[int] = []
-    per_client: list[dict[str, Any]] = []
+    trackers = [Tracker(end_id, lat_ns) for _ in range(clients)]
 
-    async def one(ready: Any) -> None:
-        rec: dict[str, Any] = {"connected_seq": None, "first": None, "last": None,
-                               "count": 0, "gaps": 0, "dups": 0, "closed": None,
-                               "end_ns": None}
-        per_client.append(rec)
-        try:
-            async with trio_websocket.open_websocket_url(
-                url, max_message_size=MAX_MESSAGE, receive_buffer_size=None
-            ) as ws:
-                hello = orjson.loads(await ws.get_message())
-                rec["connected_seq"] = hello["data"]["seq"]
-                last = hello["data"]["seq"]
-                ready()
-                while True:
-                    text = await ws.get_message()
-                    now = time.monotonic_ns()
-                    if '"coordination_event_new"' not in text[:40]:
-                        continue
-                    for ev in loads(text)["data"]["events"]:
-                        seq = ev["seq"]
-                        if seq <= last:
-                            rec["dups"] += 1
-                            continue
-                        if seq != last + 1:
-                            rec["gaps"] += 1
-                        last = seq
-                        rec["count"] += 1
-                        rec["first"] = rec["first"] or seq
-                        rec["last"] = seq
-                        data = ev.get("data") or {}
-                        sent = data.get("benchT")
-                        if sent is not None:
-                            lat_ns.append(now - sent)
-                        if data.get("benchId") == end_id:
-                            rec["end_ns"] = now
-                            return
-        except trio_websocket.ConnectionClosed as e:
-            r = e.reason
-            rec["closed"] = f"{r.code} {r.reason}" if r is not None else "closed"
+    async def one(tr: Tracker, ready: Any) -> None:
+        while True:
+            try:
+                async with trio_websocket.open_websocket_url(
+                    tr.url(url), max_message_size=MAX_MESSAGE, receive_buffer_size=None
+                ) as ws:
+                    first = tr.last is None
+                    tr.feed(await ws.get_message(), time.monotonic_ns())
+                    if first:
+                        ready()
+                    while tr.feed(await ws.get_message(), time.monotonic_ns()):
+                        pass
+                    return
+            except trio_websocket.ConnectionClosed as e:
+                r = e.reason
+                if not tr.closed(r.code if r else None, (r.reason or "") if r else ""):
+                    return
 
     async def main() -> None:
         pending = [clients]
@@ -120,9 +162,10 @@ def worker(url: str, clients: int, end_id: str) -> None:
                 print("ready", flush=True)
 
         async with trio.open_nursery() as nursery:
-            for _ in range(clients):
-                nursery.start_soon(one, ready)
-        print(json.dumps({"lat_ns": lat_ns, "clients": per_client}), flush=True)
+            for tr in trackers:
+                nursery.start_soon(one, tr, ready)
+        print(json.dumps({"lat_ns": lat_ns, "clients": [t.rec for t in trackers]}),
+              flush=True)
 
     trio.run(main)
 
@@ -136,111 +179,90 @@ def raw_worker(url: str, clients: int, end_id: str) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    from coordd.model import loads
-
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     sel = selectors.DefaultSelector()
     lat_ns: list[int] = []
-    recs: list[dict[str, Any]] = []
-    state: dict[socket.socket, dict[str, Any]] = {}
-    for _ in range(clients):
+    trackers = [Tracker(end_id, lat_ns) for _ in range(clients)]
+    state: dict[socket.socket, tuple[Tracker, bytearray]] = {}
+
+    def connect(tr: Tracker) -> None:
+        target = urlsplit(tr.url(url))
+        path = target.path + ("?" + target.query if target.query else "")
         sock = socket.create_connection((host, port))
         key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                      f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
                      .encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
             buf += sock.recv(65536)
-        head, buf = buf.split(b"\r\n\r\n", 1)
+        head, rest = buf.split(b"\r\n\r\n", 1)
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise SystemExit(f"handshake refused: {head[:80]!r}")
-        rec: dict[str, Any] = {"connected_seq": None, "first": None, "last": None, "count": 0,
-                               "gaps": 0, "dups": 0, "closed": None, "end_ns": None}
-        recs.append(rec)
-        state[sock] = {"buf": buf, "rec": rec, "last": None}
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ)
+        state[sock] = (tr, bytearray(rest))
 
-    def frames(st: dict[str, Any]) -> list[tuple[int, bytes]]:
+    def frames(buf: bytearray) -> list[tuple[int, bytes]]:
         out = []
-        buf = st["buf"]
-        while len(buf) >= 2:
-            op, n, off = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        pos = 0
+        while len(buf) - pos >= 2:
+            op, n, off = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
             if n == 126:
-                if len(buf) < 4:
+                if len(buf) - pos < 4:
                     break
-                n, off = int.from_bytes(buf[2:4], "big"), 4
+                n, off = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
             elif n == 127:
-                if len(buf) < 10:
+                if len(buf) - pos < 10:
                     break
-                n, off = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < off + n:
+                n, off = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if len(buf) - pos < off + n:
                 break
-            out.append((op, buf[off:off + n]))
-            buf = buf[off + n:]
-        st["buf"] = buf
+            out.append((op, bytes(buf[pos + off:pos + off + n])))
+            pos += off + n
+        del buf[:pos]
         return out
 
-    def handle(sock: socket.socket, st: dict[str, Any], now: int) -> bool:
-        rec = st["rec"]
-        for op, payload in frames(st):
+    def handle(sock: socket.socket, tr: Tracker, buf: bytearray, now: int) -> str:
+        """"more", "done" or "reconnect"."""
+        for op, payload in frames(buf):
             if op == 9:  # ping: answer with a masked, empty pong
                 sock.sendall(b"\x8a\x80\x00\x00\x00\x00")
-                continue
-            if op == 8:
-                rec["closed"] = str(int.from_bytes(payload[:2], "big")) + " " + \
-                    payload[2:].decode("utf-8", "replace")
-                return False
-            if op != 1:
-                continue
-            if st["last"] is None:
-                st["last"] = rec["connected_seq"] = loads(payload)["data"]["seq"]
-                continue
-            if b'"coordination_event_new"' not in payload[:40]:
-                continue
-            for ev in loads(payload)["data"]["events"]:
-                seq = ev["seq"]
-                if seq <= st["last"]:
-                    rec["dups"] += 1
-                    continue
-                if seq != st["last"] + 1:
-                    rec["gaps"] += 1
-                st["last"] = seq
-                rec["count"] += 1
-                rec["first"] = rec["first"] or seq
-                rec["last"] = seq
-                data = ev.get("data") or {}
-                sent = data.get("benchT")
-                if sent is not None:
-                    lat_ns.append(now - sent)
-                if data.get("benchId") == end_id:
-                    rec["end_ns"] = now
-                    return False
-        return True
+            elif op == 8:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                again = tr.closed(code, payload[2:].decode("utf-8", "replace"))
+                return "reconnect" if again else "done"
+            elif op == 1 and not tr.feed(payload, now):
+                return "done"
+        return "more"
 
+    for tr in trackers:
+        connect(tr)
     ready = False
     while state:
-        if not ready and all(st["last"] is not None for st in state.values()):
+        if not ready and all(t.last is not None for t in trackers):
             print("ready", flush=True)
             ready = True
         for sk, _ in sel.select(timeout=1.0):
             conn = sk.fileobj
             assert isinstance(conn, socket.socket)
-            st = state[conn]
+            tr, buf = state[conn]
             try:
                 data = conn.recv(1 << 20)
             except BlockingIOError:
                 continue
             now = time.monotonic_ns()
-            st["buf"] += data
-            if not data or not handle(conn, st, now):
+            buf += data
+            outcome = handle(conn, tr, buf, now) if data else "done"
+            if outcome != "more":
                 sel.unregister(conn)
                 conn.close()
                 del state[conn]
-    print(json.dumps({"lat_ns": lat_ns, "clients": recs}), flush=True)
+                if outcome == "reconnect":
+                    connect(tr)
+    print(json.dumps({"lat_ns": lat_ns, "clients": [t.rec for t in trackers]}), flush=True)
 
 
 # ---------------------------------------------------------------------------- bench side
@@ -369,14 +391,16 @@ def pct(values: list[float], q: float) -> float:
 
 def lost_summary(clients: list[dict[str, Any]], expected_last: int | None = None) -> str:
     bad = [c for c in clients
-           if c["closed"] or c["gaps"] or c["dups"] or c["end_ns"] is None
+           if c["closed"] or c["gaps"] or c["dups"] or c["resyncs"] or c["end_ns"] is None
            or c["first"] != c["connected_seq"] + 1
            or (expected_last is not None and c["last"] != expected_last)]
     if not clients:
         return "NO RESULTS from the clients"
+    drops = sum(c["drops"] for c in clients)
+    resumed = f" ({drops} drop(s) for being slow, all resumed from the ring)" if drops else ""
     if bad:
         return f"{len(bad)} client(s) LOST events: {bad[:3]}"
-    return "nothing lost on any client"
+    return "nothing lost on any client" + resumed
 
 
 def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: int,

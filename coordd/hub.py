@@ -104,7 +104,7 @@ def _wall_ms() -> float:
 
 
 class _Client:
-    __slots__ = ("closing", "epoch", "pending", "recv", "send", "sent_seq")
+    __slots__ = ("closing", "epoch", "pending", "pending_events", "recv", "send", "sent_seq")
 
     def __init__(self, queue: int, epoch: str) -> None:
         self.send, self.recv = trio.open_memory_channel[Batch](queue)
@@ -113,6 +113,7 @@ class _Client:
         self.sent_seq = 0
         #: Characters of the batches queued for it and not yet sent.
         self.pending = 0
+        self.pending_events = 0
         #: Set when the hub ends this connection: (close code, why).
         self.closing: tuple[int, str] | None = None
 
@@ -141,10 +142,12 @@ class Hub:
     ) -> None:
         """`epoch()` names the current sequence space. A client is dropped when it has
         `client_queue` published batches pending, or more than about `client_bytes` of
-        them (counted in characters): batches are shared, so the slowest client's backlog
-        bounds the hub's memory whatever the batch sizes. `last_seq()`,
-        if given, is the store's last seq (it can be ahead of what was published, after a
-        restart from a checkpoint with no history)."""
+        them (counted in characters), or more than half `replay_window` events. Batches
+        are shared, so the slowest client's backlog bounds the hub's memory whatever the
+        batch sizes; and a dropped client can always resume from the ring if it comes
+        back before another half window has passed. `last_seq()`, if given, is the
+        store's last seq (it can be ahead of what was published, after a restart from a
+        checkpoint with no history)."""
         if replay_window < 0 or client_queue < 1 or client_bytes < 1:
             raise ValueError("replay_window must be >= 0, client_queue and client_bytes >= 1")
         self._epoch_fn = epoch
@@ -152,6 +155,10 @@ class Hub:
         self._store_last_seq = last_seq
         self._client_queue = client_queue
         self._client_bytes = client_bytes
+        # A client dropped for being slow must be able to resume from the ring: its
+        # backlog never exceeds half the replay window (the other half is its time to
+        # reconnect).
+        self._client_events = max(1, replay_window // 2) if replay_window else 1 << 62
         self._ring: deque[Event] = deque(maxlen=replay_window)
         self._ring_epoch: str | None = None
         self._last_seq = 0
@@ -208,13 +215,15 @@ class Hub:
 
     def _offer(self, batch: Batch) -> None:
         for client in list(self._clients):
-            # One batch larger than the bound still goes to a client with nothing pending.
-            if client.pending and client.pending + batch.size > self._client_bytes:
+            # One batch larger than the bounds still goes to a client with nothing pending.
+            if client.pending and (client.pending + batch.size > self._client_bytes
+                                   or client.pending_events + batch.count > self._client_events):
                 self._drop(client)
                 continue
             try:
                 client.send.send_nowait(batch)
                 client.pending += batch.size
+                client.pending_events += batch.count
             except trio.WouldBlock:
                 self._drop(client)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -372,6 +381,7 @@ class Hub:
                 if seq:
                     client.sent_seq = seq
             client.pending -= sum(batch.size for batch in group)
+            client.pending_events -= sum(batch.count for batch in group)
             if client.closing is not None:
                 break
         if client.closing is not None:
