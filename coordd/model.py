@@ -311,17 +311,21 @@ def parse_line(raw: bytes) -> ParseResult:
 # ---------------------------------------------------------------------------- event hash
 
 
-def hash_input(enriched: Mapping[str, Any]) -> str:
-    """The string the old monitor hashed: `type|agentId|TS|JSON.stringify(data)` (spec §7)."""
+def hash_input(enriched: Mapping[str, Any], ts: int | float | None = None) -> str:
+    """The string the old monitor hashed: `type|agentId|TS|JSON.stringify(data)` (spec §7).
+
+    `ts`: `event_time(enriched)` when the caller has it already (`Event.ts`).
+    """
     agent = S(enriched.get("agentId")) or ""
-    ts = event_time(enriched)
+    if ts is None:
+        ts = event_time(enriched)
     data = enriched.get("data")
     return f"{enriched.get('type')}|{agent}|{js_number(ts)}|{js_stringify(data)}"
 
 
-def event_hash(enriched: Mapping[str, Any]) -> str:
+def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None) -> str:
     """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, spec §7)."""
-    text = hash_input(enriched)
+    text = hash_input(enriched, ts)
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
 

@@ -211,9 +211,15 @@ def is_legacy_ttl_index(info: Mapping[str, Any]) -> bool:
 # ---------------------------------------------------------------------------- events
 
 
-def legacy_event_document(enriched: Mapping[str, Any]) -> dict[str, Any]:
-    """The document the old monitor wrote for an enriched event (§7), field for field."""
-    ts = event_time(enriched)
+def legacy_event_document(enriched: Mapping[str, Any],
+                          ts: int | float | None = None) -> dict[str, Any]:
+    """The document the old monitor wrote for an enriched event (§7), field for field.
+
+    `ts`: `TS(enriched)` when the caller has it already (`Event.ts`: parsing an ISO
+    `timestamp` again costs more than the rest of the document).
+    """
+    if ts is None:
+        ts = event_time(enriched)
     doc: dict[str, Any] = {
         "type": enriched.get("type"),
         "agentId": S(enriched.get("agentId")) or "unknown",
@@ -227,7 +233,7 @@ def legacy_event_document(enriched: Mapping[str, Any]) -> dict[str, Any]:
                 "categorySource", "fromSessionType", "toSessionType"):
         if key in enriched:  # JavaScript drops undefined fields
             doc[key] = enriched[key]
-    doc["eventHash"] = event_hash(enriched)
+    doc["eventHash"] = event_hash(enriched, ts)
     return doc
 
 
@@ -251,7 +257,7 @@ def event_document(
     `has_session`: whether the event's work session has a document (see the module
     docstring for what that decides).
     """
-    doc = legacy_event_document(loads(ev.json))
+    doc = legacy_event_document(loads(ev.json), ev.ts)
     doc.update(coordd_event_fields(ev, epoch=epoch, inserted_at=inserted_at,
                                    has_session=has_session))
     # Real logs hold lone surrogates (escaped in `json`): make those documents BSON-safe

@@ -447,7 +447,8 @@ class MemorySink:
             for doc in docs:
                 old = events.get(doc["eventHash"])
                 if old is None:
-                    events[doc["eventHash"]] = dict(doc)
+                    # The worker builds fresh documents for every attempt: no copy needed.
+                    events[doc["eventHash"]] = doc if type(doc) is dict else dict(doc)
                     inserted += 1
                     continue
                 dups += 1
