@@ -154,6 +154,34 @@ def check_plugins(cfg: Config) -> list[Check]:
     return out or [Check("plugins", "warn", "no plugin loaded: every event gets the fallback")]
 
 
+def check_mongo(cfg: Config) -> list[Check]:
+    """MongoDB reachable, with the unique eventHash index (only when `[mongo] uri` is set)."""
+    if not cfg.mongo.uri:
+        return []
+    try:
+        import pymongo
+    except ImportError:
+        return [Check("mongo", "fail", "[mongo] uri is set but pymongo is not installed",
+                      hint="pip install 'coordd[mongo]'")]
+    timeout_ms = int(cfg.mongo.server_selection_timeout * 1000)
+    client: Any = pymongo.MongoClient(cfg.mongo.uri, serverSelectionTimeoutMS=timeout_ms,
+                                      connectTimeoutMS=timeout_ms)
+    try:
+        client.admin.command("ping")
+        info = client[cfg.mongo.database]["coordination_events"].index_information()
+    except Exception as e:  # any driver error is "not reachable" to an operator
+        return [Check("mongo", "warn", f"MongoDB not reachable: {e}".splitlines()[0][:300],
+                      hint="coordd serves from memory meanwhile; check [mongo] uri and the server")]
+    finally:
+        client.close()
+    unique = any(spec.get("unique") and spec.get("key") == [("eventHash", 1)]
+                 for spec in info.values())
+    if not unique:
+        return [Check("mongo", "warn", "MongoDB reachable, indexes not created yet",
+                      hint="start coordd once: it creates the collections' indexes")]
+    return [Check("mongo", "pass", f"MongoDB reachable, database {cfg.mongo.database!r} indexed")]
+
+
 def check_daemon(cfg: Config, timeout: float = 2.0) -> Check:
     host = cfg.server.host
     if host in ("0.0.0.0", "::", ""):
@@ -201,6 +229,7 @@ def run_checks(
     checks += check_state(cfg)
     checks.append(check_openclaw(cfg))
     checks += check_plugins(cfg)
+    checks += check_mongo(cfg)
     for fn in extra:
         checks += fn(cfg)
     checks.append(check_daemon(cfg))

@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
@@ -25,7 +25,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
 from quart import websocket
 
-from .checkpoint import load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, read_checkpoint
 from .config import Config, load_config
 from .enrich import Enricher
 from .errors import CoorddError, StateError
@@ -40,9 +40,13 @@ from .overrides import Overrides
 from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
 from .service_metrics import service_metric_families
+from .sessions import UNFILTERED
 from .store import Store
 from .tailer import Tailer
 from .web import AppContext, create_app
+
+if TYPE_CHECKING:
+    from .mongo_sync import SyncWorker
 
 __all__ = ["ComponentCrashed", "Service", "ServiceInfo"]
 
@@ -89,6 +93,7 @@ class Service:
         )
         self.overrides = Overrides(cfg.overrides_path(), categories=None)
         self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
+        self.sync: SyncWorker | None = None
         self.tailer: Tailer | None = None
         self.pipeline: Pipeline | None = None
         self.started_at = time.time()
@@ -132,6 +137,9 @@ class Service:
             client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
         )
         self.pipeline.listeners.append(self.hub.publish)
+        self.sync = self._sync_worker(checkpoint) if cfg.mongo.uri else None
+        if self.sync is not None:
+            self.pipeline.listeners.append(self.sync.offer)
         self.metrics = Metrics()
         self.metrics.add_source(self._metric_families)
         ctx = AppContext(
@@ -139,6 +147,7 @@ class Service:
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
+            on_category_change=self.sync.refresh_sessions if self.sync is not None else None,
             openapi=orjson.dumps(openapi_document(self.plugins.categories())),
         )
         self.app_context = ctx
@@ -160,6 +169,8 @@ class Service:
             if shutdown_trigger is not None:
                 nursery.start_soon(self._external_trigger, shutdown_trigger)
             await nursery.start(self._component, "pipeline", self.pipeline.run)
+            if self.sync is not None:
+                await nursery.start(self._component, "mongo-sync", self.sync.run)
             urls: list[str] = await nursery.start(
                 self._component, "web",
                 lambda task_status: hypercorn_serve(
@@ -252,12 +263,45 @@ class Service:
                     log.info("received %s", signal.Signals(signum).name)
                     self.request_shutdown()
 
+    def _sync_worker(self, checkpoint: Checkpoint | None) -> SyncWorker:
+        """The MongoDB sync worker over this service's store (only with `[mongo] uri`)."""
+        from .mongo_reread import LogRereader
+        from .mongo_schema import session_documents
+        from .mongo_sink import PymongoSink
+        from .mongo_sync import SyncSettings, SyncSource, SyncWorker
+
+        cfg, store, state_dir = self.config, self.store, self.state_dir
+
+        def anchor() -> Checkpoint | None:
+            try:
+                cp = read_checkpoint(state_dir)
+            except (OSError, ValueError):
+                return None
+            return cp if cp is not None and cp.epoch == store.epoch else None
+
+        # The re-read runs in its own thread: it gets its own Enricher.
+        reread_enricher = Enricher(self.plugins, self.main_agents.current)
+        rereader = LogRereader(cfg.log_path(), reread_enricher.enrich, anchor,
+                               read_rotated=cfg.log.read_rotated,
+                               max_line_bytes=cfg.log.max_line_bytes)
+        source = SyncSource(
+            epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
+            first_seq=lambda: store.first_seq, events_since=store.events_since,
+            session_docs=lambda ids: session_documents(
+                store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
+                epoch=store.epoch, now_ms=time.time() * 1000),
+            reread=rereader,
+        )
+        return SyncWorker(PymongoSink.from_config(cfg.mongo), source,
+                          SyncSettings.from_config(cfg.mongo))
+
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(
             tailer=self.tailer.statistics if self.tailer else None,
             pipeline=self.pipeline.statistics if self.pipeline else None,
             store=self.store.statistics, hub=self.hub.statistics,
             plugins=self.plugins.statistics,
+            mongo=self.sync.statistics if self.sync is not None else None,
         )
 
     # ------------------------------------------------------------------ reload
@@ -326,6 +370,13 @@ class Service:
                 checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
         status, message = self.main_agents.status()
         checks["openclaw"] = [_check(status, message)]
+        if self.sync is not None:
+            ms = self.sync.statistics()
+            ok = ms.state == "connected"
+            checks["mongo"] = [_check("pass" if ok else "warn",
+                                      f"MongoDB {ms.state}" + ("" if ok else f": {ms.last_error}"),
+                                      {"lagEvents": ms.lag, "syncedSeq": ms.synced_seq,
+                                       "errors": ms.errors})]
         ok = all(c["status"] != "fail" for items in checks.values() for c in items)
         return ok, checks
 

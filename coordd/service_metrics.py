@@ -74,7 +74,7 @@ def service_metric_families(
     yield errors
     if mongo is not None:
         m = mongo()
-        yield gauge("coordd_mongo_lag_events", "Events not yet written to MongoDB", m.lag_events)
+        yield gauge("coordd_mongo_lag_events", "Events not yet written to MongoDB", m.lag)
         yield counter("coordd_mongo_errors", "MongoDB operation failures", m.errors)
         yield gauge("coordd_mongo_up", "1 when MongoDB answers", 1 if m.state == "connected" else 0)
 

@@ -78,6 +78,8 @@ class AppContext:
     metrics: Callable[[], bytes] | None = None
     openapi: bytes = b"{}"
     observe: Callable[[str, str, float], None] | None = None
+    #: Called with the work-session id after a category override was stored.
+    on_category_change: Callable[[list[str]], None] | None = None
     extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
         field(default_factory=dict)
     )
@@ -173,7 +175,10 @@ def create_app(ctx: AppContext) -> QuartTrio:
                     if not peer_is_loopback(client[0] if client else None):
                         return _error(401, "Unauthorized")
                 body = await request.get_data(cache=False)
-                return _json(*queries.patch_category(store, parts[0], body, now))
+                status, answer = queries.patch_category(store, parts[0], body, now)
+                if status == 200 and ctx.on_category_change is not None:
+                    ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
+                return _json(status, answer)
             if len(parts) == 1 and parts[0]:
                 if method != "GET" and method != "HEAD":
                     return _error(405, "Method not allowed")
