@@ -269,8 +269,9 @@ def raw_worker(url: str, clients: int, end_id: str) -> None:
 
 
 class Daemon:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, config: str | None = None) -> None:
         self.home = home
+        self.config = config
         self.log = home / ".openclaw" / "logs" / "coordination-events.ndjson"
         self.url = ""
         self.lines: list[str] = []
@@ -282,6 +283,8 @@ class Daemon:
         env.update({"HOME": str(self.home), "PYTHONPATH": str(ROOT)})
         cmd = [sys.executable, "-m", "coordd", "run", "--host", "127.0.0.1", "--port", "0",
                "--log", str(self.log), "--state-dir", str(self.home / "state")]
+        if self.config:
+            cmd += ["--config", str(Path(self.config).resolve())]
         ready = threading.Event()
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE,
@@ -466,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ingest", type=int, default=100_000, help="events in the ingest run")
     p.add_argument("--rate", type=float, default=20_000.0, help="ingest events per second")
     p.add_argument("--ingest-clients", type=int, default=10)
+    p.add_argument("--config", help="a coordd TOML file for the daemon (e.g. [websocket])")
     p.add_argument("--client", choices=["trio-websocket", "raw"], default="trio-websocket",
                    help="client implementation in the worker processes")
     args = p.parse_args(argv)
@@ -476,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print("command: python bench/bench_ws.py " + " ".join(argv or sys.argv[1:]))
     with tempfile.TemporaryDirectory(prefix="coordd-bench-ws-") as tmp:
-        daemon = Daemon(Path(tmp))
+        daemon = Daemon(Path(tmp), args.config)
         size = write_log(daemon.log, args.history, seed=3) if args.history else 0
         if not args.history:
             daemon.log.parent.mkdir(parents=True, exist_ok=True)

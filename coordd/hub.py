@@ -3,10 +3,12 @@
 The pipeline calls `Hub.publish(events, applied)` on the event loop after the store took a
 batch. `publish` is synchronous and never blocks: it builds the batch's messages once
 (compact JSON text, spec §5.4) and puts the batch on each client's bounded queue with
-`send_nowait`. A client whose queue is full is dropped on the spot: it leaves the fan-out
-at once and its task closes the socket with code 1013 and a reason saying where to resume
-(`since=<last seq it got>&epoch=<epoch>`). Nothing one client does can delay another
-client or the publisher.
+`send_nowait`. A client whose backlog is over a bound (batches, characters, or half the
+replay window in events) is dropped on the spot: it leaves the fan-out at once and its
+task closes the socket with code 1013 and a reason saying where to resume
+(`since=<last seq it got>&epoch=<epoch>`), which the ring can still replay. Nothing one
+client does can delay another client or the publisher. `close_all()` ends every
+connection with 1001 (and the same resume hint) at shutdown.
 
 The last `replay_window` events are kept in a ring. A client connecting with
 `/ws?since=<seq>&epoch=<epoch>` gets, after `connected`, every event it missed as
