@@ -209,7 +209,7 @@ class Service:
                 self._scopes[name] = scope
                 await fn(task_status=task_status)
         except Exception as e:
-            log.critical("component %s crashed: %s", name, e, exc_info=True)
+            log.critical("component %s crashed: %s", name, _describe(e), exc_info=True)
             raise ComponentCrashed(name) from e
         finally:
             done.set()
@@ -388,6 +388,13 @@ class Service:
             parts.append(f"waiting for {st.waiting_for}" if st.waiting_for
                          else f"lag {st.lag_bytes} B ({st.mode})")
         return ", ".join(parts)
+
+
+def _describe(e: BaseException) -> str:
+    """The leaf exceptions' messages (nurseries wrap them in groups)."""
+    if isinstance(e, BaseExceptionGroup):
+        return "; ".join(_describe(x) for x in e.exceptions)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def _bind(host: str, port: int) -> str:

@@ -1,0 +1,103 @@
+"""Service lifetime in-process: readiness, a crashing component stops the daemon by name,
+graceful shutdown, live reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from coordd.config import Config, load_config
+from coordd.service import ComponentCrashed, Service
+
+
+def config(tmp_path: Path, **extra: dict[str, object]) -> Config:
+    log = tmp_path / "logs" / "coordination-events.ndjson"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text('{"type":"a2a.send","agentId":"ruda","ts":1,"data":{"workSessionId":"w"}}\n')
+    overrides: dict[str, dict[str, object]] = {
+        "log": {"path": str(log), "poll_interval": 0.05},
+        "state": {"dir": str(tmp_path / "state")},
+        "server": {"port": 0, "shutdown_grace": 1.0},
+        "openclaw": {"config": str(tmp_path / "openclaw.json"),
+                     "category_overrides": str(tmp_path / "overrides.json")},
+    }
+    for table, values in extra.items():
+        overrides.setdefault(table, {}).update(values)
+    return load_config(None, env={}, overrides=overrides)
+
+
+async def test_ready_means_loaded_and_listening(tmp_path: Path) -> None:
+    service = Service(config(tmp_path))
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(service.run)
+        assert len(service.store) == 1
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"http://127.0.0.1:{info.port}/api/events")
+        assert r.json()["count"] == 1
+        service.request_shutdown()
+
+
+async def test_a_crashing_component_stops_the_daemon_by_name(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    service = Service(config(tmp_path))
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            assert service.pipeline is not None
+
+            def broken(*_args: object) -> None:
+                raise RuntimeError("disk on fire")
+
+            # The next batch makes the pipeline fail on the event loop.
+            service.pipeline._store = broken  # type: ignore[method-assign]
+            (tmp_path / "logs" / "coordination-events.ndjson").write_text(
+                '{"type":"a2a.send","agentId":"ruda","ts":1,"data":{}}\n' * 2)
+            await trio.sleep_forever()
+    crashed, _ = info.value.split(ComponentCrashed)
+    assert crashed is not None
+    assert [e.name for e in leaves(crashed)] == ["pipeline"]  # type: ignore[attr-defined]
+    assert "component pipeline crashed: RuntimeError: disk on fire" in caplog.text
+
+
+def leaves(e: BaseException) -> list[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        return [leaf for x in e.exceptions for leaf in leaves(x)]
+    return [e]
+
+
+async def test_shutdown_saves_the_checkpoint(tmp_path: Path) -> None:
+    service = Service(config(tmp_path, state={"checkpoint_interval": 3600.0}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        service.request_shutdown()
+    assert (tmp_path / "state" / "checkpoint.json").exists()
+
+
+async def test_reload_applies_what_it_can(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text("[log]\npoll_interval = 0.05\n")
+    base = config(tmp_path)
+    service = Service(load_config(cfg_file, env={}, overrides={
+        "log": {"path": str(base.log_path())}, "state": {"dir": str(base.state_dir())},
+        "server": {"port": 0}, "openclaw": {"config": str(tmp_path / "x.json"),
+                                            "category_overrides": str(tmp_path / "o.json")}}))
+    service.cli_overrides = {  # type: ignore[attr-defined]
+        "log": {"path": str(base.log_path())}, "state": {"dir": str(base.state_dir())},
+        "server": {"port": 0}}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        cfg_file.write_text('[log]\npoll_interval = 0.5\n[logging]\nlevel = "DEBUG"\n'
+                            '[server]\nwrite_token = "t"\n[store]\nmax_events = 7\n')
+        needs_restart = service.reload()
+        assert "store.max_events" in needs_restart
+        assert service.tailer is not None
+        assert service.tailer._poll_interval == 0.5  # applied live
+        assert service.app_context.write_token == "t"
+        assert service.config.logging.level == "DEBUG"
+        cfg_file.write_text("[log]\npoll_interval = -1\n")  # invalid: keep running config
+        assert service.reload() == []
+        assert service.config.logging.level == "DEBUG"
+        service.request_shutdown()
