@@ -166,3 +166,14 @@ def test_socket_activation_serves_on_the_passed_socket(tmp_path: Path) -> None:
     finally:
         proc.kill()
         listener.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_unit_file_exposure_is_ok() -> None:
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                        str(ROOT / "systemd" / "coordd.service")],
+                       capture_output=True, text=True, timeout=60)
+    if "--offline" in r.stderr and r.returncode != 0:
+        pytest.skip("this systemd-analyze has no --offline")
+    overall = [line for line in r.stdout.splitlines() if "Overall exposure level" in line]
+    assert overall and " OK" in overall[0], r.stdout[-2000:]
