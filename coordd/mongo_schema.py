@@ -17,7 +17,21 @@ toSessionType, eventHash}`. coordd adds:
   removed together with that session, never on its own), `"ttl"` otherwise (a TTL index on
   `insertedAt` removes it `ttl_days` after insertion). A TTL index cannot be limited to
   "documents without a session" (`$exists: false` is not allowed in a partial index), hence
-  the explicit field.
+  the explicit field;
+* `enriched` — the enriched event exactly as coordd stores it (its compact JSON text, a
+  string): a warm restart and a follower rebuild `Event`s from it byte for byte, and the
+  query routes answer with it;
+* `derived` — what coordd derives from the event and the aggregation pipelines group on
+  (`/api/stats`): `{role, category, thread, fromAgent, toAgent, conversationId, outcome}`,
+  the values of `Event` (null where the event has none).
+
+A document the old monitor wrote has none of these until coordd meets its event (the sink
+stamps them on): `document_event` still reads it, rebuilding the enriched event from the
+legacy fields (seq 0).
+
+A text index over the searched fields (`coordd_text`, no language: no stemming, no stop
+words) lets a search skip most documents; see `coordd.mongo_queries` for when it is used
+(only where it cannot change the answer).
 
 **Work sessions** (`work_sessions`, `_id` = the work-session id). §7's `$set` fields, `status`
 included for old readers, plus `latestTerminal` and `latestType` (with `lastTime` they let a
@@ -41,6 +55,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from coordd.eventindex import event_outcome
 from coordd.model import ARCHIVE_AFTER_MS, ROLES, Event, S, event_hash, event_time, loads
 from coordd.sessions import status_of
 
@@ -51,10 +66,14 @@ __all__ = [
     "MARKER_ID",
     "META",
     "SESSIONS",
+    "TEXT_INDEX",
     "TTL_INDEX",
     "IndexSpec",
     "bson_safe",
     "coordd_event_fields",
+    "derived_fields",
+    "document_event",
+    "document_json",
     "event_document",
     "event_indexes",
     "is_legacy_ttl_index",
@@ -75,6 +94,11 @@ META: Final = "coordd_meta"
 MARKER_ID: Final = "sync"
 #: Name of coordd's insertion-time TTL index (the old monitor's was `createdAt_1`).
 TTL_INDEX: Final = "coordd_insertedAt_ttl"
+#: Name of coordd's text index over the searched fields.
+TEXT_INDEX: Final = "coordd_text"
+#: The fields the search routes match (spec §6.7), in the text index too.
+SEARCH_FIELDS: Final = ("data.message", "data.replyPreview", "data.fromAgent", "data.toAgent",
+                        "type")
 
 #: The fields of the old monitor's event document, in its order.
 LEGACY_EVENT_FIELDS: Final = (
@@ -84,7 +108,8 @@ LEGACY_EVENT_FIELDS: Final = (
 )
 
 #: The fields coordd adds to an event document.
-COORDD_EVENT_FIELDS: Final = ("seq", "epoch", "insertedAt", "workSessionId", "retention")
+COORDD_EVENT_FIELDS: Final = ("seq", "epoch", "insertedAt", "workSessionId", "retention",
+                               "enriched", "derived")
 
 _DAY_S: Final = 86_400
 _EPOCH: Final = _dt.datetime(1970, 1, 1)
@@ -153,12 +178,12 @@ def bson_safe(value: Any) -> Any:
 class IndexSpec:
     """One index: key pattern, name and options, as `create_index` takes them."""
 
-    keys: tuple[tuple[str, int], ...]
+    keys: tuple[tuple[str, int | str], ...]
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _auto(*keys: tuple[str, int], **options: Any) -> IndexSpec:
+def _auto(*keys: tuple[str, int | str], **options: Any) -> IndexSpec:
     # The driver's default name (`field_dir_...`): the old monitor created these, and the
     # same name and key pattern make create_index a no-op on its database.
     name = "_".join(f"{k}_{d}" for k, d in keys)
@@ -182,6 +207,12 @@ def event_indexes(ttl_days: int) -> list[IndexSpec]:
         # Retention of documents the old monitor wrote (no `retention` field: null in the
         # index), which its createdAt TTL no longer covers once coordd took over.
         IndexSpec((("retention", 1), ("createdAt", 1)), "coordd_retention_createdAt"),
+        # No language: words are split, never stemmed nor dropped as stop words, so the
+        # search can use the index as an exact prefilter. `language_override` names a
+        # field no event has: a document's own `language` must not pick an analyser (an
+        # unknown one would make its insertion fail).
+        IndexSpec(tuple((f, "text") for f in SEARCH_FIELDS), TEXT_INDEX,
+                  {"default_language": "none", "language_override": "coordd_language"}),
     ]
     if ttl_days > 0:
         specs.append(IndexSpec(
@@ -246,7 +277,60 @@ def coordd_event_fields(
     if ev.ws_id is not None:
         fields["workSessionId"] = ev.ws_id
     fields["retention"] = "session" if has_session else "ttl"
+    # `json` is valid UTF-8 (lone surrogates stay escaped in it): safe as a BSON string.
+    fields["enriched"] = ev.json.decode("utf-8")
+    fields["derived"] = derived_fields(ev)
     return fields
+
+
+def derived_fields(ev: Event) -> dict[str, Any]:
+    """The `derived` sub-document: what the stats pipelines group on (see the module
+    docstring)."""
+    return {"role": ev.role, "category": ev.category, "thread": ev.thread,
+            "fromAgent": ev.from_agent, "toAgent": ev.to_agent,
+            "conversationId": ev.conversation_id, "outcome": event_outcome(ev)}
+
+
+#: The enriched fields of the old monitor's document, in the order of spec §3.6.
+_LEGACY_ENRICHED: Final = ("eventRole", "fromSessionType", "toSessionType", "collabCategory",
+                           "collabSubTags", "categoryConfidence", "categorySource")
+
+
+def _legacy_enriched(doc: Mapping[str, Any]) -> dict[str, Any]:
+    # The old monitor kept no copy of the event: rebuild it from its fields (an agentId it
+    # stored as "unknown" may have been absent).
+    out: dict[str, Any] = {"type": doc.get("type")}
+    agent = doc.get("agentId")
+    if agent is not None and agent != "unknown":
+        out["agentId"] = agent
+    out["ts"] = doc.get("ts")
+    out["data"] = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    out.update((k, doc[k]) for k in _LEGACY_ENRICHED if k in doc)
+    return out
+
+
+def document_event(doc: Mapping[str, Any]) -> Event:
+    """The stored `Event` an event document stands for: byte for byte what coordd stored
+    when the document has `enriched`; rebuilt from the legacy fields otherwise. A
+    document without `seq` (the old monitor's) gets seq 0."""
+    seq = doc.get("seq")
+    seq = seq if type(seq) is int else 0
+    text = doc.get("enriched")
+    if type(text) is str:
+        raw = text.encode("utf-8")
+        return Event(seq, loads(raw), raw)
+    return Event(seq, _legacy_enriched(doc))
+
+
+def document_json(doc: Mapping[str, Any]) -> bytes:
+    """The event of a document as the REST answers show it: the enriched event with its
+    `seq` (`Event.json_with_seq`; seq 0 for the old monitor's documents)."""
+    text = doc.get("enriched")
+    if type(text) is str:
+        raw = text.encode("utf-8")
+        seq = doc.get("seq")
+        return b"%s,\"seq\":%d}" % (raw[:-1], seq if type(seq) is int else 0)
+    return document_event(doc).json_with_seq()
 
 
 def event_document(

@@ -180,6 +180,15 @@ class PymongoSink:
                 self._client = self._connect()
             return self._client[self.database]
 
+    def db(self) -> Any:
+        """The `pymongo.database.Database` (the client is made now if needed: blocking).
+        The read side — warm restart, follower, query routes — shares this client."""
+        return self._db
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """A context in which an unreachable server raises `SinkUnavailable`."""
+        return self._errors()
+
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         """Unreachable server (or a timed-out operation) → `SinkUnavailable`."""
@@ -301,19 +310,27 @@ class PymongoSink:
 
     @staticmethod
     def _stamp_legacy(coll: Any, dups: list[Mapping[str, Any]]) -> int:
-        """Give the old monitor's documents among `dups` coordd's fields (seq, epoch, ...),
-        so queries by `(epoch, seq)` and retention treat them like coordd's own."""
-        hashes = [d["eventHash"] for d in dups]
-        legacy = {d["eventHash"] for d in coll.find(
-            {"eventHash": {"$in": hashes}, "seq": {"$exists": False}}, {"eventHash": 1})}
+        """Give coordd's fields (seq, epoch, enriched, ...) to the documents among `dups`
+        that lack them or carry another epoch's: the old monitor's, those of an earlier
+        epoch (a new log read again) and those written before coordd kept the enriched
+        event. Queries by `(epoch, seq)`, warm restarts, followers and retention then
+        find every event of the current epoch."""
+        by_epoch: dict[Any, list[Mapping[str, Any]]] = {}
+        for d in dups:
+            by_epoch.setdefault(d.get("epoch"), []).append(d)
         stamped = 0
-        for doc in dups:
-            if doc["eventHash"] in legacy:
-                legacy.discard(doc["eventHash"])
-                coll.update_one(
-                    {"eventHash": doc["eventHash"], "seq": {"$exists": False}},
-                    {"$set": {k: doc[k] for k in COORDD_EVENT_FIELDS if k in doc}})
-                stamped += 1
+        for epoch, docs in by_epoch.items():
+            stale = _stale(epoch)
+            hashes = [d["eventHash"] for d in docs]
+            found = {d["eventHash"] for d in coll.find(
+                {"eventHash": {"$in": hashes}, **stale}, {"eventHash": 1})}
+            for doc in docs:
+                if doc["eventHash"] in found:
+                    found.discard(doc["eventHash"])
+                    coll.update_one(
+                        {"eventHash": doc["eventHash"], **stale},
+                        {"$set": {k: doc[k] for k in COORDD_EVENT_FIELDS if k in doc}})
+                    stamped += 1
         return stamped
 
     # ------------------------------------------------------------------ retention
@@ -360,6 +377,17 @@ _LEGACY_SESSIONLESS: Final[dict[str, Any]] = {
             {"data.workSessionId": {"$not": {"$type": "string"}}},
             {"data.workSessionId": ""}],
 }
+
+
+def _stale(epoch: Any) -> dict[str, Any]:
+    """A filter for event documents that need coordd's fields for `epoch` (see
+    `PymongoSink._stamp_legacy`)."""
+    return {"$or": [{"seq": {"$exists": False}}, {"epoch": {"$ne": epoch}},
+                    {"enriched": {"$exists": False}}]}
+
+
+def _is_stale(doc: Mapping[str, Any], epoch: Any) -> bool:
+    return "seq" not in doc or doc.get("epoch") != epoch or "enriched" not in doc
 
 
 def _marker(doc: Mapping[str, Any] | None) -> SyncMarker | None:
@@ -452,7 +480,7 @@ class MemorySink:
                     inserted += 1
                     continue
                 dups += 1
-                if "seq" not in old:
+                if _is_stale(old, doc.get("epoch")):
                     old.update({k: doc[k] for k in COORDD_EVENT_FIELDS if k in doc})
                     stamped += 1
             return WriteResult(inserted, dups, stamped)

@@ -9,6 +9,10 @@ Sequence numbers stay stable across restarts: the lines the tailer marks as `his
 (at or before the checkpoint) are numbered backwards from the checkpoint's `seq`, the new
 ones forwards from it. Re-reading a line after a crash therefore gives it the seq it had,
 and downstream consumers dedupe by seq (and MongoDB by event hash).
+
+Warm restart: given `history_events` (the newest stored events up to the checkpoint, read
+back from MongoDB), the history lines are dropped unparsed when the tailer resumes from
+the checkpoint, and those events are stored in their place with the seqs they had.
 """
 
 from __future__ import annotations
@@ -98,7 +102,13 @@ class Pipeline:
         checkpoint: Checkpoint | None,
         checkpoint_interval: float = 1.0,
         listeners: Sequence[Listener] = (),
+        history_events: Sequence[Event] | None = None,
     ) -> None:
+        """`history_events`: the history already loaded (warm restart): events of the
+        checkpoint's epoch up to its seq, in seq order. When the tailer resumes from the
+        checkpoint, the lines at or before it are dropped without being parsed and these
+        events stand for them; when it does not (the checkpointed file is gone), they
+        are discarded and the log is read as usual."""
         self.tailer = tailer
         self.enricher = enricher
         self.store = store
@@ -115,6 +125,8 @@ class Pipeline:
         self._last_progress = 0.0
         self._busy_since: float | None = None
         self._history: list[Event] = []
+        self._preloaded = list(history_events) if history_events is not None else None
+        self._dropped_history = 0
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
         self._saved_position: tuple[FileId, int, int] | None = None
@@ -152,6 +164,12 @@ class Pipeline:
     async def _ingest(self, batch: LineBatch) -> None:
         self._lines += len(batch.lines)
         self._last_progress = trio.current_time()
+        if batch.history and not self._history_done and self._history_loaded():
+            # Loaded already: nothing to parse, only the position to keep.
+            self._dropped_history += len(batch.lines)
+            self._batches += 1
+            self._advance(batch.file, batch.end_offset)
+            return
         events: list[Event] = []
         if batch.lines:
             self._busy_since = trio.current_time()
@@ -172,6 +190,10 @@ class Pipeline:
                     ev.seq = seq
                 self._store(events)
         self._advance(batch.file, batch.end_offset)
+
+    def _history_loaded(self) -> bool:
+        return (self._preloaded is not None and self.checkpoint is not None
+                and bool(getattr(self.tailer, "resumed", False)))
 
     def _advance(self, file: FileId, offset: int) -> None:
         """Move the checkpoint position forward, never back to a file already left.
@@ -220,6 +242,13 @@ class Pipeline:
         if self._history_done:
             return
         self._history_done = True
+        if self._history_loaded():
+            self._store_preloaded()
+            return
+        if self._preloaded is not None:
+            log.info("the checkpointed file is gone: reading the history from the log "
+                     "instead of the %d events loaded from MongoDB", len(self._preloaded))
+        self._preloaded = None
         history, self._history = self._history, []
         resumed = bool(getattr(self.tailer, "resumed", False)) and self.checkpoint is not None
         if resumed:
@@ -247,6 +276,26 @@ class Pipeline:
         if self._position is not None:
             self._position = (self._position[0], self._position[1], self.store.last_seq)
         log.info("history: %d events (epoch %s, last seq %d)", len(history), self.epoch,
+                 self.store.last_seq)
+
+    def _store_preloaded(self) -> None:
+        """Store the loaded history in place of the dropped lines (warm restart)."""
+        cp = self.checkpoint
+        assert cp is not None and self._preloaded is not None
+        history = [ev for ev in self._preloaded if ev.seq <= cp.seq]
+        self._preloaded = None
+        self.epoch = cp.epoch
+        self.store.epoch = cp.epoch
+        if history:
+            self.store.last_seq = history[0].seq - 1
+            self._store(history)
+        # Events of the checkpoint that MongoDB does not hold (retention) leave a gap; the
+        # numbering goes on from the checkpoint.
+        self.store.last_seq = max(self.store.last_seq, cp.seq)
+        if self._position is not None:
+            self._position = (self._position[0], self._position[1], self.store.last_seq)
+        log.info("history: %d events loaded from MongoDB, %d log lines skipped (epoch %s, "
+                 "last seq %d)", len(history), self._dropped_history, self.epoch,
                  self.store.last_seq)
 
     def _store(self, events: list[Event]) -> None:

@@ -25,6 +25,7 @@ import base64
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
@@ -38,17 +39,34 @@ from coordd.summaries import BlobCache, session_parts
 
 __all__ = [
     "BadRequest",
+    "EventsQuery",
     "Params",
+    "Response",
+    "count_param",
+    "csv_param",
+    "decode_cursor",
     "decode_segment",
+    "encode_cursor",
+    "error",
+    "events_query",
+    "events_tail",
     "get_events",
     "get_stats",
     "get_work_session",
     "get_work_sessions",
     "health",
+    "instant_param",
+    "limit_param",
+    "list_document",
+    "ordered_counts",
     "patch_category",
+    "roles_param",
     "search_events",
     "search_events_job",
     "search_work_sessions",
+    "sessions_document",
+    "text_param",
+    "view_category_param",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,7 +94,8 @@ def _json(status: int, value: Any) -> Response:
     return status, dumps(value)
 
 
-def _error(status: int, message: str) -> Response:
+def error(status: int, message: str) -> Response:
+    """`(status, {"error": message})`."""
     return status, dumps({"error": message})
 
 
@@ -91,13 +110,13 @@ def _first(params: Params, key: str) -> str | None:
     return None
 
 
-def _text(params: Params, key: str) -> str | None:
+def text_param(params: Params, key: str) -> str | None:
     """First value, trimmed; None when absent or empty."""
     v = _first(params, key)
     return S(v)
 
 
-def _csv(params: Params, key: str) -> list[str]:
+def csv_param(params: Params, key: str) -> list[str]:
     """Every occurrence split on commas, pieces trimmed, empty pieces dropped."""
     out: list[str] = []
     for v in _values(params, key):
@@ -105,7 +124,8 @@ def _csv(params: Params, key: str) -> list[str]:
     return out
 
 
-def _count(params: Params, key: str, default: int) -> int:
+def count_param(params: Params, key: str, default: int) -> int:
+    """A non-negative integer parameter (`default` when absent or empty)."""
     raw = _first(params, key)
     if raw is None:
         return default
@@ -118,11 +138,13 @@ def _count(params: Params, key: str, default: int) -> int:
     return int(text) if len(text) <= 18 else _HUGE
 
 
-def _limit(params: Params, default: int) -> int:
-    return _count(params, "limit", 0) or default
+def limit_param(params: Params, default: int) -> int:
+    """`limit`: 0 or absent means `default`."""
+    return count_param(params, "limit", 0) or default
 
 
-def _instant(params: Params, key: str) -> float | None:
+def instant_param(params: Params, key: str) -> float | None:
+    """An instant (`since`/`until`): ISO-8601 or epoch ms; None when absent."""
     raw = _first(params, key)
     if raw is None:
         return None
@@ -140,8 +162,9 @@ def _instant(params: Params, key: str) -> float | None:
     return ms
 
 
-def _roles(params: Params) -> list[str]:
-    roles = _csv(params, "role")
+def roles_param(params: Params) -> list[str]:
+    """`role`: CSV/repeated, each one of the four roles."""
+    roles = csv_param(params, "role")
     for r in roles:
         if r not in _ROLE_SET:
             raise BadRequest(f"invalid role {r!r}: expected one of {', '.join(ROLES)}")
@@ -149,21 +172,23 @@ def _roles(params: Params) -> list[str]:
 
 
 def _statuses(params: Params) -> list[str]:
-    statuses = _csv(params, "status")
+    statuses = csv_param(params, "status")
     for s in statuses:
         if s not in _STATUS_SET:
             raise BadRequest(f"invalid status {s!r}: expected one of {', '.join(STATUSES)}")
     return statuses
 
 
-def _view_category(store: Store, params: Params) -> str | None:
-    cat = _text(params, "viewCategory")
+def view_category_param(store: Store, params: Params) -> str | None:
+    """`viewCategory`: `all` or a known category; None when absent."""
+    cat = text_param(params, "viewCategory")
     if cat is not None and cat != "all" and cat not in store.overrides.categories:
         raise BadRequest(f"invalid viewCategory {cat!r}: expected all or a category")
     return cat
 
 
-def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
+def ordered_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Category counts in canonical order, zero counts dropped."""
     # Canonical category order first, then any plugin-introduced category.
     out = {c: counts[c] for c in CATEGORIES if counts.get(c)}
     out.update((c, n) for c, n in counts.items() if n and c not in out)
@@ -191,12 +216,14 @@ def decode_segment(segment: str | bytes) -> str:
     raise BadRequest("malformed percent-encoding in the work session id")
 
 
-def _encode_cursor(value: list[Any]) -> str:
+def encode_cursor(value: list[Any]) -> str:
+    """An opaque cursor for a JSON list."""
     return base64.urlsafe_b64encode(dumps(value)).rstrip(b"=").decode("ascii")
 
 
-def _decode_cursor(params: Params, kind: str) -> list[Any] | None:
-    raw = _text(params, "cursor")
+def decode_cursor(params: Params, kind: str) -> list[Any] | None:
+    """The `cursor` parameter of `kind` ("e" or "s"), None when absent."""
+    raw = text_param(params, "cursor")
     if raw is None:
         return None
     try:
@@ -212,7 +239,7 @@ def _is_num(v: object) -> bool:
     return type(v) in (int, float)
 
 
-def _document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> bytes:
+def list_document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> bytes:
     """`{"<key>":[items...],<tail>}` in one join (one copy of a possibly large body:
     concatenating megabytes piecewise costs more than building them)."""
     parts = [b'{"', key, b'":[']
@@ -224,8 +251,9 @@ def _document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> bytes
     return b"".join(parts)
 
 
-def _sessions_document(key: bytes, page: Sequence[SessionAgg], store: Store, now_ms: float,
+def sessions_document(key: bytes, page: Sequence[SessionAgg], store: Store, now_ms: float,
                        overrides: Mapping[str, str], tail: dict[str, Any]) -> bytes:
+    """`{"<key>":[summaries...],<tail>}` for session aggregates."""
     parts = [b'{"', key, b'":[']
     cache = store.cache
     for i, agg in enumerate(page):
@@ -245,67 +273,111 @@ def health(now_iso: str) -> Response:
     return _json(200, {"status": "ok", "timestamp": now_iso})
 
 
-def get_events(store: Store, params: Params, now_ms: float) -> Response:
-    """`GET /api/events` (spec §6.3): the last `limit` matches in log order."""
-    try:
-        limit = _limit(params, 100)
-        since = _instant(params, "since")
-        until = _instant(params, "until")
-        roles = _roles(params)
-        types = _csv(params, "type")
-        view_cat = _view_category(store, params)
-        cursor = _decode_cursor(params, "e")
-        before: int | None = None
-        if cursor is not None:
-            if len(cursor) != 3 or type(cursor[2]) is not int:
-                raise BadRequest("invalid cursor")
-            if cursor[1] != store.epoch:
-                raise BadRequest("cursor is from another epoch: start again without cursor")
-            before = cursor[2]
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    filters: dict[str, Any] = {
-        "roles": frozenset(roles) or None,
-        "types": frozenset(types) or None,
-        "category": view_cat if view_cat != "all" else None,
-        "since": since,
-        "until": until,
-    }
-    matched, cats = store.count_events(**filters)
-    page, more = store.select_events(limit=limit, before_seq=before, matches=matched, **filters)
-    tail = {
-        "count": len(page),
-        "total": len(store),
+@dataclass(frozen=True, slots=True)
+class EventsQuery:
+    """A validated `GET /api/events` request (`before`: the cursor's seq, exclusive)."""
+
+    limit: int
+    since: float | None
+    until: float | None
+    roles: list[str]
+    types: list[str]
+    view_category: str | None
+    before: int | None
+
+    def filters(self) -> dict[str, Any]:
+        """The store's filter keywords (`Store.count_events` / `select_events`)."""
+        return {
+            "roles": frozenset(self.roles) or None,
+            "types": frozenset(self.types) or None,
+            "category": self.view_category if self.view_category != "all" else None,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+def events_query(store: Store, params: Params) -> EventsQuery:
+    """Validate `/api/events` parameters; BadRequest says what is wrong. A cursor must be
+    of the store's epoch."""
+    limit = limit_param(params, 100)
+    since = instant_param(params, "since")
+    until = instant_param(params, "until")
+    roles = roles_param(params)
+    types = csv_param(params, "type")
+    view_cat = view_category_param(store, params)
+    cursor = decode_cursor(params, "e")
+    before: int | None = None
+    if cursor is not None:
+        if len(cursor) != 3 or type(cursor[2]) is not int:
+            raise BadRequest("invalid cursor")
+        if cursor[1] != store.epoch:
+            raise BadRequest("cursor is from another epoch: start again without cursor")
+        before = cursor[2]
+    return EventsQuery(limit, since, until, roles, types, view_cat, before)
+
+
+def events_tail(q: EventsQuery, *, count: int, total: int, matched: int,
+                cats: Mapping[str, int], next_seq: int | None, epoch: str, seq: int,
+                tier: str) -> dict[str, Any]:
+    """Everything of an `/api/events` answer after its `events` list."""
+    return {
+        "count": count,
+        "total": total,
         "totalMatched": matched,
-        "role": roles[0] if roles else None,
-        "type": types,
-        "viewCategory": view_cat,
-        "categoryCounts": _ordered(cats),
-        "roles": roles,
-        "nextCursor": _encode_cursor(["e", store.epoch, page[0].seq]) if more and page else None,
-        "epoch": store.epoch,
-        "seq": store.last_seq,
+        "role": q.roles[0] if q.roles else None,
+        "type": q.types,
+        "viewCategory": q.view_category,
+        "categoryCounts": ordered_counts(cats),
+        "roles": q.roles,
+        "nextCursor": encode_cursor(["e", epoch, next_seq]) if next_seq is not None else None,
+        "epoch": epoch,
+        "seq": seq,
+        "tier": tier,
     }
-    return 200, _document(b"events", [e.json_with_seq() for e in page], tail)
+
+
+def get_events(store: Store, params: Params, now_ms: float, *,
+               history_before: int | None = None) -> Response:
+    """`GET /api/events` (spec §6.3): the last `limit` matches in log order.
+
+    `history_before`: events of this epoch before that seq exist outside the store
+    (MongoDB), so the answer's `nextCursor` goes on to them instead of ending at the
+    store's first event.
+    """
+    try:
+        q = events_query(store, params)
+    except BadRequest as exc:
+        return error(400, str(exc))
+    filters = q.filters()
+    matched, cats = store.count_events(**filters)
+    page, more = store.select_events(limit=q.limit, before_seq=q.before, matches=matched,
+                                     **filters)
+    next_seq = page[0].seq if more and page else None
+    if next_seq is None and history_before is not None:
+        next_seq = page[0].seq if page else min(q.before or history_before, history_before)
+    tail = events_tail(q, count=len(page), total=len(store), matched=matched, cats=cats,
+                       next_seq=next_seq, epoch=store.epoch, seq=store.last_seq,
+                       tier="memory")
+    return 200, list_document(b"events", [e.json_with_seq() for e in page], tail)
 
 
 def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
     """`GET /api/work-sessions` (spec §6.4): most recent sessions first."""
     try:
-        limit = _limit(params, 100)
+        limit = limit_param(params, 100)
         statuses = _statuses(params)
-        roles = _roles(params)
-        types = _csv(params, "type")
-        view_cat = _view_category(store, params)
-        sub_tag = _text(params, "subTag")
-        cursor = _decode_cursor(params, "s")
+        roles = roles_param(params)
+        types = csv_param(params, "type")
+        view_cat = view_category_param(store, params)
+        sub_tag = text_param(params, "subTag")
+        cursor = decode_cursor(params, "s")
         after: tuple[float, float, int] | None = None
         if cursor is not None:
             if len(cursor) != 4 or not all(_is_num(x) for x in cursor[1:]):
                 raise BadRequest("invalid cursor")
             after = (cursor[1], cursor[2], cursor[3])
     except BadRequest as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     ov = store.overrides
     ov.refresh()
     overrides = ov.categories_by_session()
@@ -357,12 +429,13 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
         "status": statuses,
         "viewCategory": view_cat,
         "subTag": sub_tag,
-        "categoryCounts": _ordered(cats),
-        "nextCursor": _encode_cursor(["s", *page[-1].sort_key]) if more else None,
+        "categoryCounts": ordered_counts(cats),
+        "nextCursor": encode_cursor(["s", *page[-1].sort_key]) if more else None,
         "epoch": store.epoch,
         "seq": store.last_seq,
+        "tier": "memory",
     }
-    return 200, _sessions_document(b"sessions", page, store, now_ms, overrides, tail)
+    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail)
 
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
@@ -370,12 +443,12 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
     """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here."""
     try:
         ws_id = decode_segment(ws_id_raw_segment)
-        role = _text(params, "role")
+        role = text_param(params, "role")
         if role is not None and role not in _ROLE_SET:
             raise BadRequest(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
-        types = _csv(params, "type")
+        types = csv_param(params, "type")
     except BadRequest as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     ov = store.overrides
     ov.refresh()
     flt = Filter(frozenset((role,)) if role else None, frozenset(types) or None)
@@ -391,9 +464,9 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
             agg = build_session(ws_id, [e for e in base.events() if flt.matches(e)])
         cache = None
     if agg is None:
-        return _error(404, f"Work session not found: {ws_id}")
+        return error(404, f"Work session not found: {ws_id}")
     parts = [b'{"session":', *session_parts(agg, now_ms, ov.get(ws_id), cache), b",",
-             dumps({"role": role, "type": types})[1:]]
+             dumps({"role": role, "type": types, "tier": "memory"})[1:]]
     return 200, b"".join(parts)
 
 
@@ -403,22 +476,22 @@ def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
     try:
         ws_id = decode_segment(ws_id_raw_segment)
     except BadRequest as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     try:
         doc = loads(body.decode("utf-8", "replace"))
     except ValueError:
-        return _error(400, "Invalid JSON body")
+        return error(400, "Invalid JSON body")
     if type(doc) is not dict:
-        return _error(400, "Request body must be a JSON object")
+        return error(400, "Request body must be a JSON object")
     ov = store.overrides
     category = S(doc.get("collabCategory"))
     if category is None or category not in ov.categories:
-        return _error(400, _CATEGORY_MSG)
+        return error(400, _CATEGORY_MSG)
     try:
         entry = ov.set(ws_id, category, updated_by=S(doc.get("updatedBy")), now_ms=now_ms)
     except OSError as exc:
         log.error("cannot write category overrides %s: %s", ov.path, exc)
-        return _error(500, "Failed to save the category override")
+        return error(500, "Failed to save the category override")
     return _json(200, {"ok": True, "workSessionId": ws_id, "override": entry.as_json()})
 
 
@@ -436,17 +509,18 @@ def search_events_job(store: Store, params: Params, now_ms: float) -> Callable[[
     immutable events, and may run in a worker thread (`trio.to_thread.run_sync`) so that
     a search over 100k events (~0.1-0.4 s) never stalls the loop."""
     try:
-        limit = _limit(params, 50)
-        offset = _count(params, "offset", 0)
-        roles = frozenset(_roles(params)) or None
-        view_cat = _view_category(store, params)
+        limit = limit_param(params, 50)
+        offset = count_param(params, "offset", 0)
+        roles = frozenset(roles_param(params)) or None
+        view_cat = view_category_param(store, params)
     except BadRequest as exc:
-        answer = _error(400, str(exc))
+        answer = error(400, str(exc))
         return lambda: answer
-    q = _text(params, "q")
+    q = text_param(params, "q")
     if q is None:
         answer = _json(200, {"events": [], "count": 0, "total": 0, "offset": offset,
-                             "limit": limit, "query": "", "error": "Missing search query (q)"})
+                             "limit": limit, "query": "", "error": "Missing search query (q)",
+                             "tier": "memory"})
         return lambda: answer
     cat = view_cat if view_cat != "all" else None
     held = list(store.iter_by_time(reverse=True))  # a snapshot: the store moves on
@@ -456,8 +530,8 @@ def search_events_job(store: Store, params: Params, now_ms: float) -> Callable[[
                       and (cat is None or ev.category == cat))
         total, page = events_matching(candidates, q, offset=offset, limit=limit)
         tail = {"count": len(page), "total": total, "offset": offset, "limit": limit,
-                "query": q}
-        return 200, _document(b"events", [e.json_with_seq() for e in page], tail)
+                "query": q, "tier": "memory"}
+        return 200, list_document(b"events", [e.json_with_seq() for e in page], tail)
 
     return run
 
@@ -466,26 +540,26 @@ def search_work_sessions(store: Store, params: Params, now_ms: float) -> Respons
     """`GET /api/work-sessions/search` answered from memory: case-insensitive literal
     match on the threads' agents, the category and the id, most recent first."""
     try:
-        limit = _limit(params, 50)
+        limit = limit_param(params, 50)
     except BadRequest as exc:
-        return _error(400, str(exc))
-    q = _text(params, "q")
+        return error(400, str(exc))
+    q = text_param(params, "q")
     if q is None:
         return _json(200, {"sessions": [], "count": 0, "query": "",
-                           "error": "Missing search query (q)"})
+                           "error": "Missing search query (q)", "tier": "memory"})
     ov = store.overrides
     ov.refresh()
     overrides = ov.categories_by_session()
     total, page = sessions_matching(store, q, overrides, limit=limit)
-    tail = {"count": len(page), "total": total, "query": q}
-    return 200, _sessions_document(b"sessions", page, store, now_ms, overrides, tail)
+    tail = {"count": len(page), "total": total, "query": q, "tier": "memory"}
+    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail)
 
 
 def get_stats(store: Store, params: Params, now_ms: float) -> Response:
     """`GET /api/stats?since=&until=` (new): aggregate figures over a time range."""
     try:
-        since = _instant(params, "since")
-        until = _instant(params, "until")
+        since = instant_param(params, "since")
+        until = instant_param(params, "until")
     except BadRequest as exc:
-        return _error(400, str(exc))
-    return _json(200, compute_stats(store, since, until, now_ms))
+        return error(400, str(exc))
+    return _json(200, {**compute_stats(store, since, until, now_ms), "tier": "memory"})

@@ -280,6 +280,9 @@ async def test_a_new_epoch_resyncs_by_hash(db: Db) -> None:
     assert (worker.statistics().inserted, worker.statistics().duplicates) == (0, 200)
     assert db.marker() == SyncMarker("E2", 200)
     assert {d["eventHash"] for d in db.events()} == {event_hash(e.as_dict()) for e in stored}
+    # Moved into the new epoch: what follows (E2, seq) finds every event.
+    assert worker.statistics().stamped == 200
+    assert {(d["epoch"], d["seq"]) for d in db.events()} == {("E2", e.seq) for e in stored}
 
 
 async def test_a_placeholder_epoch_at_start_does_not_cause_a_resync(autojump_clock: Any) -> None:

@@ -1,0 +1,131 @@
+"""Reading stored events back from MongoDB: warm restart and the follower's feed.
+
+Blocking functions over a `pymongo.database.Database` (or mongomock's): callers run them
+in `trio.to_thread.run_sync`. Events are rebuilt with `mongo_schema.document_event`, byte
+for byte what the tailing instance stored, with the seqs it gave them.
+
+Warm restart (`warm_history`): with a checkpoint whose epoch MongoDB's sync marker shares
+and whose seq the marker covers, the newest `max_events` events up to the checkpoint's
+seq come from MongoDB instead of parsing and enriching the log again; the pipeline then
+drops the log lines up to the checkpoint unparsed (`Pipeline(history_events=...)`).
+Anything else — no checkpoint, its file gone, no marker, another epoch, a marker behind
+the checkpoint, documents written before coordd kept the enriched event, MongoDB
+unreachable within the bound — means a cold start from the log, logged with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from coordd.checkpoint import Checkpoint
+from coordd.model import Event
+from coordd.mongo_schema import EVENTS, document_event
+from coordd.mongo_sink import PymongoSink, SyncMarker
+from coordd.tailfile import candidates, resume_position
+
+__all__ = ["events_after", "latest_events", "load_warm_history", "log_resumes",
+           "warm_history"]
+
+log = logging.getLogger(__name__)
+
+#: What an event query reads of a document (the legacy fields for the old monitor's).
+_PROJECTION: Final = {"_id": 0, "insertedAt": 0, "createdAt": 0, "derived": 0,
+                      "eventHash": 0, "retention": 0}
+_BATCH: Final = 5000
+
+
+def _events(cursor: Any) -> list[Event]:
+    return [document_event(d) for d in cursor.batch_size(_BATCH)]
+
+
+def latest_events(db: Any, epoch: str, *, upto: int | None, limit: int) -> list[Event]:
+    """The newest `limit` events of `epoch` (seq ≤ `upto` when given), in seq order."""
+    flt: dict[str, Any] = {"epoch": epoch}
+    if upto is not None:
+        flt["seq"] = {"$lte": upto}
+    cursor = db[EVENTS].find(flt, _PROJECTION).sort("seq", -1).limit(limit)
+    out = _events(cursor)
+    out.reverse()
+    return out
+
+
+def events_after(db: Any, epoch: str, after: int, *, upto: int | None = None,
+                 limit: int = 1000) -> list[Event]:
+    """Events of `epoch` with `after` < seq (≤ `upto`), in seq order, at most `limit`."""
+    rng: dict[str, Any] = {"$gt": after}
+    if upto is not None:
+        rng["$lte"] = upto
+    cursor = db[EVENTS].find({"epoch": epoch, "seq": rng}, _PROJECTION).sort("seq", 1)
+    return _events(cursor.limit(limit))
+
+
+def log_resumes(path: Path, cp: Checkpoint) -> bool:
+    """Whether the tailer will resume from `cp` (its file is still there, unchanged):
+    the same test the tailer makes, done early so that a warm start that could not be
+    used loads nothing."""
+    cands = candidates(path)
+    try:
+        return resume_position(cands, cp)[1] is not None
+    finally:
+        for c in cands:
+            if c.lf is not None:
+                c.lf.close()
+
+
+def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[Event] | None:
+    """Blocking: the history for a warm restart from `cp`, or None (reason logged)."""
+    started = time.perf_counter()
+    marker: SyncMarker | None = sink.read_marker()
+    if marker is None or marker.epoch != cp.epoch:
+        log.info("warm start: MongoDB holds no events of epoch %s (marker %s): reading the log",
+                 cp.epoch, marker)
+        return None
+    if marker.seq < cp.seq:
+        log.info("warm start: MongoDB is synced to seq %d only, the checkpoint is at %d: "
+                 "reading the log", marker.seq, cp.seq)
+        return None
+    with sink.errors():
+        db = sink.db()
+        events = latest_events(db, cp.epoch, upto=cp.seq, limit=max_events)
+        missing = db[EVENTS].count_documents(
+            {"epoch": cp.epoch, "seq": {"$gte": events[0].seq if events else 0},
+             "enriched": {"$exists": False}})
+    if missing:
+        log.info("warm start: %d documents were written before coordd kept the enriched "
+                 "event: reading the log", missing)
+        return None
+    log.info("warm start: %d events of epoch %s loaded from MongoDB in %.2f s",
+             len(events), cp.epoch, time.perf_counter() - started)
+    return events
+
+
+async def load_warm_history(
+    sink: PymongoSink, cp: Checkpoint | None, log_path: Path, *, max_events: int,
+    max_wait: float, run_sync: Callable[..., Any] | None = None,
+) -> list[Event] | None:
+    """`warm_history` off the event loop, bounded by `max_wait` seconds; None (a cold
+    start) when there is no usable checkpoint or MongoDB fails or is too slow.
+    Cancellation abandons the worker thread (it only reads)."""
+    if cp is None:
+        return None
+    run = run_sync or trio.to_thread.run_sync
+    try:
+        if not await run(log_resumes, log_path, cp):
+            log.info("warm start: the checkpointed file is gone: reading the log")
+            return None
+        with trio.move_on_after(max_wait) as scope:
+            events: list[Event] | None = await run(
+                lambda: warm_history(sink, cp, max_events=max_events), abandon_on_cancel=True)
+            return events
+        if scope.cancelled_caught:
+            log.warning("warm start: MongoDB did not answer within %.1f s: reading the log",
+                        max_wait)
+    except Exception as e:
+        log.warning("warm start: MongoDB failed (%s): reading the log", e)
+    return None
