@@ -164,6 +164,9 @@ class Hub:
         self._ring: deque[Event] = deque(maxlen=replay_window)
         self._ring_epoch: str | None = None
         self._last_seq = 0
+        #: `serve` calls still running (a closing connection counts until its close frame
+        #: is out): the shutdown waits for them.
+        self.serving = 0
         self._clients: set[_Client] = set()
         self._changed = trio.Event()
         self._connections = 0
@@ -285,6 +288,14 @@ class Hub:
             websocket = unwrap()
         args = websocket.args
         since, epoch_arg = args.get("since"), args.get("epoch")
+        self.serving += 1
+        try:
+            await self._serve(websocket, since, epoch_arg)
+        finally:
+            self.serving -= 1
+
+    async def _serve(self, websocket: WebsocketLike, since: str | None,
+                     epoch_arg: str | None) -> None:
         await websocket.accept()
         if self._closed is not None:
             with trio.move_on_after(CLOSE_TIMEOUT):

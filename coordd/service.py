@@ -187,15 +187,30 @@ class Service:
             task_status.started(ServiceInfo(urls=urls, port=port))
             await self._shutdown.wait()
             self._stopping = True
+            stop_started = trio.current_time()
             self.notifier.notify("STOPPING=1")
             log.info("shutting down (grace %.1fs)", cfg.server.shutdown_grace)
             nursery.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace
             # Ingestion stops now (the pipeline checkpoints while being cancelled); the web
             # server drains its open requests until done or the deadline.
             self._scopes["pipeline"].cancel()
-            await self._done["web"].wait()
+            # WebSocket clients get a close frame (1001, with the since/epoch to resume
+            # with) instead of holding the shutdown for the whole grace period.
+            self.hub.close_all()
+            await self._drained()
+            log.debug("drained %.3fs into the shutdown", trio.current_time() - stop_started)
             nursery.cancel_scope.cancel()
         log.info("stopped")
+
+    async def _drained(self) -> None:
+        """Until the web server stopped on its own, or no request is being answered and no
+        WebSocket client is left. (hypercorn's ping task keeps a closed WebSocket's
+        connection open until its graceful timeout: waiting for it would make every
+        shutdown with a client last the whole grace period.)"""
+        while not self._done["web"].is_set():
+            if self.app_context.in_flight == 0 and self.hub.serving == 0:
+                return
+            await trio.sleep(0.02)
 
     async def _component(
         self, name: str, fn: Callable[..., Awaitable[Any]], *,

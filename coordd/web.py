@@ -80,6 +80,8 @@ class AppContext:
     observe: Callable[[str, str, float], None] | None = None
     #: Called with the work-session id after a category override was stored.
     on_category_change: Callable[[list[str]], None] | None = None
+    #: HTTP requests being answered right now (the shutdown drains them).
+    in_flight: int = 0
     extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
         field(default_factory=dict)
     )
@@ -135,12 +137,14 @@ def create_app(ctx: AppContext) -> QuartTrio:
         if method in ("POST", "PATCH") and route in _READ_ONLY_ROUTES:
             return _error(405, "Method not allowed")
         started = time.perf_counter()
+        ctx.in_flight += 1
         try:
             return await _route(route, method, params)
         except Exception:
             log.exception("%s %s failed", method, route)
             return _error(500, "Internal server error")
         finally:
+            ctx.in_flight -= 1
             if ctx.observe is not None:
                 ctx.observe(route, method, time.perf_counter() - started)
 
