@@ -5,6 +5,9 @@ semantics of every route are pure functions in `coordd.queries` that return the 
 and the body bytes. Routing follows the old monitor's order (spec §6.1) with one
 catch-all route, so that trailing-slash variants are 404s (not redirects) and the raw,
 still percent-encoded path segment reaches the detail routes.
+
+With a MongoDB tier (`AppContext.mongo`), search, event paging beyond memory, time
+ranges and stats are answered by `coordd.mongo_queries` (which falls back to memory).
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import __version__, queries
 from .store import Store
+
+if TYPE_CHECKING:
+    from .mongo_queries import MongoQueries
 
 __all__ = ["AppContext", "create_app"]
 
@@ -69,6 +76,8 @@ class AppContext:
     """What the routes read. `health` returns (ok, checks) for /api/health."""
 
     store: Store
+    #: The MongoDB-backed routes, when `[mongo] uri` is set.
+    mongo: MongoQueries | None = None
     write_token: str = ""
     max_body_bytes: int = 65536
     max_query_bytes: int = 8192
@@ -140,6 +149,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         ctx.in_flight += 1
         try:
             return await _route(route, method, params)
+        except RequestEntityTooLarge:
+            return _error(413, f"request body larger than {ctx.max_body_bytes} bytes")
         except Exception:
             log.exception("%s %s failed", method, route)
             return _error(500, "Internal server error")
@@ -155,15 +166,24 @@ def create_app(ctx: AppContext) -> QuartTrio:
             ok, checks = ctx.health()
             body = {"status": "ok" if ok else "fail", "timestamp": iso_now(now), "checks": checks}
             return _json(200 if ok else 503, orjson.dumps(body))
+        mongo = ctx.mongo
         if route == "/api/events/search":
+            if mongo is not None:
+                return _json(*await mongo.search_events(params, now))
             # Matching 100k events takes ~0.1-0.4 s: off the event loop.
             job = queries.search_events_job(store, params, now)
             return _json(*await trio.to_thread.run_sync(job))
         if route == "/api/work-sessions/search":
+            if mongo is not None:
+                return _json(*await mongo.search_work_sessions(params, now))
             return _json(*queries.search_work_sessions(store, params, now))
         if route == "/api/events":
+            if mongo is not None:
+                return _json(*await mongo.get_events(params, now))
             return _json(*queries.get_events(store, params, now))
         if route == "/api/stats":
+            if mongo is not None:
+                return _json(*await mongo.get_stats(params, now))
             return _json(*queries.get_stats(store, params, now))
         if route.startswith(_WS_PREFIX):
             parts = route[len(_WS_PREFIX):].split("/")
