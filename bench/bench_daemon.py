@@ -37,7 +37,7 @@ from coordd.gen import AGENTS, write_log  # noqa: E402
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def rss_mib(pid: int) -> float:
@@ -51,7 +51,7 @@ def rss_mib(pid: int) -> float:
 def start(home: Path) -> tuple[subprocess.Popen[str], int, float]:
     env = {**os.environ, "HOME": str(home), "TZ": "UTC", "COORDD_PLUGINS": "keywords"}
     t0 = time.perf_counter()
-    daemon_log = open(home / "daemon.log", "w")  # noqa: SIM115 - lives as long as the daemon
+    daemon_log = open(home / "daemon.log", "w")  # lives as long as the daemon
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordd", "--port", "0", "--state-dir", str(home / "state"),
          "--log-level", "WARNING"],
