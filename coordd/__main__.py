@@ -43,6 +43,8 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
                    type=str.upper, help="daemon log level ([logging] level)", **d)
     p.add_argument("--log-format", choices=["plain", "json"], help="([logging] format)", **d)
     p.add_argument("--json", action="store_true", help="JSON output (--check, plugins)", **d)
+    p.add_argument("--follower", action="store_true",
+                   help="serve the API from MongoDB without the log ([mode] follower)", **d)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +88,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "log": {"path": args.log},
         "state": {"dir": args.state_dir},
         "logging": {"level": args.log_level, "format": args.log_format},
+        # Only when given: `store_true` would otherwise turn off `[mode] follower = true`.
+        "mode": {"follower": True if getattr(args, "follower", False) else None},
     }
 
 

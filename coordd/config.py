@@ -26,6 +26,7 @@ __all__ = [
     "Config",
     "LogConfig",
     "LoggingConfig",
+    "ModeConfig",
     "MongoConfig",
     "OpenclawConfig",
     "PluginsConfig",
@@ -117,6 +118,16 @@ class MongoConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModeConfig:
+    """`[mode]`: `follower` serves the API from MongoDB without the log (needs `[mongo]
+    uri`); `poll_interval` is how often a follower looks for new events when the server
+    offers no change streams."""
+
+    follower: bool = False
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class PluginsConfig:
     """`[plugins]`: `disabled` names, and one free-form `[plugins.<name>]` table per plugin."""
 
@@ -136,6 +147,7 @@ class Config:
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mongo: MongoConfig = field(default_factory=MongoConfig)
+    mode: ModeConfig = field(default_factory=ModeConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     source: str | None = None
 
@@ -178,6 +190,7 @@ _TABLES: dict[str, type] = {
     "websocket": WebSocketConfig,
     "logging": LoggingConfig,
     "mongo": MongoConfig,
+    "mode": ModeConfig,
 }
 
 #: Environment overrides: variable -> (table, key). Blank values are ignored.
@@ -335,4 +348,7 @@ def load_config(
     for name, cls in _TABLES.items():
         built[name] = _build_table(cls, tables.get(name, {}), file, name)
     built["plugins"] = _plugins_table(tables.get("plugins", {}), file)
+    if built["mode"].follower and not built["mongo"].uri:
+        raise ConfigError(f"{file}: [mode] follower: a follower reads MongoDB: set [mongo] uri "
+                          "(or MONGODB_URI)")
     return Config(**built, source=str(path) if path is not None else None)

@@ -29,13 +29,13 @@ from coordd.mongo_schema import EVENTS, document_event
 from coordd.mongo_sink import PymongoSink, SyncMarker
 from coordd.tailfile import candidates, resume_position
 
-__all__ = ["events_after", "latest_events", "load_warm_history", "log_resumes",
+__all__ = ["EVENT_PROJECTION", "events_after", "latest_events", "load_warm_history", "log_resumes",
            "warm_history"]
 
 log = logging.getLogger(__name__)
 
 #: What an event query reads of a document (the legacy fields for the old monitor's).
-_PROJECTION: Final = {"_id": 0, "insertedAt": 0, "createdAt": 0, "derived": 0,
+EVENT_PROJECTION: Final = {"_id": 0, "insertedAt": 0, "createdAt": 0, "derived": 0,
                       "eventHash": 0, "retention": 0}
 _BATCH: Final = 5000
 
@@ -49,7 +49,7 @@ def latest_events(db: Any, epoch: str, *, upto: int | None, limit: int) -> list[
     flt: dict[str, Any] = {"epoch": epoch}
     if upto is not None:
         flt["seq"] = {"$lte": upto}
-    cursor = db[EVENTS].find(flt, _PROJECTION).sort("seq", -1).limit(limit)
+    cursor = db[EVENTS].find(flt, EVENT_PROJECTION).sort("seq", -1).limit(limit)
     out = _events(cursor)
     out.reverse()
     return out
@@ -61,7 +61,7 @@ def events_after(db: Any, epoch: str, after: int, *, upto: int | None = None,
     rng: dict[str, Any] = {"$gt": after}
     if upto is not None:
         rng["$lte"] = upto
-    cursor = db[EVENTS].find({"epoch": epoch, "seq": rng}, _PROJECTION).sort("seq", 1)
+    cursor = db[EVENTS].find({"epoch": epoch, "seq": rng}, EVENT_PROJECTION).sort("seq", 1)
     return _events(cursor.limit(limit))
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "LEGACY_EVENT_FIELDS",
     "MARKER_ID",
     "META",
+    "SEARCH_FIELDS",
     "SESSIONS",
     "TEXT_INDEX",
     "TTL_INDEX",

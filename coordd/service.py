@@ -6,6 +6,12 @@ listens. SIGTERM/SIGINT drain within `[server] shutdown_grace` and exit 0; SIGHU
 the configuration and applies what can change live. A component that crashes (or returns
 while it should run) is logged by name and stops the daemon with a non-zero exit, so that
 systemd restarts it: never a silent half-alive state.
+
+With `[mongo] uri` the daemon also starts the MongoDB sync worker, answers search, deep
+paging and stats from MongoDB (`coordd.mongo_queries`), and restarts warm: its history
+comes from MongoDB when the checkpoint allows (`coordd.mongo_load`). In follower mode
+(`[mode] follower`) there is no tailer, pipeline, checkpoint or sync worker: a `Follower`
+feeds the store and the hub from MongoDB (`coordd.follower`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from .tailer import Tailer
 from .web import AppContext, create_app
 
 if TYPE_CHECKING:
+    from .follower import Follower
+    from .mongo_queries import MongoQueries
+    from .mongo_sink import PymongoSink
     from .mongo_sync import SyncWorker
 
 __all__ = ["ComponentCrashed", "Service", "ServiceInfo"]
@@ -96,6 +105,9 @@ class Service:
         self.sync: SyncWorker | None = None
         self.tailer: Tailer | None = None
         self.pipeline: Pipeline | None = None
+        self.follower: Follower | None = None
+        self.mongo_sink: PymongoSink | None = None
+        self.mongo_queries: MongoQueries | None = None
         self.started_at = time.time()
         self._shutdown = trio.Event()
         self._stopping = False
@@ -121,29 +133,27 @@ class Service:
         self.enricher = Enricher(self.plugins, self.main_agents.current)
         # Overrides may name plugin-introduced categories.
         self.overrides.set_categories(self.plugins.categories())
-        checkpoint = load_checkpoint(self.state_dir)
-        self.tailer = Tailer(
-            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
-            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
-            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
-        )
-        self.pipeline = Pipeline(
-            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
-            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
-        )
-        pipeline = self.pipeline
-        self.hub = Hub(
-            epoch=lambda: pipeline.epoch, replay_window=cfg.websocket.replay_window,
-            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
-        )
-        self.pipeline.listeners.append(self.hub.publish)
-        self.sync = self._sync_worker(checkpoint) if cfg.mongo.uri else None
-        if self.sync is not None:
-            self.pipeline.listeners.append(self.sync.offer)
+        following = cfg.mode.follower
+        if cfg.mongo.uri:
+            from .mongo_queries import MongoQueries
+            from .mongo_sink import PymongoSink
+
+            self.mongo_sink = PymongoSink.from_config(cfg.mongo)
+            self.mongo_queries = MongoQueries(
+                self.mongo_sink.db, lambda: self.store, timeout=cfg.mongo.operation_timeout,
+                limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
+        if following:
+            self.hub = Hub(
+                epoch=lambda: self.store.epoch, replay_window=cfg.websocket.replay_window,
+                client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
+            )
+            self.follower = self._follower()
+        else:
+            await self._tailing_pipeline()
         self.metrics = Metrics()
         self.metrics.add_source(self._metric_families)
         ctx = AppContext(
-            store=self.store, write_token=cfg.server.write_token,
+            store=self.store, mongo=self.mongo_queries, write_token=cfg.server.write_token,
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
@@ -168,7 +178,10 @@ class Service:
             nursery.start_soon(self._signals)
             if shutdown_trigger is not None:
                 nursery.start_soon(self._external_trigger, shutdown_trigger)
-            await nursery.start(self._component, "pipeline", self.pipeline.run)
+            if self.pipeline is not None:
+                await nursery.start(self._component, "pipeline", self.pipeline.run)
+            if self.follower is not None:
+                await nursery.start(self._component, "follower", self.follower.run)
             if self.sync is not None:
                 await nursery.start(self._component, "mongo-sync", self.sync.run)
             urls: list[str] = await nursery.start(
@@ -178,8 +191,9 @@ class Service:
                 ),
             )
             port = int(urls[0].rsplit(":", 1)[1]) if urls else cfg.server.port
-            log.info("coordd ready on %s (%d events, epoch %s)", ", ".join(urls),
-                     len(self.store), self.pipeline.epoch)
+            log.info("coordd ready on %s (%d events, epoch %s%s)", ", ".join(urls),
+                     len(self.store), self.store.epoch,
+                     ", following MongoDB" if following else "")
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
             nursery.start_soon(run_gc_policy)
             if self.notifier.enabled:
@@ -193,7 +207,7 @@ class Service:
             nursery.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace
             # Ingestion stops now (the pipeline checkpoints while being cancelled); the web
             # server drains its open requests until done or the deadline.
-            self._scopes["pipeline"].cancel()
+            self._scopes["pipeline" if self.pipeline is not None else "follower"].cancel()
             # WebSocket clients get a close frame (1001, with the since/epoch to resume
             # with) instead of holding the shutdown for the whole grace period.
             self.hub.close_all()
@@ -278,11 +292,65 @@ class Service:
                     log.info("received %s", signal.Signals(signum).name)
                     self.request_shutdown()
 
+    async def _tailing_pipeline(self) -> None:
+        """The tailer, the pipeline (warm from MongoDB when it can be), the hub and the
+        sync worker of a tailing instance."""
+        cfg = self.config
+        checkpoint = load_checkpoint(self.state_dir)
+        history = None
+        if self.mongo_sink is not None:
+            from .mongo_load import load_warm_history
+
+            history = await load_warm_history(
+                self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
+                max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout)
+        self.tailer = Tailer(
+            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
+            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
+            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
+        )
+        self.pipeline = Pipeline(
+            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
+            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
+            history_events=history,
+        )
+        pipeline = self.pipeline
+        self.hub = Hub(
+            epoch=lambda: pipeline.epoch, replay_window=cfg.websocket.replay_window,
+            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
+        )
+        self.pipeline.listeners.append(self.hub.publish)
+        self.sync = self._sync_worker(checkpoint) if cfg.mongo.uri else None
+        if self.sync is not None:
+            self.pipeline.listeners.append(self.sync.offer)
+
+    def _follower(self) -> Follower:
+        """The follower feeding this service's store and hub from MongoDB."""
+        from .follower import Follower
+
+        cfg = self.config
+        assert self.mongo_sink is not None  # load_config refuses a follower without a uri
+
+        def replace_store(epoch: str) -> Store:
+            # A new epoch is a new sequence space: a fresh store, read wherever the
+            # daemon reads the store (the routes, the hub, the metrics).
+            self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides,
+                               epoch=epoch)
+            if hasattr(self, "app_context"):
+                self.app_context.store = self.store
+            return self.store
+
+        return Follower(
+            self.mongo_sink, lambda: self.store, replace_store, [self.hub.publish],
+            max_events=cfg.store.max_events, poll_interval=cfg.mode.poll_interval,
+            start_timeout=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout,
+            backoff_max=cfg.mongo.backoff_max,
+            limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
+
     def _sync_worker(self, checkpoint: Checkpoint | None) -> SyncWorker:
         """The MongoDB sync worker over this service's store (only with `[mongo] uri`)."""
         from .mongo_reread import LogRereader
         from .mongo_schema import session_documents
-        from .mongo_sink import PymongoSink
         from .mongo_sync import SyncSettings, SyncSource, SyncWorker
 
         cfg, store, state_dir = self.config, self.store, self.state_dir
@@ -307,14 +375,14 @@ class Service:
                 epoch=store.epoch, now_ms=time.time() * 1000),
             reread=rereader,
         )
-        return SyncWorker(PymongoSink.from_config(cfg.mongo), source,
-                          SyncSettings.from_config(cfg.mongo))
+        assert self.mongo_sink is not None
+        return SyncWorker(self.mongo_sink, source, SyncSettings.from_config(cfg.mongo))
 
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(
             tailer=self.tailer.statistics if self.tailer else None,
             pipeline=self.pipeline.statistics if self.pipeline else None,
-            store=self.store.statistics, hub=self.hub.statistics,
+            store=lambda: self.store.statistics(), hub=self.hub.statistics,
             plugins=self.plugins.statistics,
             mongo=self.sync.statistics if self.sync is not None else None,
         )
@@ -385,6 +453,21 @@ class Service:
                 checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
         status, message = self.main_agents.status()
         checks["openclaw"] = [_check(status, message)]
+        if self.follower is not None:
+            fs = self.follower.statistics()
+            ok = fs.state == "connected"
+            checks["follower"] = [_check(
+                "pass" if ok else "warn",
+                f"following MongoDB ({'change stream' if fs.change_stream else 'polling'})"
+                if ok else f"MongoDB {fs.state}: {fs.last_error}",
+                {"lagEvents": fs.lag, "lastSeq": fs.last_seq, "epoch": fs.epoch,
+                 "events": len(self.store)})]
+        if self.mongo_queries is not None:
+            qs = self.mongo_queries.statistics()
+            if qs.last_error is not None and qs.degraded:
+                checks["mongo-queries"] = [_check(
+                    "pass", f"{qs.degraded} answer(s) from memory since start; last: "
+                    f"{qs.last_error}", {"mongo": qs.mongo, "degraded": qs.degraded})]
         if self.sync is not None:
             ms = self.sync.statistics()
             ok = ms.state == "connected"
@@ -426,7 +509,8 @@ def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:
 
 def _changed_keys(old: Config, new: Config) -> list[str]:
     out = []
-    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo"):
+    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
+                  "mode"):
         a, b = getattr(old, table), getattr(new, table)
         for key in a.__dataclass_fields__:
             if getattr(a, key) != getattr(b, key):
