@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from coordd.hookspecs import Classification
-from coordd.model import N, S
+from coordd.model import Event, N, S, event_from_parts
 from coordd.plugins import PluginHost
 
 __all__ = [
@@ -177,6 +177,24 @@ class Enricher:
 
     def enrich(self, value: Any) -> dict[str, Any] | None:
         """The enriched event, or None when `value` is not an event (counted). Never raises."""
+        parts = self._enrich(value)
+        return None if parts is None else parts[0]
+
+    def enrich_event(self, value: Any, seq: int = 0) -> Event | None:
+        """`Event(seq, enrich(value))`, built from the fields enrichment computed (no
+        second extraction), or None when `value` is not an event (counted). Never raises."""
+        parts = self._enrich(value)
+        if parts is None:
+            return None
+        try:
+            return event_from_parts(seq, *parts)
+        except Exception:
+            self._internal_error(parts[2])
+            return None
+
+    def _enrich(self, value: Any) -> tuple[dict[str, Any], dict[str, Any], str, str, str,
+                                           list[str]] | None:
+        """(enriched, its data, type, role, category, sub-tags), or None (counted)."""
         if type(value) is not dict:
             self.rejected["not_object"] += 1
             return None
@@ -227,15 +245,19 @@ class Enricher:
                         "categoryVersion": version}
             if not intent:  # written only when present
                 del out_data["collabIntent"]
-            return {**value, "type": etype, "data": out_data, "eventRole": role,
-                    "fromSessionType": from_type, "toSessionType": to_type,
-                    "collabCategory": category, "collabSubTags": sub_tags,
-                    "categoryConfidence": confidence, "categorySource": source}
+            return ({**value, "type": etype, "data": out_data, "eventRole": role,
+                     "fromSessionType": from_type, "toSessionType": to_type,
+                     "collabCategory": category, "collabSubTags": sub_tags,
+                     "categoryConfidence": confidence, "categorySource": source},
+                    out_data, etype, role, category, sub_tags)
         except Exception:
-            # A bug, not bad input: keep the pipeline going, but say so loudly.
-            self.rejected["internal_error"] += 1
-            now = self._clock()
-            if now - self._last_error_log >= self._log_interval:
-                self._last_error_log = now
-                log.exception("enrichment failed for an event of type %r; event skipped", etype)
+            self._internal_error(etype)
             return None
+
+    def _internal_error(self, etype: str) -> None:
+        # A bug, not bad input: keep the pipeline going, but say so loudly.
+        self.rejected["internal_error"] += 1
+        now = self._clock()
+        if now - self._last_error_log >= self._log_interval:
+            self._last_error_log = now
+            log.exception("enrichment failed for an event of type %r; event skipped", etype)

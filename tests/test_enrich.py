@@ -479,3 +479,29 @@ def test_every_event_the_old_monitor_served_is_reproduced(tmp_path: Path, corpus
                 stack.extend(item)
     assert seen > 10_000
     assert enricher.rejected["internal_error"] == 0
+
+
+def test_enrich_event_matches_event_of_enrich_on_a_generated_log() -> None:
+    """Every line of a realistic generated log (with junk): the fused record equals
+    `Event(0, enrich(value))` field for field, and rejections are counted alike."""
+    from coordd.gen import lines
+    from coordd.model import Event
+
+    fused_enricher, plain_enricher = make(), make()
+    fields = ("seq", "ts", "type", "agent_id", "role", "category", "sub_tags", "ws_id",
+              "thread", "conversation_id", "from_agent", "to_agent", "terminal", "json")
+    seen = 0
+    for raw in lines(3000, seed=11, junk=0.05):
+        parsed = parse_line(raw.rstrip(b"\n"))
+        if parsed.reason is not None:
+            continue
+        fused = fused_enricher.enrich_event(parsed.value, 7)
+        enriched = plain_enricher.enrich(parsed.value)
+        assert (fused is None) == (enriched is None)
+        if enriched is None:
+            continue
+        ref = Event(7, enriched)
+        assert [getattr(fused, f) for f in fields] == [getattr(ref, f) for f in fields]
+        seen += 1
+    assert seen > 2500
+    assert fused_enricher.rejected == plain_enricher.rejected

@@ -136,3 +136,40 @@ def test_keyword_scan_equals_the_literal_algorithm(etype: str, data: dict[str, A
         assert (got.category, tuple(got.sub_tags), got.source) == (
             want.category, want.sub_tags, want.source)
         assert math.isclose(got.confidence, want.confidence, abs_tol=1e-12)
+
+
+_RECORD_FIELDS = ("seq", "ts", "type", "agent_id", "role", "category", "sub_tags", "ws_id",
+                  "thread", "conversation_id", "from_agent", "to_agent", "terminal", "json")
+_RECORD_DATA_KEYS = [*_DATA_KEYS, "workSessionId", "conversationId", "status"]
+_RECORD_VALUES = st.one_of(_DATA_VALUES, st.sampled_from(
+    ["ws_1", " ws_2 ", "conv-1", "error", "completed", " failed ", "", "  "]),
+    st.lists(st.one_of(text, st.integers()), max_size=7))
+record_like = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(["a2a.send", "a2a.spawn_result", "task.completed",
+                                        "task.updated", "continuation.sent", " a2a.complete ",
+                                        "x"]), json_values)},
+    optional={"agentId": st.one_of(st.sampled_from(["ruda", "eden", " ", " MAIN "]),
+                                   json_values),
+              "ts": st.one_of(st.integers(), st.floats(allow_nan=False), json_values),
+              "timestamp": st.sampled_from(["2026-01-02T03:04:05Z", "2026-01-02", "junk"]),
+              "status": _RECORD_VALUES,
+              "data": st.one_of(st.dictionaries(st.sampled_from(_RECORD_DATA_KEYS),
+                                                _RECORD_VALUES, max_size=10), json_values)})
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(record_like, st.integers(min_value=0, max_value=10**9))
+def test_enrich_event_is_the_record_of_enrich(value: dict[str, Any], seq: int) -> None:
+    """The fused path builds exactly `Event(seq, enrich(value))`, field for field."""
+    from coordd.model import Event
+
+    fused = _fresh().enrich_event(value, seq)
+    enriched = _fresh().enrich(value)
+    if enriched is None:
+        assert fused is None
+        return
+    assert fused is not None
+    ref = Event(seq, enriched)
+    for name in _RECORD_FIELDS:
+        got, want = getattr(fused, name), getattr(ref, name)
+        assert got == want and type(got) is type(want), name
