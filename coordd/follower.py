@@ -76,9 +76,11 @@ class Follower:
                  start_timeout: float = 10.0, backoff_initial: float = 0.25,
                  backoff_max: float = 30.0, change_streams: bool = True,
                  limiter: trio.CapacityLimiter | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 run_sync: Callable[..., Any] | None = None) -> None:
         """`store()`: the current store; `replace_store(epoch)`: a new, empty store for
-        another epoch, installed wherever the daemon reads it (and returned)."""
+        another epoch, installed wherever the daemon reads it (and returned). `run_sync`
+        replaces `trio.to_thread.run_sync` for the reads (tests run a fake inline)."""
         self.sink = sink
         self._store = store
         self._replace = replace_store
@@ -93,6 +95,7 @@ class Follower:
         self.change_streams = change_streams
         self._limiter = limiter or trio.CapacityLimiter(2)
         self._rng = rng or random.Random()
+        self._run_sync = run_sync or trio.to_thread.run_sync
         self._wake = trio.Event()
         self._streaming = False
         self._state = "connecting"
@@ -148,8 +151,7 @@ class Follower:
         return True
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter,
-                                             abandon_on_cancel=True)
+        return await self._run_sync(fn, *args, limiter=self._limiter, abandon_on_cancel=True)
 
     async def step(self) -> None:
         """Read the marker once and bring the store up to it (raises on MongoDB errors)."""

@@ -274,7 +274,8 @@ class MongoQueries:
         older = first > 1  # events of this epoch before the window (MongoDB has them)
         if older and q.since is not None and _held_since(store, q.since):
             older = False  # every event at or after `since` is in memory
-        if not older or q.before is None or q.before > first:
+        if not older or (q.since is None and (q.before is None or q.before > first)):
+            # Memory holds the page; its cursor goes on into MongoDB where memory ends.
             return self._memory(queries.get_events(
                 store, params, now_ms, history_before=first if older else None))
 
