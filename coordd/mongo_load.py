@@ -9,8 +9,9 @@ and whose seq the marker covers, the newest `max_events` events up to the checkp
 seq come from MongoDB instead of parsing and enriching the log again; the pipeline then
 drops the log lines up to the checkpoint unparsed (`Pipeline(history_events=...)`).
 Anything else — no checkpoint, its file gone, no marker, another epoch, a marker behind
-the checkpoint, documents written before coordd kept the enriched event, MongoDB
-unreachable within the bound — means a cold start from the log, logged with the reason.
+the checkpoint, documents written before coordd kept the enriched event, a window MongoDB
+does not hold whole (retention, a gap), MongoDB unreachable within the bound — means a
+cold start from the log, logged with the reason.
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[
     if missing:
         log.info("warm start: %d documents were written before coordd kept the enriched "
                  "event: reading the log", missing)
+        return None
+    # The whole window or nothing: a cold start would read it all from the log, so a
+    # MongoDB missing some of it (retention, a gap it never got) is not a warm start.
+    first = max(1, cp.seq - max_events + 1)
+    if len(events) != cp.seq - first + 1 or (events and events[0].seq != first):
+        log.info("warm start: MongoDB holds %d of the %d events %d..%d: reading the log",
+                 len(events), cp.seq - first + 1, first, cp.seq)
         return None
     log.info("warm start: %d events of epoch %s loaded from MongoDB in %.2f s",
              len(events), cp.epoch, time.perf_counter() - started)
