@@ -58,3 +58,33 @@ def test_unreachable_mongodb_serves_from_memory_and_reports_it(tmp_path: Path) -
         assert body["checks"]["daemon"][0]["status"] == "warn"  # the daemon reports it too
     finally:
         d.kill()
+
+
+def test_a_follower_without_mongodb_serves_an_empty_api_and_reports_it(tmp_path: Path) -> None:
+    uri = f"mongodb://127.0.0.1:{closed_port()}/"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[mongo]\nserver_selection_timeout = 0.2\noperation_timeout = 0.5\n")
+    # No log at all: a follower never looks for it.
+    d = Daemon(tmp_path, "--config", str(cfg), "--follower", env={"MONGODB_URI": uri})
+    try:
+        d.start()
+        body = d.get("/api/events").json()
+        assert (body["events"], body["tier"]) == ([], "memory")
+        health = d.get("/api/health").json()
+        follower = health["checks"]["follower"][0]
+        assert follower["status"] == "warn" and "unreachable" in follower["output"]
+        assert "log" not in health["checks"] and "mongo" not in health["checks"]
+        search = d.get("/api/events/search", params={"q": "x"}).json()
+        assert search["tier"] == "memory" and "MongoDB" in search["degraded"]
+        assert d.stop() == 0
+        assert not (d.state_dir / "checkpoint.json").exists()
+    finally:
+        d.kill()
+
+
+def test_follower_mode_needs_a_mongodb_uri(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONGODB_")}
+    r = subprocess.run([sys.executable, "-m", "coordd", "--follower", "--port", "0"],
+                       capture_output=True, text=True, env={**env, "HOME": str(tmp_path)},
+                       timeout=60)
+    assert r.returncode == 2 and "[mode] follower" in r.stderr
