@@ -44,8 +44,8 @@ class World:
     history) and a big store (all of it: what memory would answer if it held everything).
     """
 
-    def __init__(self) -> None:
-        self.db = Db("mongomock")
+    def __init__(self, db: Db | None = None) -> None:
+        self.db = db if db is not None else Db("mongomock")
         self.db.sink.ensure_schema()
         self.small = Daemon(max_events=100)
         self.big = Daemon(max_events=100_000)

@@ -147,3 +147,76 @@ def test_status_is_computed_at_read_time_by_the_server(db: Db) -> None:
     for status in ("ACTIVE", "QUIET", "ARCHIVED"):
         ids = {d["_id"] for d in db.coll(SESSIONS).find(status_filter([status], now))}
         assert ids == {k for k, v in want.items() if v == status}
+
+
+# ---------------------------------------------------------------------------- part 2: reads
+
+
+async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
+    import orjson
+
+    from coordd import queries
+    from tests.test_mongo_queries import World
+
+    w = World(db)
+    now = time.time() * 1000
+    for params in ([("q", "ruda")], [("q", ".*")], [("q", "regex chars .* and")],
+                   [("q", "a2a"), ("role", "conversation.main"), ("limit", "5")]):
+        got = orjson.loads((await w.mq.search_events(params, now))[1])
+        want = orjson.loads(queries.search_events(w.big.store, params, now)[1])
+        assert got.pop("tier") == "mongo" and want.pop("tier") == "memory"
+        assert got == want
+    assert w.mq.statistics().text_index  # the real server has $text: the prefilter ran
+    for params in ([], [("since", "0"), ("until", "1771000000000")]):
+        got = orjson.loads((await w.mq.get_stats(params, now))[1])
+        want = orjson.loads(queries.get_stats(w.big.store, params, now)[1])
+        assert got.pop("tier") == "mongo" and want.pop("tier") == "memory"
+        assert got == want
+    got = orjson.loads((await w.mq.get_events([("since", "0"), ("limit", "1000")], now))[1])
+    want = orjson.loads(queries.get_events(w.big.store, [("since", "0"), ("limit", "1000")],
+                                           now)[1])
+    assert got["events"] == want["events"] and got["tier"] == "mongo"
+
+
+async def test_a_follower_on_a_real_server_follows_the_marker(db: Db) -> None:
+    import trio
+
+    from coordd.follower import Follower
+    from coordd.store import Store
+
+    tail = Daemon()
+    worker = SyncWorker(db.sink, tail.source(), FAST)
+    tail.listeners.append(worker.offer)
+    store = Store()
+    caught_up = trio.Event()
+
+    def listener(events: Any, applied: Any) -> None:
+        if store.last_seq >= 250:
+            caught_up.set()
+
+    follower = Follower(db.sink, lambda: store, lambda e: store, [listener], poll_interval=0.2)
+    hello = {} if db.kind == "mongomock" else db.client.admin.command("hello")
+    with trio.fail_after(60):  # a hang guard
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+            await nursery.start(follower.run)
+            stored = tail.feed(enriched_events(250, seed=3))
+            await worker.wait_synced(250)
+            await caught_up.wait()
+            nursery.cancel_scope.cancel()
+    assert [(e.seq, e.json) for e in store.iter_events()] == [(e.seq, e.json) for e in stored]
+    # Change streams on a replica set or a sharded cluster, polling on a standalone server.
+    assert follower.statistics().change_stream == bool(hello.get("setName") or
+                                                       hello.get("msg") == "isdbgrid")
+
+
+async def test_a_warm_restart_from_a_real_server(db: Db, tmp_path: Any) -> None:
+    from tests.test_mongo_warm import picture, run, warm, write
+
+    log, state = tmp_path / "logs" / "coordination-events.ndjson", tmp_path / "state"
+    write(log, 250, seed=6)
+    first, _ = await run(log, state, db=db)
+    history = await warm(db, state, log)
+    assert history is not None
+    second, enricher = await run(log, state, history=history)
+    assert enricher.calls == 0 and picture(second) == picture(first)
