@@ -21,7 +21,8 @@ those are the ones the store evicts first.
 
 Epochs. The marker names the epoch its seq belongs to. When the store's epoch is another
 one (a new log, a lost checkpoint), the worker starts again from seq 0 of the new epoch and
-relies on the event hash: a resync, not a duplication.
+relies on the event hash: a resync, not a duplication (the sink moves the documents it meets
+again into the new epoch, so readers by `(epoch, seq)` find them all).
 
 Retention (`ttl_days` > 0) runs in the same task between batches (so it never races the
 writes): see `coordd.mongo_sink` for what it removes.
