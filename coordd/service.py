@@ -91,6 +91,9 @@ class Service:
 
     config: Config
     notifier: Notifier = field(default_factory=Notifier)
+    #: A ready MongoDB client (a `pymongo.MongoClient`, or mongomock's in tests) to use
+    #: instead of one made from `[mongo] uri` (which must still be set to enable the tier).
+    mongo_client: Any = None
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -138,7 +141,9 @@ class Service:
             from .mongo_queries import MongoQueries
             from .mongo_sink import PymongoSink
 
-            self.mongo_sink = PymongoSink.from_config(cfg.mongo)
+            self.mongo_sink = (
+                PymongoSink(self.mongo_client, cfg.mongo.database, ttl_days=cfg.mongo.ttl_days)
+                if self.mongo_client is not None else PymongoSink.from_config(cfg.mongo))
             self.mongo_queries = MongoQueries(
                 self.mongo_sink.db, lambda: self.store, timeout=cfg.mongo.operation_timeout,
                 limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
