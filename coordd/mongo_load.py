@@ -1,8 +1,8 @@
 """Reading stored events back from MongoDB: warm restart and the follower's feed.
 
 Blocking functions over a `pymongo.database.Database` (or mongomock's): callers run them
-in `trio.to_thread.run_sync`. Events are rebuilt with `mongo_schema.document_event`, byte
-for byte what the tailing instance stored, with the seqs it gave them.
+in `trio.to_thread.run_sync`. Events are rebuilt by `document_event`, byte for byte what
+the tailing instance stored (the document's `enriched`), with the seqs it gave them.
 
 Warm restart (`warm_history`): with a checkpoint whose epoch MongoDB's sync marker shares
 and whose seq the marker covers, the newest `max_events` events up to the checkpoint's
@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import trio
 
 from coordd.checkpoint import Checkpoint
-from coordd.model import Event
-from coordd.mongo_schema import EVENTS, document_event
+from coordd.model import Event, loads
+from coordd.mongo_schema import EVENTS
 from coordd.mongo_sink import PymongoSink, SyncMarker
 from coordd.tailfile import candidates, resume_position
 
-__all__ = ["EVENT_PROJECTION", "events_after", "latest_events", "load_warm_history", "log_resumes",
-           "warm_history"]
+__all__ = ["EVENT_PROJECTION", "document_event", "document_json", "events_after",
+           "latest_events", "load_warm_history", "log_resumes", "warm_history"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,48 @@ log = logging.getLogger(__name__)
 EVENT_PROJECTION: Final = {"_id": 0, "insertedAt": 0, "createdAt": 0, "derived": 0,
                       "eventHash": 0, "retention": 0}
 _BATCH: Final = 5000
+
+
+#: The enriched fields of the old monitor's document, in the order of spec §3.6.
+_LEGACY_ENRICHED: Final = ("eventRole", "fromSessionType", "toSessionType", "collabCategory",
+                           "collabSubTags", "categoryConfidence", "categorySource")
+
+
+def _legacy_enriched(doc: Mapping[str, Any]) -> dict[str, Any]:
+    # The old monitor kept no copy of the event: rebuild it from its fields (an agentId it
+    # stored as "unknown" may have been absent).
+    out: dict[str, Any] = {"type": doc.get("type")}
+    agent = doc.get("agentId")
+    if agent is not None and agent != "unknown":
+        out["agentId"] = agent
+    out["ts"] = doc.get("ts")
+    out["data"] = doc.get("data") if isinstance(doc.get("data"), dict) else {}
+    out.update((k, doc[k]) for k in _LEGACY_ENRICHED if k in doc)
+    return out
+
+
+def document_event(doc: Mapping[str, Any]) -> Event:
+    """The stored `Event` an event document stands for: byte for byte what coordd stored
+    when the document has `enriched`; rebuilt from the legacy fields otherwise. A
+    document without `seq` (the old monitor's) gets seq 0."""
+    seq = doc.get("seq")
+    seq = seq if type(seq) is int else 0
+    text = doc.get("enriched")
+    if type(text) is str:
+        raw = text.encode("utf-8")
+        return Event(seq, loads(raw), raw)
+    return Event(seq, _legacy_enriched(doc))
+
+
+def document_json(doc: Mapping[str, Any]) -> bytes:
+    """The event of a document as the REST answers show it: the enriched event with its
+    `seq` (`Event.json_with_seq`; seq 0 for the old monitor's documents)."""
+    text = doc.get("enriched")
+    if type(text) is str:
+        raw = text.encode("utf-8")
+        seq = doc.get("seq")
+        return b"%s,\"seq\":%d}" % (raw[:-1], seq if type(seq) is int else 0)
+    return document_event(doc).json_with_seq()
 
 
 def _events(cursor: Any) -> list[Event]:

@@ -41,15 +41,8 @@ import trio
 
 from coordd import queries
 from coordd.model import dumps
-from coordd.mongo_load import EVENT_PROJECTION
-from coordd.mongo_schema import (
-    EVENTS,
-    SEARCH_FIELDS,
-    SESSIONS,
-    TEXT_INDEX,
-    document_event,
-    document_json,
-)
+from coordd.mongo_load import EVENT_PROJECTION, document_event, document_json
+from coordd.mongo_schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
 from coordd.mongo_stats import mongo_stats
 from coordd.queries import (
     BadRequest,

@@ -26,8 +26,8 @@ toSessionType, eventHash}`. coordd adds:
   the values of `Event` (null where the event has none).
 
 A document the old monitor wrote has none of these until coordd meets its event (the sink
-stamps them on): `document_event` still reads it, rebuilding the enriched event from the
-legacy fields (seq 0).
+stamps them on): `mongo_load.document_event` still reads it, rebuilding the enriched event
+from the legacy fields (seq 0).
 
 A text index over the searched fields (`coordd_text`, no language: no stemming, no stop
 words) lets a search skip most documents; see `coordd.mongo_queries` for when it is used
@@ -73,8 +73,6 @@ __all__ = [
     "bson_safe",
     "coordd_event_fields",
     "derived_fields",
-    "document_event",
-    "document_json",
     "event_document",
     "event_indexes",
     "is_legacy_ttl_index",
@@ -290,48 +288,6 @@ def derived_fields(ev: Event) -> dict[str, Any]:
     return {"role": ev.role, "category": ev.category, "thread": ev.thread,
             "fromAgent": ev.from_agent, "toAgent": ev.to_agent,
             "conversationId": ev.conversation_id, "outcome": event_outcome(ev)}
-
-
-#: The enriched fields of the old monitor's document, in the order of spec §3.6.
-_LEGACY_ENRICHED: Final = ("eventRole", "fromSessionType", "toSessionType", "collabCategory",
-                           "collabSubTags", "categoryConfidence", "categorySource")
-
-
-def _legacy_enriched(doc: Mapping[str, Any]) -> dict[str, Any]:
-    # The old monitor kept no copy of the event: rebuild it from its fields (an agentId it
-    # stored as "unknown" may have been absent).
-    out: dict[str, Any] = {"type": doc.get("type")}
-    agent = doc.get("agentId")
-    if agent is not None and agent != "unknown":
-        out["agentId"] = agent
-    out["ts"] = doc.get("ts")
-    out["data"] = doc.get("data") if isinstance(doc.get("data"), dict) else {}
-    out.update((k, doc[k]) for k in _LEGACY_ENRICHED if k in doc)
-    return out
-
-
-def document_event(doc: Mapping[str, Any]) -> Event:
-    """The stored `Event` an event document stands for: byte for byte what coordd stored
-    when the document has `enriched`; rebuilt from the legacy fields otherwise. A
-    document without `seq` (the old monitor's) gets seq 0."""
-    seq = doc.get("seq")
-    seq = seq if type(seq) is int else 0
-    text = doc.get("enriched")
-    if type(text) is str:
-        raw = text.encode("utf-8")
-        return Event(seq, loads(raw), raw)
-    return Event(seq, _legacy_enriched(doc))
-
-
-def document_json(doc: Mapping[str, Any]) -> bytes:
-    """The event of a document as the REST answers show it: the enriched event with its
-    `seq` (`Event.json_with_seq`; seq 0 for the old monitor's documents)."""
-    text = doc.get("enriched")
-    if type(text) is str:
-        raw = text.encode("utf-8")
-        seq = doc.get("seq")
-        return b"%s,\"seq\":%d}" % (raw[:-1], seq if type(seq) is int else 0)
-    return document_event(doc).json_with_seq()
 
 
 def event_document(

@@ -31,7 +31,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
 from quart import websocket
 
-from .checkpoint import Checkpoint, load_checkpoint, read_checkpoint
+from .checkpoint import load_checkpoint
 from .config import Config, load_config
 from .enrich import Enricher
 from .errors import CoorddError, StateError
@@ -46,7 +46,7 @@ from .overrides import Overrides
 from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
 from .service_metrics import service_metric_families
-from .sessions import UNFILTERED
+from .service_mongo import build_follower, build_sync_worker, mongo_checks
 from .store import Store
 from .tailer import Tailer
 from .web import AppContext, create_app
@@ -152,7 +152,7 @@ class Service:
                 epoch=lambda: self.store.epoch, replay_window=cfg.websocket.replay_window,
                 client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
             )
-            self.follower = self._follower()
+            self.follower = build_follower(self)
         else:
             await self._tailing_pipeline()
         self.metrics = Metrics()
@@ -325,63 +325,9 @@ class Service:
             client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
         )
         self.pipeline.listeners.append(self.hub.publish)
-        self.sync = self._sync_worker(checkpoint) if cfg.mongo.uri else None
+        self.sync = build_sync_worker(self, checkpoint) if cfg.mongo.uri else None
         if self.sync is not None:
             self.pipeline.listeners.append(self.sync.offer)
-
-    def _follower(self) -> Follower:
-        """The follower feeding this service's store and hub from MongoDB."""
-        from .follower import Follower
-
-        cfg = self.config
-        assert self.mongo_sink is not None  # load_config refuses a follower without a uri
-
-        def replace_store(epoch: str) -> Store:
-            # A new epoch is a new sequence space: a fresh store, read wherever the
-            # daemon reads the store (the routes, the hub, the metrics).
-            self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides,
-                               epoch=epoch)
-            if hasattr(self, "app_context"):
-                self.app_context.store = self.store
-            return self.store
-
-        return Follower(
-            self.mongo_sink, lambda: self.store, replace_store, [self.hub.publish],
-            max_events=cfg.store.max_events, poll_interval=cfg.mode.poll_interval,
-            start_timeout=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout,
-            backoff_max=cfg.mongo.backoff_max,
-            limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
-
-    def _sync_worker(self, checkpoint: Checkpoint | None) -> SyncWorker:
-        """The MongoDB sync worker over this service's store (only with `[mongo] uri`)."""
-        from .mongo_reread import LogRereader
-        from .mongo_schema import session_documents
-        from .mongo_sync import SyncSettings, SyncSource, SyncWorker
-
-        cfg, store, state_dir = self.config, self.store, self.state_dir
-
-        def anchor() -> Checkpoint | None:
-            try:
-                cp = read_checkpoint(state_dir)
-            except (OSError, ValueError):
-                return None
-            return cp if cp is not None and cp.epoch == store.epoch else None
-
-        # The re-read runs in its own thread: it gets its own Enricher.
-        reread_enricher = Enricher(self.plugins, self.main_agents.current)
-        rereader = LogRereader(cfg.log_path(), reread_enricher.enrich, anchor,
-                               read_rotated=cfg.log.read_rotated,
-                               max_line_bytes=cfg.log.max_line_bytes)
-        source = SyncSource(
-            epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
-            first_seq=lambda: store.first_seq, events_since=store.events_since,
-            session_docs=lambda ids: session_documents(
-                store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
-                epoch=store.epoch, now_ms=time.time() * 1000),
-            reread=rereader,
-        )
-        assert self.mongo_sink is not None
-        return SyncWorker(self.mongo_sink, source, SyncSettings.from_config(cfg.mongo))
 
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(
@@ -458,28 +404,7 @@ class Service:
                 checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
         status, message = self.main_agents.status()
         checks["openclaw"] = [_check(status, message)]
-        if self.follower is not None:
-            fs = self.follower.statistics()
-            ok = fs.state == "connected"
-            checks["follower"] = [_check(
-                "pass" if ok else "warn",
-                f"following MongoDB ({'change stream' if fs.change_stream else 'polling'})"
-                if ok else f"MongoDB {fs.state}: {fs.last_error}",
-                {"lagEvents": fs.lag, "lastSeq": fs.last_seq, "epoch": fs.epoch,
-                 "events": len(self.store)})]
-        if self.mongo_queries is not None:
-            qs = self.mongo_queries.statistics()
-            if qs.last_error is not None and qs.degraded:
-                checks["mongo-queries"] = [_check(
-                    "pass", f"{qs.degraded} answer(s) from memory since start; last: "
-                    f"{qs.last_error}", {"mongo": qs.mongo, "degraded": qs.degraded})]
-        if self.sync is not None:
-            ms = self.sync.statistics()
-            ok = ms.state == "connected"
-            checks["mongo"] = [_check("pass" if ok else "warn",
-                                      f"MongoDB {ms.state}" + ("" if ok else f": {ms.last_error}"),
-                                      {"lagEvents": ms.lag, "syncedSeq": ms.synced_seq,
-                                       "errors": ms.errors})]
+        checks.update(mongo_checks(self))
         ok = all(c["status"] != "fail" for items in checks.values() for c in items)
         return ok, checks
 

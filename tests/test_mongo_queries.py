@@ -277,3 +277,28 @@ async def test_a_failing_query_deep_in_the_history_still_answers(world: World) -
 
 def test_degrade_adds_the_reason() -> None:
     assert orjson.loads(degrade(b'{"a":1}', 'x "y"')) == {"a": 1, "degraded": 'x "y"'}
+
+
+async def test_the_old_monitors_documents_are_found_and_shown(world: World) -> None:
+    from coordd.model import event_hash
+    from coordd.mongo_load import document_event
+    from coordd.mongo_schema import EVENTS, legacy_event_document
+
+    raw = {"type": "a2a.send", "agentId": "ruda", "ts": 1_700_000_000_000,
+           "data": {"fromAgent": "ruda", "toAgent": "eden", "message": "legacy needle",
+                    "workSessionId": "ws_legacy"}}
+    enriched = ENRICHER.enrich(raw)
+    assert enriched is not None
+    doc = legacy_event_document(enriched)
+    ev = document_event(doc)
+    assert ev.seq == 0 and event_hash(ev.as_dict()) == doc["eventHash"]
+    assert (ev.ws_id, ev.role, ev.category) == ("ws_legacy", enriched["eventRole"],
+                                                enriched["collabCategory"])
+    coll = world.db.coll(EVENTS)
+    coll.insert_one(dict(doc))
+    try:
+        got = await mongo(world.mq.search_events, [("q", "LEGACY NEEDLE")])
+        assert got["total"] == 1 and got["events"][0]["seq"] == 0
+        assert got["events"][0]["data"] == enriched["data"]
+    finally:
+        coll.delete_one({"eventHash": doc["eventHash"]})
