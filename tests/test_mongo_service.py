@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 import mongomock
+import orjson
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from coordd.config import Config, load_config
 from coordd.gen import lines
@@ -64,6 +66,22 @@ async def eventually(predicate: Callable[[], bool]) -> None:
     raise AssertionError("condition not met")
 
 
+async def resumed(port: int, since: int, epoch: str) -> list[int]:
+    """The seqs a WebSocket client resuming with `since`/`epoch` is replayed."""
+    url = f"ws://127.0.0.1:{port}/ws?since={since}&epoch={epoch}"
+    with trio.fail_after(20):  # a hang guard
+        async with open_websocket_url(url) as ws:
+            hello = orjson.loads(await ws.get_message())
+            assert (hello["type"], hello["epoch"]) == ("connected", epoch)
+            seqs: list[int] = []
+            while len(seqs) < hello["data"]["seq"] - since:
+                msg = orjson.loads(await ws.get_message())
+                assert msg["type"] != "resync_required", msg
+                if msg["type"] == "coordination_event_new":
+                    seqs += [e["seq"] for e in msg["data"]["events"]]
+            return seqs
+
+
 async def bodies(port: int) -> list[Any]:
     out = []
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -96,6 +114,8 @@ async def test_a_follower_answers_like_the_tailing_instance_over_http(tmp_path: 
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{b.port}/api/health")).json()
         assert health["checks"]["follower"][0]["status"] == "pass"
+        # A WebSocket client of the tailing instance resumes on the follower.
+        assert await resumed(b.port, 150, tailing.store.epoch) == list(range(151, 161))
         follower.request_shutdown()
         tailing.request_shutdown()
     assert not (tmp_path / "b" / "state" / "checkpoint.json").exists()
@@ -121,4 +141,6 @@ async def test_a_restart_with_mongodb_is_warm_and_the_same(
         assert second.pipeline is not None and second.pipeline.statistics().accepted == 120
         assert (second.store.epoch, second.store.last_seq) == (epoch, 120)
         assert await bodies(b.port) == before
+        # seq and epoch survived the restart: a client resumes where it was.
+        assert await resumed(b.port, 110, epoch) == list(range(111, 121))
         second.request_shutdown()
