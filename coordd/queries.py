@@ -354,7 +354,9 @@ def get_events(store: Store, params: Params, now_ms: float, *,
                                      **filters)
     next_seq = page[0].seq if more and page else None
     if next_seq is None and history_before is not None:
-        next_seq = page[0].seq if page else min(q.before or history_before, history_before)
+        # Every held match below the cursor is on this page: the rest is older than
+        # the store's first event.
+        next_seq = history_before
     tail = events_tail(q, count=len(page), total=len(store), matched=matched, cats=cats,
                        next_seq=next_seq, epoch=store.epoch, seq=store.last_seq,
                        tier="memory")
