@@ -13,7 +13,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,11 @@ def check_mongo(cfg: Config) -> list[Check]:
         client.admin.command("ping")
         info = client[cfg.mongo.database]["coordination_events"].index_information()
     except Exception as e:  # any driver error is "not reachable" to an operator
-        return [Check("mongo", "warn", f"MongoDB not reachable: {e}".splitlines()[0][:300],
+        message = f"MongoDB not reachable: {e}".splitlines()[0][:300]
+        if cfg.mode.follower:
+            return [Check("mongo", "fail", message,
+                          hint="a follower serves only what MongoDB holds: check [mongo] uri")]
+        return [Check("mongo", "warn", message,
                       hint="coordd serves from memory meanwhile; check [mongo] uri and the server")]
     finally:
         client.close()
@@ -216,22 +220,20 @@ def _reason(e: BaseException) -> str:
 
 
 def run_checks(
-    path: str | None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    *,
-    extra: list[Callable[[Config], list[Check]]] = [],  # noqa: B006 - read-only default
+    path: str | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> list[Check]:
+    """Every check, in the order an operator reads them. A follower has no log and no
+    checkpoint: MongoDB is its only source, so an unreachable server is critical there."""
     cfg, first = check_config(path, overrides or {})
     checks = [first]
     if cfg is None:
         return checks
-    checks.append(check_log(cfg))
-    checks += check_state(cfg)
+    if not cfg.mode.follower:
+        checks.append(check_log(cfg))
+        checks += check_state(cfg)
     checks.append(check_openclaw(cfg))
     checks += check_plugins(cfg)
     checks += check_mongo(cfg)
-    for fn in extra:
-        checks += fn(cfg)
     checks.append(check_daemon(cfg))
     return checks
 

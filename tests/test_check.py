@@ -168,3 +168,19 @@ def test_running_daemon_is_probed(home: Path) -> None:
         assert r.returncode == 0
     finally:
         d.kill()
+
+
+def test_follower_skips_log_and_state_and_needs_mongodb(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = home / "f.toml"
+    cfg.write_text(f'[mode]\nfollower = true\n[mongo]\nuri = "mongodb://127.0.0.1:{port}/"\n'
+                   "server_selection_timeout = 0.2\n")
+    (home / ".openclaw" / "logs" / "coordination-events.ndjson").unlink()
+    code, out = run_check(capsys, "--config", str(cfg))
+    assert "log:" not in out and "state:" not in out
+    assert code == 2 and "FAIL mongo" in out
