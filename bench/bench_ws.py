@@ -280,7 +280,9 @@ class Daemon:
     def start(self) -> float:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TASK_MONITOR_", "MONGODB_", "NOTIFY_SOCKET", "COORDD_"))}
-        env.update({"HOME": str(self.home), "PYTHONPATH": str(ROOT)})
+        # The built-in classifier only, as bench_daemon.py: an example plugin installed in the
+        # same environment (plugins/coordd-rules) would otherwise be measured too.
+        env.update({"HOME": str(self.home), "PYTHONPATH": str(ROOT), "COORDD_PLUGINS": "keywords"})
         cmd = [sys.executable, "-m", "coordd", "run", "--host", "127.0.0.1", "--port", "0",
                "--log", str(self.log), "--state-dir", str(self.home / "state")]
         if self.config:
