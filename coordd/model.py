@@ -30,10 +30,10 @@ __all__ = [
     "ROLES",
     "STATUSES",
     "Event",
-    "ParseResult",
-    "S",
     "N",
     "O",
+    "ParseResult",
+    "S",
     "dumps",
     "event_from_enriched",
     "event_from_parts",
@@ -94,7 +94,7 @@ def js_trim(text: str) -> str:
     return text.strip(JS_WHITESPACE)
 
 
-def S(value: object) -> str | None:  # noqa: N802 - the spec's name
+def S(value: object) -> str | None:
     """Trimmed non-empty string, or None (absent) for anything else."""
     if type(value) is str:
         value = value.strip(JS_WHITESPACE)
@@ -102,7 +102,7 @@ def S(value: object) -> str | None:  # noqa: N802 - the spec's name
     return None
 
 
-def N(value: object) -> int | float | None:  # noqa: N802 - the spec's name
+def N(value: object) -> int | float | None:
     """A finite JSON number (booleans are not numbers), or None."""
     if type(value) is int:
         return value
@@ -114,7 +114,7 @@ def N(value: object) -> int | float | None:  # noqa: N802 - the spec's name
 _EMPTY: Final[Mapping[str, Any]] = {}
 
 
-def O(value: object) -> Mapping[str, Any]:  # noqa: N802, E743 - the spec's name
+def O(value: object) -> Mapping[str, Any]:  # noqa: E743 - the spec's name
     """The value if it is a JSON object, else an empty (read-only) mapping."""
     return value if type(value) is dict else _EMPTY
 
