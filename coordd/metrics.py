@@ -64,7 +64,7 @@ class Metrics:
             ["route", "method"], buckets=_BUCKETS, registry=self.registry,
         )
         self._sources: list[Source] = []
-        self.registry.register(self)  # type: ignore[arg-type]  # duck-typed collector
+        self.registry.register(self)  # a duck-typed collector: collect() and describe()
 
     def add_source(self, source: Source) -> None:
         """Register a callable yielding metric families at scrape time."""

@@ -221,7 +221,7 @@ def dumps(value: Any) -> bytes:
 
 def js_number(value: int | float) -> str:
     """`String(n)` for a finite number, as JavaScript formats it."""
-    if type(value) is int:
+    if isinstance(value, int):
         return str(value)
     if value.is_integer() and abs(value) < 1e21:
         return str(int(value))
@@ -358,9 +358,9 @@ def is_terminal(event: Mapping[str, Any]) -> bool:
 def _role_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
     role = event.get("eventRole")
     if role in ROLE_SET:
-        return role  # type: ignore[no-any-return]
+        return role  # type: ignore[no-any-return]  # a str: it is one of ROLE_SET
     role = data.get("eventRole")
-    return role if role in ROLE_SET else None  # type: ignore[no-any-return]
+    return role if role in ROLE_SET else None
 
 
 def _category_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str:

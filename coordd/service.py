@@ -177,7 +177,7 @@ class Service:
         hconfig.graceful_timeout = cfg.server.shutdown_grace
         hconfig.accesslog = None
         hconfig.websocket_ping_interval = cfg.websocket.heartbeat
-        hconfig.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
+        hconfig.errorlog = logging.getLogger("hypercorn.error")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)

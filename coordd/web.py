@@ -198,8 +198,9 @@ def create_app(ctx: AppContext) -> QuartTrio:
                     client = request.scope.get("client")
                     if not peer_is_loopback(client[0] if client else None):
                         return _error(401, "Unauthorized")
-                body = await request.get_data(cache=False)
-                status, answer = queries.patch_category(store, parts[0], body, now)
+                raw = await request.get_data(cache=False, as_text=False)
+                assert isinstance(raw, bytes)
+                status, answer = queries.patch_category(store, parts[0], raw, now)
                 if status == 200 and ctx.on_category_change is not None:
                     ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
                 return _json(status, answer)
