@@ -136,3 +136,33 @@ def test_helpers() -> None:
     assert peer_is_loopback("127.255.0.1") and not peer_is_loopback(None)
     assert not peer_is_loopback("localhost") and not peer_is_loopback("")
     assert token_matches("a", " a ") and not token_matches("a", "") and not token_matches("a", None)
+
+
+@pytest.mark.slow
+def test_keep_alive_across_the_fast_path_and_quart(tmp_path: Any) -> None:
+    """The hot GET routes bypass Quart's objects; connections must stay reusable across both."""
+    import http.client
+
+    from .daemon import Daemon, event
+
+    (tmp_path / ".openclaw" / "logs").mkdir(parents=True)
+    d = Daemon(tmp_path)
+    d.append(event(1))
+    d.start()
+    try:
+        host, port = d.url.removeprefix("http://").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        for path in ("/api/events", "/api/work-sessions", "/api/work-sessions/ws_0",
+                     "/openapi.json", "/api/health", "/api/events?limit=abc", "/nope",
+                     "/api/work-sessions/ws_0"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.getheader("Access-Control-Allow-Origin") == "*", path
+            assert resp.getheader("Content-Type").startswith("application/json"), path
+            json.loads(body)
+            expected = {"/api/events?limit=abc": 400, "/nope": 404}.get(path, 200)
+            assert resp.status == expected, (path, body[:200])
+        conn.close()
+    finally:
+        d.kill()
