@@ -480,7 +480,10 @@ class Event:
         return (self.ts, self.seq)
 
     def json_with_seq(self) -> bytes:
-        """`json` with `"seq": <seq>` appended (last, so it wins over a `seq` in the log line)."""
+        """`json` with `"seq": <seq>` appended by splicing bytes, never re-serialising (last,
+        so it wins over a `seq` in the log line)."""
+        if self.json == b"{}":
+            return b'{"seq":%d}' % self.seq
         return b"%s,\"seq\":%d}" % (self.json[:-1], self.seq)
 
     def as_dict(self) -> dict[str, Any]:
