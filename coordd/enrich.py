@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from coordd.hookspecs import Classification
+from coordd.model import ROLE_SET as _ROLE_SET
 from coordd.model import Event, N, S, event_from_parts
 from coordd.plugins import PluginHost
 
@@ -41,8 +42,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SESSION_TYPES: Final = frozenset({"main", "subagent", "unknown"})
-_ROLE_SET: Final = frozenset({"conversation.main", "delegation.subagent",
-                              "orchestration.task", "system.observability"})
 _ORCHESTRATION_PREFIXES: Final = ("task.", "continuation.", "plan.", "unblock.", "zombie.",
                                   "resume_reminder.", "backlog.")
 _SPAWN_TYPES: Final = frozenset({"a2a.spawn", "a2a.spawn_result"})

@@ -30,7 +30,17 @@ from itertools import chain, islice, repeat
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-from coordd.model import CATEGORIES, ROLES, STATUSES, S, dumps, js_trim, loads, parse_js_date
+from coordd.model import (
+    CATEGORIES,
+    ROLE_SET,
+    ROLES,
+    STATUSES,
+    S,
+    dumps,
+    js_trim,
+    loads,
+    parse_js_date,
+)
 from coordd.search import events_matching, sessions_matching
 from coordd.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.stats import compute_stats
@@ -74,7 +84,7 @@ log = logging.getLogger(__name__)
 Params = Sequence[tuple[str, str]]
 Response = tuple[int, bytes]
 
-_ROLE_SET: Final = frozenset(ROLES)
+_ROLE_SET: Final = ROLE_SET
 _STATUS_SET: Final = frozenset(STATUSES)
 _PLAIN_INT: Final = re.compile(r"[0-9]+")
 _EPOCH_MS: Final = re.compile(r"-?[0-9]+")
@@ -162,21 +172,22 @@ def instant_param(params: Params, key: str) -> float | None:
     return ms
 
 
+def _choices(params: Params, key: str, allowed: tuple[str, ...]) -> list[str]:
+    """A CSV/repeated parameter whose every value must be one of `allowed`."""
+    values = csv_param(params, key)
+    for v in values:
+        if v not in allowed:
+            raise BadRequest(f"invalid {key} {v!r}: expected one of {', '.join(allowed)}")
+    return values
+
+
 def roles_param(params: Params) -> list[str]:
     """`role`: CSV/repeated, each one of the four roles."""
-    roles = csv_param(params, "role")
-    for r in roles:
-        if r not in _ROLE_SET:
-            raise BadRequest(f"invalid role {r!r}: expected one of {', '.join(ROLES)}")
-    return roles
+    return _choices(params, "role", ROLES)
 
 
 def _statuses(params: Params) -> list[str]:
-    statuses = csv_param(params, "status")
-    for s in statuses:
-        if s not in _STATUS_SET:
-            raise BadRequest(f"invalid status {s!r}: expected one of {', '.join(STATUSES)}")
-    return statuses
+    return _choices(params, "status", STATUSES)
 
 
 def view_category_param(store: Store, params: Params) -> str | None:
