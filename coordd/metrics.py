@@ -8,7 +8,7 @@ Prometheus. Only the request-latency histogram is observed directly, per route t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -21,26 +21,34 @@ Source = Callable[[], Iterable[Metric]]
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-def gauge(name: str, doc: str, value: float | None = None, *,
-          labels: dict[str, float] | None = None, label: str = "") -> GaugeMetricFamily:
-    """A gauge with one value, or one sample per label value (`labels` = {value: number})."""
+LabelKey = str | tuple[str, ...]
+
+
+def _family(cls: Any, name: str, doc: str, value: float | None,
+            labels: Mapping[Any, float] | None,
+            label: str | tuple[str, ...]) -> Any:
     if labels is None:
-        return GaugeMetricFamily(name, doc, value=value if value is not None else 0)
-    g = GaugeMetricFamily(name, doc, labels=[label])
+        return cls(name, doc, value=value if value is not None else 0)
+    names = [label] if isinstance(label, str) else list(label)
+    family = cls(name, doc, labels=names)
     for key, v in sorted(labels.items()):
-        g.add_metric([key], v)
-    return g
+        family.add_metric([key] if isinstance(key, str) else list(key), v)
+    return family
+
+
+def gauge(name: str, doc: str, value: float | None = None, *,
+          labels: Mapping[Any, float] | None = None,
+          label: str | tuple[str, ...] = "") -> GaugeMetricFamily:
+    """A gauge with one value, or one sample per label value (`labels` = {value: number};
+    with several label names, the keys are tuples)."""
+    return _family(GaugeMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]
 
 
 def counter(name: str, doc: str, value: float | None = None, *,
-            labels: dict[str, float] | None = None, label: str = "") -> CounterMetricFamily:
-    """A counter with one value, or one sample per label value."""
-    if labels is None:
-        return CounterMetricFamily(name, doc, value=value if value is not None else 0)
-    c = CounterMetricFamily(name, doc, labels=[label])
-    for key, v in sorted(labels.items()):
-        c.add_metric([key], v)
-    return c
+            labels: Mapping[Any, float] | None = None,
+            label: str | tuple[str, ...] = "") -> CounterMetricFamily:
+    """A counter with one value, or one sample per label value (see `gauge`)."""
+    return _family(CounterMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]
 
 
 def route_template(path: str) -> str:

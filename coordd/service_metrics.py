@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from .metrics import counter, gauge
+from .metrics import LabelKey, counter, gauge
 
 __all__ = ["service_metric_families"]
 
@@ -35,9 +35,7 @@ def service_metric_families(
                     1 if t.waiting_for else 0)
         yield gauge("coordd_tail_mode", "1 for the active follow mode", labels={t.mode: 1},
                     label="mode")
-    skipped: dict[str, float] = {}
-    if tailer is not None:
-        skipped.update(tailer().skipped)
+    skipped: dict[str, float] = dict(t.skipped) if tailer is not None else {}
     if pipeline is not None:
         p = pipeline()
         yield counter("coordd_events_ingested", "Events accepted into the store", p.accepted)
@@ -67,23 +65,13 @@ def service_metric_families(
                   label="plugin")
     yield counter("coordd_plugin_seconds", "Time spent in each plugin", labels=seconds,
                   label="plugin")
-    errors = counter_family_two_labels(
-        "coordd_plugin_errors", "Classifier failures per plugin and kind",
-        {(name, kind): n for name, st in ps.plugins.items() for kind, n in st.errors.items()},
-        ("plugin", "kind"))
-    yield errors
+    errors: dict[LabelKey, float] = {
+        (name, kind): n for name, st in ps.plugins.items() for kind, n in st.errors.items()}
+    yield counter("coordd_plugin_errors", "Classifier failures per plugin and kind",
+                  labels=errors, label=("plugin", "kind"))
     if mongo is not None:
         m = mongo()
         yield gauge("coordd_mongo_lag_events", "Events not yet written to MongoDB", m.lag)
         yield counter("coordd_mongo_errors", "MongoDB operation failures", m.errors)
         yield gauge("coordd_mongo_up", "1 when MongoDB answers", 1 if m.state == "connected" else 0)
 
-
-def counter_family_two_labels(name: str, doc: str, values: dict[tuple[str, str], float],
-                              labels: tuple[str, str]) -> Metric:
-    from prometheus_client.core import CounterMetricFamily
-
-    c = CounterMetricFamily(name, doc, labels=list(labels))
-    for key, v in sorted(values.items()):
-        c.add_metric(list(key), v)
-    return c
