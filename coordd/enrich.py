@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from coordd.hookspecs import Classification
 from coordd.model import ROLE_SET as _ROLE_SET
-from coordd.model import Event, N, S, event_from_parts
+from coordd.model import Event, N, Prepare, S, event_from_parts
 from coordd.plugins import PluginHost
 
 __all__ = [
@@ -179,14 +179,16 @@ class Enricher:
         parts = self._enrich(value)
         return None if parts is None else parts[0]
 
-    def enrich_event(self, value: Any, seq: int = 0) -> Event | None:
+    def enrich_event(self, value: Any, seq: int = 0, *,
+                     prepare: Prepare | None = None) -> Event | None:
         """`Event(seq, enrich(value))`, built from the fields enrichment computed (no
-        second extraction), or None when `value` is not an event (counted). Never raises."""
+        second extraction), or None when `value` is not an event (counted). Never raises.
+        `prepare`: makes `Event.source` (for the MongoDB sync worker)."""
         parts = self._enrich(value)
         if parts is None:
             return None
         try:
-            return event_from_parts(seq, *parts)
+            return event_from_parts(seq, *parts, prepare=prepare)
         except Exception:
             self._internal_error(parts[2])
             return None

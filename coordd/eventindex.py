@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from operator import attrgetter
 from typing import Any, Final
@@ -35,12 +35,14 @@ _seq = attrgetter("seq")
 _ts = attrgetter("ts")
 
 
-def event_outcome(ev: Event) -> str | None:
+def event_outcome(ev: Event, enriched: Mapping[str, Any] | None = None) -> str | None:
     """`S(data.outcome)` of an `a2a.response` / `a2a.complete` (`no_reply`, `blocked`,
-    `failed`), parsed from the stored JSON only when it mentions an outcome."""
+    `failed`), read from `enriched` (the event's dict) when given, else parsed from the
+    stored JSON, only when it mentions an outcome."""
     if ev.type not in _OUTCOME_TYPES or b'"outcome"' not in ev.json:
         return None
-    return S(O(O(loads(ev.json)).get("data")).get("outcome"))
+    return S(O(O(enriched if enriched is not None else loads(ev.json)).get("data"))
+             .get("outcome"))
 
 
 class _SeqList:

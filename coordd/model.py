@@ -18,7 +18,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ __all__ = [
     "N",
     "O",
     "ParseResult",
+    "Prepare",
     "S",
     "dumps",
     "event_from_enriched",
@@ -254,14 +255,29 @@ _INTEGRAL_FLOAT_RE: Final = re.compile(rb"\.0[,\]}]")
 
 def js_stringify(value: Any) -> str:
     """`JSON.stringify(value)` (compact) for JSON-like values, for the event hash."""
+    out = _plain_stringify(value)
+    if out is not None:
+        return out.decode("utf-8")
+    return dumps(_js_normalise(value)).decode("utf-8")
+
+
+def _plain_stringify(value: Any) -> bytes | None:
+    """`JSON.stringify(value)` as UTF-8 when orjson writes it as is (no integral float to
+    normalise, no lone surrogate); None when the caller must normalise first."""
     try:
         out = orjson.dumps(value)
     except TypeError:
-        return dumps(_js_normalise(value)).decode("utf-8")
-    if b"e+" not in out and (b".0" not in out or (
-            not out.endswith(b".0") and _INTEGRAL_FLOAT_RE.search(out) is None)):
-        return out.decode("utf-8")  # nothing to normalise: the walk would be an identity
-    return dumps(_js_normalise(value)).decode("utf-8")
+        return None
+    return out if _is_plain(out) else None
+
+
+def _is_plain(out: bytes) -> bool:
+    """Whether orjson's output needs no normalising to be JSON.stringify's (no integral
+    float): then `_js_normalise` would be an identity."""
+    # One-byte `in` tests are memchr calls; two-byte ones (and alternations) cost several
+    # times more on text full of "e".
+    return ((b"+" not in out or b"e+" not in out) and not out.endswith(b".0")
+            and _INTEGRAL_FLOAT_RE.search(out) is None)
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -324,10 +340,30 @@ def hash_input(enriched: Mapping[str, Any], ts: int | float | None = None) -> st
     return f"{enriched.get('type')}|{agent}|{js_number(ts)}|{js_stringify(data)}"
 
 
-def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None) -> str:
-    """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, spec §7)."""
-    text = hash_input(enriched, ts)
-    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None,
+               data_json: bytes | None = None) -> str:
+    """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, spec §7).
+
+    Hashed as bytes: orjson's UTF-8 output for `data` goes to SHA-256 as it is, without
+    the round trip through a Python string (decoding and re-encoding non-ASCII text cost
+    as much as the rest of the hash). `data_json`: that output when the caller has it
+    (`prepare_document`).
+    """
+    if ts is None:
+        ts = event_time(enriched)
+    data = enriched.get("data")
+    if data_json is None:
+        body = _plain_stringify(data)
+    else:
+        body = data_json if _is_plain(data_json) else None
+    agent = S(enriched.get("agentId")) or ""
+    head = f"{enriched.get('type')}|{agent}|{js_number(ts)}|"
+    if body is None:
+        text = head + dumps(_js_normalise(data)).decode("utf-8")
+        return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+    h = hashlib.sha256(head.encode("utf-8", "backslashreplace"))
+    h.update(body)
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------- the record
@@ -413,12 +449,19 @@ def _interned(value: str | None) -> str | None:
     return None if value is None else _intern(value)
 
 
+#: Makes `Event.source` from a new event, its enriched dict and orjson's serialisation of
+#: its `data` (None when the event needed the fallback serialiser): see
+#: `coordd.mongo_schema.prepare_document`.
+Prepare = Callable[["Event", dict[str, Any], bytes | None], Any]
+
+
 class Event:
     """One accepted, enriched event as the store keeps it.
 
     `json` is the enriched event, compact; the other fields are what indexes, filters
     and the work-session builder read, extracted once. Instances are treated as
-    immutable after construction.
+    immutable after construction, except `seq` (numbered on the event loop) and the
+    transient `source`.
     """
 
     __slots__ = (
@@ -429,6 +472,7 @@ class Event:
         "json",
         "role",
         "seq",
+        "source",
         "sub_tags",
         "terminal",
         "thread",
@@ -452,6 +496,11 @@ class Event:
     to_agent: str
     terminal: bool
     json: bytes
+    #: What the pipeline's `Prepare` made of the event while it was fresh in the cache
+    #: (the MongoDB document, all but its write-time fields), kept only while the sync
+    #: worker has the event buffered (then dropped); None otherwise. Read it once into a
+    #: local: the worker may clear it.
+    source: Any
 
     def __init__(self, seq: int, enriched: Mapping[str, Any], json_bytes: bytes | None = None):
         data = O(enriched.get("data"))
@@ -473,6 +522,7 @@ class Event:
         self.to_agent = _intern(dst)
         self.terminal = is_terminal(enriched)
         self.json = json_bytes if json_bytes is not None else dumps(enriched)
+        self.source = None
 
     @property
     def order(self) -> tuple[int | float, int]:
@@ -502,8 +552,9 @@ def event_from_enriched(seq: int, enriched: Mapping[str, Any]) -> Event:
 _new_event = Event.__new__
 
 
-def event_from_parts(seq: int, enriched: Mapping[str, Any], data: Mapping[str, Any],
-                     etype: str, role: str, category: str, sub_tags: list[str]) -> Event:
+def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any],
+                     etype: str, role: str, category: str, sub_tags: list[str], *,
+                     prepare: Prepare | None = None) -> Event:
     """`Event(seq, enriched)` from what the enricher just computed, without re-reading it.
 
     `etype` is the enriched `type`, `role` its `eventRole` (one of `ROLES`), `category`
@@ -557,5 +608,37 @@ def event_from_parts(seq: int, enriched: Mapping[str, Any], data: Mapping[str, A
         else:
             ev.thread = _intern(f"event:{etype}:{math.floor(ts / THREAD_BUCKET_MS)}")
     ev.terminal = is_terminal(enriched)
-    ev.json = dumps(enriched)
+    if prepare is not None:
+        ev.json, data_json = _dumps_splitting_data(enriched)
+        ev.source = prepare(ev, enriched, data_json)
+    else:
+        ev.json = dumps(enriched)
+        ev.source = None
     return ev
+
+
+_NO_DATA: Final = object()
+
+
+def _dumps_splitting_data(enriched: dict[str, Any]) -> tuple[bytes, bytes | None]:
+    """`dumps(enriched)`, and orjson's serialisation of its `data` on the side (spliced
+    into the whole as an `orjson.Fragment`, so it is serialised once); None for that when
+    the whole is not orjson's (lone surrogates)."""
+    data = enriched.get("data", _NO_DATA)
+    if data is _NO_DATA:
+        try:
+            return bytes(bytearray(orjson.dumps(enriched))), b"null"
+        except TypeError:
+            return dumps(enriched), None
+    try:
+        data_json = orjson.dumps(data)
+    except TypeError:
+        return dumps(enriched), None
+    enriched["data"] = orjson.Fragment(data_json)
+    try:
+        out = orjson.dumps(enriched)
+    except TypeError:
+        return dumps({**enriched, "data": data}), None
+    finally:
+        enriched["data"] = data
+    return bytes(bytearray(out)), data_json

@@ -65,19 +65,28 @@ def document_event(doc: Mapping[str, Any]) -> Event:
     document without `seq` (the old monitor's) gets seq 0."""
     seq = doc.get("seq")
     seq = seq if type(seq) is int else 0
-    text = doc.get("enriched")
-    if type(text) is str:
-        raw = text.encode("utf-8")
+    raw = _enriched_json(doc)
+    if raw is not None:
         return Event(seq, loads(raw), raw)
     return Event(seq, _legacy_enriched(doc))
+
+
+def _enriched_json(doc: Mapping[str, Any]) -> bytes | None:
+    """The document's `enriched` JSON: bytes (BSON binary), or a string as an earlier
+    coordd wrote it; None when it has none."""
+    value = doc.get("enriched")
+    if isinstance(value, bytes):  # pymongo's Binary (subtype 0) is read as bytes
+        return bytes(value)
+    if type(value) is str:
+        return value.encode("utf-8")
+    return None
 
 
 def document_json(doc: Mapping[str, Any]) -> bytes:
     """The event of a document as the REST answers show it: the enriched event with its
     `seq` (`Event.json_with_seq`; seq 0 for the old monitor's documents)."""
-    text = doc.get("enriched")
-    if type(text) is str:
-        raw = text.encode("utf-8")
+    raw = _enriched_json(doc)
+    if raw is not None:
         seq = doc.get("seq")
         return b"%s,\"seq\":%d}" % (raw[:-1], seq if type(seq) is int else 0)
     return document_event(doc).json_with_seq()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import logging
 import math
 import random
@@ -39,7 +40,6 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from itertools import islice
 from operator import attrgetter
 from typing import Any, Final
 
@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 _seq = attrgetter("seq")
 #: Failures of one batch, other than "unreachable", before it is written event by event.
 _REFUSALS: Final = 3
+#: Buffered events beyond this many drop their enriched dict (`Event.source`, kept by the
+#: pipeline so a document needs no second parse): while MongoDB is slow or down the
+#: buffer holds references into the store, not ~10,000 parsed events.
+_KEEP_SOURCES: Final = 2_000
 #: Fruitless log re-reads in a row before a gap is declared unrecoverable.
 _LOG_MISSES: Final = 3
 
@@ -115,18 +119,29 @@ class SyncWorker:
         Events at or below the synced seq are ignored (history replayed at start); a
         batch that does not continue the buffer, or does not fit, is left to catch-up.
         """
-        if not events or events[-1].seq <= self._synced:
+        if not events:
             return
+        start, end = self._offer(events)
+        # Only buffered events keep their enriched dict, and only the first
+        # `_KEEP_SOURCES` of the buffer.
+        keep_end = min(end, start + max(0, _KEEP_SOURCES - (len(self._pending) - (end - start))))
+        for i in itertools.chain(range(start), range(keep_end, len(events))):
+            events[i].source = None
+
+    def _offer(self, events: Sequence[Event]) -> tuple[int, int]:
+        """Buffer what continues the buffer and fits: the slice of `events` taken."""
+        if events[-1].seq <= self._synced:
+            return 0, 0
         p = self._pending
         floor = max(self._synced, p[-1].seq if p else 0)
         start = bisect_right(events, floor, key=_seq) if events[0].seq <= floor else 0
         n = len(events) - start
         if n <= 0:
-            return
+            return 0, 0
         was_empty = not p
         if p and events[start].seq != p[-1].seq + 1:
             self._n["dropped"] += n
-            return
+            return 0, 0
         room = self._capacity - len(p)
         if n > room:
             self._n["dropped"] += n - room
@@ -134,9 +149,10 @@ class SyncWorker:
         if n > 0:
             if was_empty:
                 self._pending_since = trio.current_time()
-            p.extend(islice(events, start, start + n))
+            p.extend(itertools.islice(events, start, start + n))
         if was_empty or len(p) >= self.settings.batch_size:
             self._wake.set()
+        return start, start + n
 
     def refresh_sessions(self, ws_ids: Iterable[str]) -> None:
         """Ask for these sessions' documents to be rewritten (e.g. after a category
@@ -221,7 +237,7 @@ class SyncWorker:
                 self._trim()
                 if not p or p[0].seq != self._synced + 1:
                     return
-            await self._write(list(islice(p, bs)))
+            await self._write(list(itertools.islice(p, bs)))
             return
         if self.source.last_seq() > self._synced:
             evs = self.source.events_since(self._synced)
@@ -266,13 +282,15 @@ class SyncWorker:
             log.info("epoch %s is not the synced epoch %s: resyncing by event hash",
                      cur, m.epoch)
         if self._epoch is not None:
-            self._pending.clear()  # their seqs belong to the old epoch
+            for ev in self._pending:  # their seqs belong to the old epoch
+                ev.source = None
+            self._pending.clear()
         self._epoch = cur
 
     def _trim(self) -> None:
         p, synced = self._pending, self._synced
         while p and p[0].seq <= synced:
-            p.popleft()
+            p.popleft().source = None
 
     # ------------------------------------------------------------------ writing
 
@@ -418,8 +436,9 @@ class SyncWorker:
             return
         self._trim()
         p = self._pending
+        bs = self.settings.batch_size
         while p and p[0].seq == self._synced + 1:
-            if not await self._write(list(islice(p, self.settings.batch_size)), retry=False):
+            if not await self._write(list(itertools.islice(p, bs)), retry=False):
                 return
 
     # ------------------------------------------------------------------ retention

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +33,7 @@ from orjson import loads as _orjson_loads
 
 from .checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from .errors import StateError
-from .model import Event, parse_line
+from .model import Event, Prepare, parse_line
 from .tailer import LineBatch, Tailer
 
 __all__ = ["Listener", "Pipeline", "PipelineStats"]
@@ -46,17 +47,26 @@ class EnricherLike(Protocol):
     def enrich(self, value: Any) -> dict[str, Any] | None: ...
 
 
-def _event_maker(enricher: EnricherLike) -> Callable[[Any], Event | None]:
+def _event_maker(enricher: EnricherLike,
+                 prepare: Prepare | None) -> Callable[[Any], Event | None]:
     """`enricher.enrich_event` when it has one (no second field extraction), else
-    `Event(0, enricher.enrich(value))`."""
+    `Event(0, enricher.enrich(value))`; with `prepare`, the events get their
+    `Event.source`."""
     fused = getattr(enricher, "enrich_event", None)
     if fused is not None:
+        if prepare is not None:
+            return partial(fused, prepare=prepare)
         return fused  # type: ignore[no-any-return]
     enrich = enricher.enrich
 
     def make(value: Any) -> Event | None:
         enriched = enrich(value)
-        return None if enriched is None else Event(0, enriched)
+        if enriched is None:
+            return None
+        ev = Event(0, enriched)
+        if prepare is not None:
+            ev.source = prepare(ev, enriched, None)
+        return ev
 
     return make
 
@@ -134,6 +144,9 @@ class Pipeline:
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
         self.listeners: list[Listener] = list(listeners)
+        #: Makes each new event's `Event.source` for a listener that wants it (the
+        #: MongoDB sync worker, which must then drop it: see `SyncWorker.offer`).
+        self.prepare_source: Prepare | None = None
         self.epoch = checkpoint.epoch if checkpoint else new_epoch()
         self.caught_up = trio.Event()
         self._rejected: Counter[str] = Counter()
@@ -204,7 +217,10 @@ class Pipeline:
         if batch.lines:
             self._busy_since = trio.current_time()
             try:
-                events = await trio.to_thread.run_sync(self._build, batch.lines,
+                # No sources for the history: it is stored all at once, far beyond what
+                # the sync worker keeps them for.
+                prepare = self.prepare_source if self._history_done else None
+                events = await trio.to_thread.run_sync(self._build, batch.lines, prepare,
                                                        abandon_on_cancel=False)
             finally:
                 self._busy_since = None
@@ -241,11 +257,11 @@ class Pipeline:
         # belong to different batches.
         self._position = (file, offset, self.store.last_seq)
 
-    def _build(self, lines: list[bytes]) -> list[Event]:
+    def _build(self, lines: list[bytes], prepare: Prepare | None = None) -> list[Event]:
         """Parse and enrich in a worker thread. Numbering happens on the loop."""
         out: list[Event] = []
         append = out.append
-        make = _event_maker(self.enricher)
+        make = _event_maker(self.enricher, prepare)
         before = Counter(self.enricher.rejected)
         for raw in lines:
             # orjson first, inline: nearly every line is plain JSON, and `parse_line`

@@ -328,6 +328,11 @@ class Service:
         self.sync = build_sync_worker(self, checkpoint) if cfg.mongo.uri else None
         if self.sync is not None:
             self.pipeline.listeners.append(self.sync.offer)
+            from .mongo_schema import prepare_document
+
+            # Documents prepared while each event is fresh in the cache; the worker drops
+            # them once written (SyncWorker.offer).
+            self.pipeline.prepare_source = prepare_document
 
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(

@@ -12,7 +12,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordd.model import Event, _js_normalise, dumps, js_stringify, loads
+import hashlib
+
+import orjson
+
+from coordd.gen import generate
+from coordd.model import (
+    Event,
+    _dumps_splitting_data,
+    _js_normalise,
+    dumps,
+    event_hash,
+    hash_input,
+    js_stringify,
+    loads,
+)
 from coordd.mongo_schema import (
     EVENTS,
     LEGACY_EVENT_FIELDS,
@@ -22,6 +36,7 @@ from coordd.mongo_schema import (
     event_indexes,
     js_date,
     legacy_event_document,
+    prepare_document,
     session_document,
     session_indexes,
     status_expression,
@@ -31,7 +46,7 @@ from coordd.mongo_schema import (
 from coordd.mongo_sink import PymongoSink
 from coordd.sessions import build_session, status_of
 from tests.test_enrich import VERIFIED_IN
-from tests.test_mongo_sync import make
+from tests.test_mongo_sync import ENRICHER, json_text, make
 
 HASH_VECTOR = "894d85f8739844995317dd7af523b7329d349636e6e9f02ff62af242c768b497"
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
@@ -271,3 +286,63 @@ def test_js_stringify_integral_floats_even_next_to_lookalike_strings(text: str) 
     value = loads(text)
     assert js_stringify(value) == dumps(_js_normalise(value)).decode("utf-8")
     assert ".0" not in js_stringify({"n": 2.0})
+
+
+@given(_json)
+def test_event_hash_in_bytes_is_the_hash_of_the_old_recipe_string(data: Any) -> None:
+    event = {"type": "a2a.send", "agentId": " ruda ", "ts": 1_771_330_358_110.5, "data": data}
+    want = hashlib.sha256(hash_input(event).encode("utf-8", "backslashreplace")).hexdigest()
+    assert event_hash(event) == want
+    try:
+        data_json = orjson.dumps(data)
+    except TypeError:
+        return  # the pipeline passes no data_json then
+    assert event_hash(event, None, data_json) == want
+
+
+@given(_json)
+def test_splitting_data_out_changes_neither_the_json_nor_the_event(data: Any) -> None:
+    event = {"type": "t", "data": data, "after": [1, "x"]}
+    before = repr(event)
+    out, data_json = _dumps_splitting_data(event)
+    assert repr(event) == before  # `data` is put back
+    assert out == dumps(event)
+    if data_json is not None:
+        assert data_json == orjson.dumps(data)
+
+
+def _special_events() -> list[dict[str, Any]]:
+    base = {"type": "a2a.response", "agentId": "ruda", "ts": 1_771_330_358_110}
+    return [
+        {**base, "data": {"workSessionId": " ws_f ", "ratio": 2.0, "big": 1e21, "x": 0.5,
+                          "outcome": "no_reply", "message": "한국어 e+ .0"}},
+        {**base},  # no data at all
+        {**base, "data": None},
+        {**base, "agentId": None, "timestamp": "2026-02-17T12:12:38.110Z",
+         "data": {"message": "bad \udc00 text", "workSessionId": "ws_s"}},
+        {**base, "data": {"n": 123456789012345678901234, "workSessionId": "ws_big"}},
+    ]
+
+
+def test_a_prepared_document_is_the_one_built_from_the_stored_json() -> None:
+    """The pipeline's `prepare_document` (taken while the event is fresh) and the
+    fallback (the stored JSON parsed again) give the same document, field for field and
+    in the same order; where the pipeline cannot prepare one (lone surrogates) there is
+    no source and the fallback makes it BSON-safe."""
+    raws = [*generate(300, seed=11), *(loads(json_text(e)) for e in _special_events())]
+    prepared = 0
+    for raw in raws:
+        ev = ENRICHER.enrich_event(raw, 7, prepare=prepare_document)
+        plain = ENRICHER.enrich_event(raw, 7)
+        assert ev is not None and plain is not None
+        assert ev.json == plain.json and plain.source is None
+        for has_session in (True, False):
+            got = event_document(ev, epoch="E", inserted_at=NOW, has_session=has_session)
+            want = event_document(plain, epoch="E", inserted_at=NOW,
+                                  has_session=has_session)
+            assert list(got.items()) == list(want.items())
+        assert got["eventHash"] == event_hash(plain.as_dict())
+        # None exactly where the fallback serialiser wrote the JSON (a lone surrogate).
+        assert (ev.source is None) == (b"\\udc00" in ev.json)
+        prepared += ev.source is not None
+    assert prepared == len(raws) - 1

@@ -33,6 +33,7 @@ from coordd.mongo_schema import (
     bson_safe,
     event_document,
     legacy_event_document,
+    prepare_document,
     session_document,
     session_documents,
     utc_now,
@@ -83,6 +84,21 @@ class Daemon:
         for e in batch:
             seq += 1
             evs.append(Event(seq, e))
+        applied = self.store.extend(evs)
+        for listener in self.listeners:
+            listener(evs, applied)
+        return evs
+
+    def feed_prepared(self, raws: list[dict[str, Any]]) -> list[Event]:
+        """Like `feed`, from raw events built the way the pipeline builds them when a
+        sync worker runs: each with its prepared document (`Event.source`)."""
+        seq = self.store.last_seq
+        evs = []
+        for raw in raws:
+            seq += 1
+            ev = ENRICHER.enrich_event(raw, seq, prepare=prepare_document)
+            assert ev is not None
+            evs.append(ev)
         applied = self.store.extend(evs)
         for listener in self.listeners:
             listener(evs, applied)
@@ -152,6 +168,7 @@ async def inline(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
     return fn(*args)
 
 
+NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 FAST = SyncSettings(batch_size=50, batch_interval=0.01, backoff_initial=0.01,
                     backoff_max=0.05, flush_timeout=1.0)
 
@@ -203,6 +220,45 @@ async def test_every_event_lands_once_with_its_sessions_and_the_marker(db: Db) -
     stats = worker.statistics()
     assert (stats.state, stats.lag, stats.inserted, stats.duplicates) == ("connected", 0, 600, 0)
     assert stats.batches >= 600 // FAST.batch_size
+
+
+async def test_prepared_documents_are_kept_only_while_buffered() -> None:
+    """The pipeline's prepared documents (`Event.source`) are what the worker writes, and
+    it drops them: for events it does not buffer, beyond the first 2,000 it buffers, and
+    once written. None stays on a stored event. (The in-memory sink: mongomock takes
+    half a minute over 2,600 events, and the documents are the sink's input either way.)"""
+    db = Db("memory")
+    d = Daemon()
+    worker = SyncWorker(db.sink, d.source(), SyncSettings(batch_size=100, buffer_events=2_500))
+    d.listeners.append(worker.offer)
+    raws = list(generate(2_600, seed=4))
+    stored = d.feed_prepared(raws[:1_500]) + d.feed_prepared(raws[1_500:])
+    # (Generated logs hold a few lone surrogates: those events have no prepared document.)
+    assert [ev.source is not None for ev in stored] == [
+        i < 2_000 and b"\\ud" not in ev.json for i, ev in enumerate(stored)]
+    s = worker.statistics()
+    assert (s.pending, s.dropped) == (2_500, 100)
+    want = {ev.seq: event_document(ev, epoch="E1", inserted_at=NOW, has_session=True)
+            for ev in stored}
+    await run_until_synced(worker, 2_600)  # the last 100 caught up from memory
+    assert not any(ev.source is not None for ev in d.store.iter_events())
+    assert_exactly_once(db, stored)
+    skip = ("_id", "insertedAt", "retention")
+    for doc in db.events():
+        assert ({k: v for k, v in doc.items() if k not in skip}
+                == {k: v for k, v in want[doc["seq"]].items() if k not in skip})
+
+
+async def test_an_epoch_change_drops_the_prepared_documents() -> None:
+    d = Daemon()
+    worker = SyncWorker(MemorySink(), d.source(), FAST)
+    d.listeners.append(worker.offer)
+    stored = d.feed_prepared(list(generate(30, seed=5)))
+    worker._sync_epoch()
+    d.store.epoch = "E2"
+    worker._sync_epoch()
+    assert worker.statistics().pending == 0
+    assert not any(ev.source is not None for ev in stored)
 
 
 async def test_batches_by_size_and_by_time(autojump_clock: Any) -> None:

@@ -57,11 +57,13 @@ def _keywords() -> Any:
 
 async def run_pipeline(tmp_path: Path, batches: Sequence[LineBatch], *,
                        checkpoint: Checkpoint | None = None, resumed: bool = False,
-                       listeners: Sequence[Any] = ()) -> tuple[Pipeline, Store]:
+                       listeners: Sequence[Any] = (),
+                       prepare: Any = None) -> tuple[Pipeline, Store]:
     store = Store(max_events=1000)
     p = Pipeline(FakeTailer(batches, resumed), enricher(), store,  # type: ignore[arg-type]
                  state_dir=tmp_path, checkpoint=checkpoint, checkpoint_interval=0.01,
                  listeners=listeners)
+    p.prepare_source = prepare
     async with trio.open_nursery() as nursery:
         await nursery.start(p.run)
         await trio.sleep(0.1)
@@ -148,3 +150,22 @@ async def test_ready_only_after_the_initial_read(tmp_path: Path, history: bool) 
         await nursery.start(p.run)
         assert len(store) == 2 and p.caught_up.is_set()
         nursery.cancel_scope.cancel()
+
+
+async def test_prepared_sources_for_live_events_only(tmp_path: Path) -> None:
+    """With `prepare_source` (a sync worker runs) each live event reaches the listeners
+    with what `prepare` made of it; the history, stored all at once, never has one."""
+    seen: dict[int, Any] = {}
+
+    def prepare(ev: Event, enriched: dict[str, Any], data_json: bytes | None) -> Any:
+        assert data_json == json.dumps(enriched["data"], separators=(",", ":")).encode()
+        return ("prepared", enriched["data"]["n"])
+
+    def listener(events: Sequence[Event], applied: object) -> None:
+        seen.update((ev.seq, ev.source) for ev in events)
+
+    batches = [LineBatch([line(1), line(2)], F1, 100, history=True, caught_up=True),
+               LineBatch([line(3), line(4)], F1, 200, history=False)]
+    _, store = await run_pipeline(tmp_path, batches, listeners=[listener], prepare=prepare)
+    assert seen == {1: None, 2: None, 3: ("prepared", 3), 4: ("prepared", 4)}
+    assert ns(store) == [(1, 1), (2, 2), (3, 3), (4, 4)]
