@@ -418,11 +418,16 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
             for c, n in counts[st].items():
                 if cat is None or c == cat:
                     cats[c] = cats.get(c, 0) + n
-        for agg in view.iter_sessions(now_ms, after=after, live=live, archived=archived):
-            if ok(agg):
-                page.append(agg)
-                if len(page) > limit:
-                    break
+        # Without a cursor the counters say how many sessions match: the walk stops at
+        # the last one (a rare category's page never walks every session; an empty one
+        # walks none).
+        want = limit + 1 if after is not None else min(limit + 1, sum(cats.values()))
+        if want:
+            for agg in view.iter_sessions(now_ms, after=after, live=live, archived=archived):
+                if ok(agg):
+                    page.append(agg)
+                    if len(page) >= want:
+                        break
     else:
         # A sub-tag has no counter: one walk counts every match and takes the page.
         for agg in view.iter_sessions(now_ms, live=live, archived=archived):

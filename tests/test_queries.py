@@ -547,3 +547,34 @@ def test_parity_replay_in_process(tmp_path: Path, corpus: str) -> None:
     report = "\n".join(result.lines)
     assert result.compared >= 140, report
     assert result.mismatches == 0, report
+
+
+def test_filtered_pages_are_the_filtered_walk_for_every_status_and_category() -> None:
+    """The first page of a status/category filter is exactly the unfiltered order
+    filtered (the walk may stop at the counters' total: it must never stop short)."""
+    from itertools import combinations
+
+    from coordd.gen import generate
+    from coordd.model import CATEGORIES
+    from tests.test_mongo_sync import ENRICHER
+
+    store = Store()
+    evs = [Event(i + 1, e) for i, e in enumerate(
+        x for x in (ENRICHER.enrich(r) for r in generate(1_500, seed=21)) if x is not None)]
+    store.extend(evs)
+    last = max(e.ts for e in evs)
+    statuses = ("ACTIVE", "QUIET", "ARCHIVED")
+    for now in (last + 60_000, last + 6 * 3_600_000, last + 30 * 3_600_000):
+        every = work(store, [("limit", "100000")], now)["sessions"]
+        for k in (1, 2, 3):
+            for wanted in combinations(statuses, k):
+                for cat in (None, *CATEGORIES):
+                    params: P = [("status", ",".join(wanted)), ("limit", "4")]
+                    if cat is not None:
+                        params.append(("viewCategory", cat))
+                    want = [s["workSessionId"] for s in every if s["status"] in wanted
+                            and (cat is None or s["collabCategory"] == cat)]
+                    got = work(store, params, now)
+                    assert [s["workSessionId"] for s in got["sessions"]] == want[:4]
+                    assert got["totalMatched"] == len(want)
+                    assert (got["nextCursor"] is not None) == (len(want) > 4)
