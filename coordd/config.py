@@ -90,7 +90,7 @@ class WebSocketConfig:
 
     replay_window: int = 10000
     heartbeat: float = 20.0
-    client_queue: int = 256
+    client_queue: int = 2048
 
 
 @dataclass(frozen=True, slots=True)

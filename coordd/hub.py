@@ -137,7 +137,7 @@ class Hub:
         *,
         epoch: Callable[[], str],
         replay_window: int = 10_000,
-        client_queue: int = 256,
+        client_queue: int = 2048,
         client_bytes: int = 16 << 20,
         clock_ms: Callable[[], float] = _wall_ms,
         last_seq: Callable[[], int] | None = None,
