@@ -4,17 +4,15 @@ and the schema set-up on a database the old monitor filled."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
 import mongomock
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import hashlib
-
-import orjson
 
 from coordd.gen import generate
 from coordd.model import (
