@@ -25,9 +25,12 @@ def ok(out: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def make(mains: frozenset[str] = DEFAULT_MAIN_AGENTS) -> Enricher:
-    """An enricher with only the built-in keyword classifier."""
+    """An enricher with only the built-in keyword classifier, without a time budget: on a
+    loaded machine (CI installing packages next door) a call descheduled past 0.1 s
+    would be answered by the fallback, and two enrichers would disagree on a category.
+    The budget itself is tested in test_plugins.py with a fake clock."""
     host = PluginHost(load_entry_points=False,
-                      extra=[("keywords", _keywords_module())])
+                      extra=[("keywords", _keywords_module())], budget=1e9)
     host.start()
     return Enricher(host, lambda: mains)
 
