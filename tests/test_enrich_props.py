@@ -17,7 +17,9 @@ from coordd.mainagents import DEFAULT_MAIN_AGENTS
 from coordd.model import CATEGORIES, event_hash, js_trim
 from coordd.plugins import PluginHost
 
-_host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)])
+# No time budget: a call descheduled on a loaded machine must not fall back (see
+# tests/test_enrich.py `make`).
+_host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
 _host.start()
 
 # Text that often contains keywords, keyword fragments, case variants and white space.
