@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +34,8 @@ __all__ = [
     "FP_MAX",
     "Checkpoint",
     "FileId",
+    "checkpoint_from_json",
+    "checkpoint_to_json",
     "file_id",
     "fingerprint",
     "load_checkpoint",
@@ -41,6 +44,7 @@ __all__ = [
     "read_checkpoint",
     "read_prefix",
     "save_checkpoint",
+    "write_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,7 +120,7 @@ def new_epoch() -> str:
 # ---------------------------------------------------------------------------- on disk
 
 
-def _to_json(cp: Checkpoint) -> bytes:
+def checkpoint_to_json(cp: Checkpoint) -> bytes:
     doc = {
         "version": _FORMAT_VERSION,
         "file": {
@@ -140,7 +144,7 @@ def _uint(doc: dict[str, Any], key: str) -> int:
     return value
 
 
-def _from_json(raw: bytes) -> Checkpoint:
+def checkpoint_from_json(raw: bytes) -> Checkpoint:
     doc = json.loads(raw)
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
@@ -179,7 +183,7 @@ def read_checkpoint(state_dir: Path) -> Checkpoint | None:
         raw = (Path(state_dir) / CHECKPOINT_NAME).read_bytes()
     except FileNotFoundError:
         return None
-    return _from_json(raw)
+    return checkpoint_from_json(raw)
 
 
 def load_checkpoint(state_dir: Path) -> Checkpoint | None:
@@ -198,7 +202,7 @@ def load_checkpoint(state_dir: Path) -> Checkpoint | None:
     except OSError as exc:
         raise StateError(f"cannot read the checkpoint {path}: {exc}") from exc
     try:
-        return _from_json(raw)
+        return checkpoint_from_json(raw)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         aside = path.with_name(CHECKPOINT_NAME + ".corrupt")
         log.warning("checkpoint %s is corrupt (%s): moved to %s, starting without it",
@@ -216,21 +220,30 @@ def save_checkpoint(state_dir: Path, cp: Checkpoint) -> None:
     The state directory is created (mode 0700) when missing. Raises `StateError` when the
     checkpoint cannot be written; the previous checkpoint is then left untouched.
     """
-    state_dir = Path(state_dir)
-    data = _to_json(cp)
+    try:
+        write_atomically(Path(state_dir), CHECKPOINT_NAME, [checkpoint_to_json(cp)])
+    except OSError as exc:
+        raise StateError(f"cannot write the checkpoint in {state_dir}: {exc}") from exc
+
+
+def write_atomically(state_dir: Path, name: str, parts: Iterable[bytes]) -> None:
+    """Write `parts` to `state_dir/name` so that a crash leaves the old file or the new
+    one, never half of one: a temporary file in the same directory, fsync, rename, fsync
+    of the directory (created with mode 0700 when missing). Raises `OSError`; the
+    temporary file is removed then."""
     tmp_name: str | None = None
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="." + CHECKPOINT_NAME + ".", suffix=".tmp",
-                                        dir=state_dir)
+        fd, tmp_name = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=state_dir)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp_name, state_dir / CHECKPOINT_NAME)
+        os.replace(tmp_name, state_dir / name)
         tmp_name = None
         # The rename is durable only once the directory entry itself is on disk.
         dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -238,8 +251,6 @@ def save_checkpoint(state_dir: Path, cp: Checkpoint) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except OSError as exc:
-        raise StateError(f"cannot write the checkpoint in {state_dir}: {exc}") from exc
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):

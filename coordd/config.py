@@ -71,10 +71,11 @@ class OpenclawConfig:
 
 @dataclass(frozen=True, slots=True)
 class StateConfig:
-    """`[state]`: where the checkpoint lives."""
+    """`[state]`: where the checkpoint (and the shutdown snapshot) live."""
 
     dir: str = ""
     checkpoint_interval: float = 1.0
+    snapshot: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 import orjson
@@ -27,6 +28,7 @@ import orjson
 __all__ = [
     "CATEGORIES",
     "DEFAULT_CATEGORY",
+    "RECORD_FIELDS",
     "ROLES",
     "STATUSES",
     "Event",
@@ -38,7 +40,9 @@ __all__ = [
     "dumps",
     "event_from_enriched",
     "event_from_parts",
+    "event_from_record",
     "event_hash",
+    "event_record",
     "event_time",
     "hash_input",
     "is_terminal",
@@ -614,6 +618,31 @@ def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any]
     else:
         ev.json = dumps(enriched)
         ev.source = None
+    return ev
+
+
+#: The fields of an `Event` as `event_record` lists them (`source` is transient: not kept).
+RECORD_FIELDS: Final = ("seq", "ts", "type", "agent_id", "role", "category", "sub_tags",
+                        "ws_id", "thread", "conversation_id", "from_agent", "to_agent",
+                        "terminal", "json")
+_record_of = attrgetter(*RECORD_FIELDS)
+
+
+def event_record(ev: Event) -> tuple[Any, ...]:
+    """The event as a plain tuple (`RECORD_FIELDS`), for `coordd.snapshot`."""
+    return _record_of(ev)
+
+
+def event_from_record(record: tuple[Any, ...]) -> Event:
+    """The event `event_record` gave (no re-extraction: trusted input). Raises
+    `ValueError`/`TypeError` when `record` is not a tuple of `RECORD_FIELDS`' length."""
+    if type(record) is not tuple:
+        raise TypeError(f"an event record is a tuple, not {type(record).__name__}")
+    ev = _new_event(Event)
+    (ev.seq, ev.ts, ev.type, ev.agent_id, ev.role, ev.category, ev.sub_tags, ev.ws_id,
+     ev.thread, ev.conversation_id, ev.from_agent, ev.to_agent, ev.terminal,
+     ev.json) = record
+    ev.source = None
     return ev
 
 

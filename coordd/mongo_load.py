@@ -28,7 +28,7 @@ from coordd.checkpoint import Checkpoint
 from coordd.model import Event, loads
 from coordd.mongo_schema import EVENTS
 from coordd.mongo_sink import PymongoSink, SyncMarker
-from coordd.tailfile import candidates, resume_position
+from coordd.tailfile import resumes_from as log_resumes
 
 __all__ = ["EVENT_PROJECTION", "document_event", "document_json", "events_after",
            "latest_events", "load_warm_history", "log_resumes", "warm_history"]
@@ -115,19 +115,6 @@ def events_after(db: Any, epoch: str, after: int, *, upto: int | None = None,
         rng["$lte"] = upto
     cursor = db[EVENTS].find({"epoch": epoch, "seq": rng}, EVENT_PROJECTION).sort("seq", 1)
     return _events(cursor.limit(limit))
-
-
-def log_resumes(path: Path, cp: Checkpoint) -> bool:
-    """Whether the tailer will resume from `cp` (its file is still there, unchanged):
-    the same test the tailer makes, done early so that a warm start that could not be
-    used loads nothing."""
-    cands = candidates(path)
-    try:
-        return resume_position(cands, cp)[1] is not None
-    finally:
-        for c in cands:
-            if c.lf is not None:
-                c.lf.close()
 
 
 def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[Event] | None:

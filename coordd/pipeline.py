@@ -385,6 +385,17 @@ class Pipeline:
         self._checkpoint_error = None
         self._saved_position = current
 
+    def stopped_at(self) -> Checkpoint | None:
+        """After `run` ended: the checkpoint on disk when the store holds exactly what it
+        covers (for `coordd.snapshot`), else None."""
+        pos = self._saved_position
+        if not self._history_done or pos is None or pos != self._position:
+            return None
+        file, offset, seq = pos
+        if seq != self.store.last_seq:
+            return None
+        return Checkpoint(file=file, offset=offset, seq=seq, epoch=self.epoch)
+
     # ------------------------------------------------------------------ introspection
 
     def statistics(self) -> PipelineStats:

@@ -31,7 +31,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
 from quart import websocket
 
-from .checkpoint import load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from .config import Config, load_config
 from .enrich import Enricher
 from .errors import CoorddError, StateError
@@ -40,6 +40,7 @@ from .hub import Hub
 from .logs import setup_logging
 from .mainagents import MainAgents
 from .metrics import Metrics
+from .model import Event
 from .notify import Notifier
 from .openapi import openapi_document
 from .overrides import Overrides
@@ -47,8 +48,10 @@ from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
 from .service_metrics import service_metric_families
 from .service_mongo import build_follower, build_sync_worker, mongo_checks
+from .snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
 from .store import Store
 from .tailer import Tailer
+from .tailfile import resumes_from
 from .web import AppContext, create_app
 
 if TYPE_CHECKING:
@@ -219,7 +222,40 @@ class Service:
             await self._drained()
             log.debug("drained %.3fs into the shutdown", trio.current_time() - stop_started)
             nursery.cancel_scope.cancel()
+        self._write_snapshot()
         log.info("stopped")
+
+    # ------------------------------------------------------------------ snapshot
+
+    def _snapshot_fingerprint(self) -> str:
+        plugins = [(p["name"], p["version"]) for p in self.plugins.describe() if p["enabled"]]
+        return snapshot_fingerprint(plugins, self.main_agents.current())
+
+    def _read_snapshot(self, cp: Checkpoint) -> list[Event] | None:
+        """In a worker thread at start: the snapshot's events for `cp`, or None."""
+        if not resumes_from(self.config.log_path(), cp):
+            return None  # the checkpointed file is gone: the log is read anyway
+        return read_snapshot(self.state_dir, cp, self._snapshot_fingerprint(),
+                             max_events=self.config.store.max_events)
+
+    def _write_snapshot(self) -> None:
+        """After a clean stop: the stored events for the final checkpoint (blocking)."""
+        pipeline = self.pipeline
+        if pipeline is None or not self.config.state.snapshot:
+            return
+        cp = pipeline.stopped_at()
+        if cp is None:
+            log.info("snapshot: not written (no checkpoint for what the store holds)")
+            return
+        started = time.perf_counter()
+        try:
+            size = write_snapshot(self.state_dir, list(self.store.iter_events()), cp,
+                                  self._snapshot_fingerprint())
+        except (OSError, ValueError) as e:
+            log.warning("snapshot: cannot write it in %s: %s", self.state_dir, e)
+            return
+        log.info("snapshot: %d events (%.1f MB) written in %.2f s", len(self.store),
+                 size / 1e6, time.perf_counter() - started)
 
     async def _drained(self) -> None:
         """Until the web server stopped on its own, or no request is being answered and no
@@ -309,6 +345,8 @@ class Service:
             history = await load_warm_history(
                 self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
                 max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout)
+        if history is None and checkpoint is not None and cfg.state.snapshot:
+            history = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
         self.tailer = Tailer(
             cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
             watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,

@@ -34,6 +34,7 @@ __all__ = [
     "list_siblings",
     "open_log",
     "resume_position",
+    "resumes_from",
     "scan_back",
     "sibling_pattern",
 ]
@@ -377,3 +378,16 @@ def history_start(cands: list[Candidate], pos_idx: int, pos_off: int | None, *,
         if need <= 0:
             return i, 0
     return first, 0
+
+
+def resumes_from(path: Path, cp: Checkpoint) -> bool:
+    """Whether a tailer of `path` will resume from `cp` (its file is still there,
+    unchanged): the same test the tailer makes, done early so that a warm start (from
+    MongoDB or a snapshot) that could not be used loads nothing."""
+    cands = candidates(path)
+    try:
+        return resume_position(cands, cp)[1] is not None
+    finally:
+        for c in cands:
+            if c.lf is not None:
+                c.lf.close()
