@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import FileId, read_checkpoint
+from .checkpoint import Checkpoint, FileId, read_checkpoint
 from .config import Config, load_config
 from .errors import CoorddError
+from .snapshot import SNAPSHOT_NAME, snapshot_header
 
 __all__ = ["Check", "exit_code", "render_plain", "run_checks"]
 
@@ -115,7 +116,28 @@ def check_state(cfg: Config) -> list[Check]:
         out.append(Check("state", status,
                          f"checkpoint at byte {cp.offset} of {where.name} (seq {cp.seq})",
                          {"offset": cp.offset, "size": size, "seq": cp.seq, "epoch": cp.epoch}))
+        if cfg.state.snapshot:
+            out.append(_check_snapshot(state, cp))
     return out
+
+
+def _check_snapshot(state: Path, cp: Checkpoint) -> Check:
+    try:
+        found = snapshot_header(state)
+    except (OSError, ValueError) as e:
+        return Check("state", "warn", f"{SNAPSHOT_NAME} is not a usable snapshot ({e}): the "
+                     "next start reads the log", hint="the next clean stop rewrites it")
+    if found is None:
+        return Check("state", "pass", "no snapshot: the next start reads the log (a clean stop "
+                     "writes one)")
+    written_for, count = found
+    if written_for != cp:
+        return Check("state", "pass", f"snapshot is for seq {written_for.seq}, the checkpoint "
+                     f"is at {cp.seq} (not stopped cleanly since): the next start reads the log",
+                     {"snapshot_seq": written_for.seq})
+    return Check("state", "pass", f"snapshot of {count} events for the checkpoint: the next "
+                 "start loads it (unless coordd, the plugins or the main agents changed)",
+                 {"snapshot_events": count})
 
 
 def _locate(file: FileId, log_path: Path) -> Path | None:

@@ -42,7 +42,8 @@ from coordd import __version__
 from coordd.checkpoint import Checkpoint, checkpoint_from_json, checkpoint_to_json, write_atomically
 from coordd.model import RECORD_FIELDS, Event, event_from_record, event_record
 
-__all__ = ["SNAPSHOT_NAME", "read_snapshot", "snapshot_fingerprint", "write_snapshot"]
+__all__ = ["SNAPSHOT_NAME", "read_snapshot", "snapshot_fingerprint", "snapshot_header",
+           "write_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,27 @@ def read_snapshot(state_dir: Path, cp: Checkpoint, fingerprint: str, *,
     return events
 
 
-def _parse(raw: bytes, cp: Checkpoint, fingerprint: str, max_events: int) -> list[Event]:
+def snapshot_header(state_dir: Path) -> tuple[Checkpoint, int] | None:
+    """The checkpoint the snapshot was written for and its number of events (its header
+    only: for `coordd --check`); None when there is none. Raises `ValueError` when the
+    file is not a readable snapshot, `OSError` when it cannot be read."""
+    try:
+        with open(Path(state_dir) / SNAPSHOT_NAME, "rb") as f:
+            start = f.read(_HEADER_MAX)
+    except FileNotFoundError:
+        return None
+    head, _ = _header(start)
+    return head[0], head[1]
+
+
+_HEADER_MAX: Final = 4096
+
+
+def _header(raw: bytes) -> tuple[tuple[Checkpoint, int, int, int, str], int]:
+    """((checkpoint, count, bytes, crc32, fingerprint), offset of the body)."""
     if not raw.startswith(_MAGIC):
         raise ValueError("not a coordd snapshot")
-    end = raw.find(b"\n", len(_MAGIC))
+    end = raw.find(b"\n", len(_MAGIC), _HEADER_MAX)
     try:
         head = orjson.loads(raw[len(_MAGIC):end])
         written_for = checkpoint_from_json(orjson.dumps(head["checkpoint"]))
@@ -112,12 +130,17 @@ def _parse(raw: bytes, cp: Checkpoint, fingerprint: str, max_events: int) -> lis
         raise ValueError(f"unreadable header ({e})") from None
     if fmt != _FORMAT:
         raise ValueError(f"format {fmt!r}, not {_FORMAT}")
+    return (written_for, count, size, crc, fp), end + 1
+
+
+def _parse(raw: bytes, cp: Checkpoint, fingerprint: str, max_events: int) -> list[Event]:
+    (written_for, count, size, crc, fp), body_at = _header(raw)
     if written_for != cp:
         raise ValueError(f"written for seq {written_for.seq} of epoch {written_for.epoch}, "
                          f"the checkpoint is at seq {cp.seq} of epoch {cp.epoch}")
     if fp != fingerprint:
         raise ValueError("coordd's version, the plugins or the main agents changed")
-    body = memoryview(raw)[end + 1:]
+    body = memoryview(raw)[body_at:]
     if len(body) != size or zlib.crc32(body) != crc:
         raise ValueError("incomplete or damaged")
     records = marshal.loads(body)

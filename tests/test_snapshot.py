@@ -3,8 +3,11 @@ same enrichment, refused (a start from the log) on anything else."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +187,26 @@ def test_other_plugins_or_snapshot_off_mean_a_start_from_the_log(home: Path) -> 
     finally:
         d3.stop()
     assert "snapshot:" not in d3.output()
+
+
+def test_check_says_whether_the_next_start_loads_the_snapshot(home: Path) -> None:
+    def check() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "coordd", "--check", "--json", "--state-dir",
+             str(home / "state")], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60)
+        return [c["output"] for c in json.loads(out.stdout)["checks"]["state"]]
+
+    d = Daemon(home).start()
+    d.append(*(event(n) for n in range(1, 21)))
+    d.wait_events(20)
+    assert d.stop() == 0
+    assert any("snapshot of 20 events for the checkpoint" in m for m in check())
+    d2 = Daemon(home).start()
+    d2.append(event(21))
+    d2.wait_events(21)
+    wait_for(lambda: '"seq":21' in (d2.state_dir / "checkpoint.json").read_text())
+    d2.kill()
+    assert any("snapshot is for seq 20, the checkpoint is at 21" in m for m in check())
+    (home / "state" / SNAPSHOT_NAME).write_bytes(b"junk")
+    assert any("not a usable snapshot" in m for m in check())
