@@ -11,8 +11,9 @@ ones forwards from it. Re-reading a line after a crash therefore gives it the se
 and downstream consumers dedupe by seq (and MongoDB by event hash).
 
 Warm restart: given `history_events` (the newest stored events up to the checkpoint, read
-back from MongoDB), the history lines are dropped unparsed when the tailer resumes from
-the checkpoint, and those events are stored in their place with the seqs they had.
+back from MongoDB or from the shutdown snapshot), the history lines are dropped unparsed
+when the tailer resumes from the checkpoint, and those events are stored in their place
+with the seqs they had.
 """
 
 from __future__ import annotations
@@ -131,12 +132,14 @@ class Pipeline:
         checkpoint_interval: float = 1.0,
         listeners: Sequence[Listener] = (),
         history_events: Sequence[Event] | None = None,
+        history_from: str = "MongoDB",
     ) -> None:
         """`history_events`: the history already loaded (warm restart): events of the
         checkpoint's epoch up to its seq, in seq order. When the tailer resumes from the
         checkpoint, the lines at or before it are dropped without being parsed and these
         events stand for them; when it does not (the checkpointed file is gone), they
-        are discarded and the log is read as usual."""
+        are discarded and the log is read as usual. `history_from` says where they came
+        from, for the log ("MongoDB", "the snapshot")."""
         self.tailer = tailer
         self.enricher = enricher
         self.store = store
@@ -157,6 +160,7 @@ class Pipeline:
         self._busy_since: float | None = None
         self._history: list[Event] = []
         self._preloaded = list(history_events) if history_events is not None else None
+        self._preloaded_from = history_from
         self._dropped_history = 0
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
@@ -299,7 +303,8 @@ class Pipeline:
             return
         if self._preloaded is not None:
             log.info("the checkpointed file is gone: reading the history from the log "
-                     "instead of the %d events loaded from MongoDB", len(self._preloaded))
+                     "instead of the %d events loaded from %s", len(self._preloaded),
+                     self._preloaded_from)
         self._preloaded = None
         history, self._history = self._history, []
         resumed = bool(getattr(self.tailer, "resumed", False)) and self.checkpoint is not None
@@ -341,14 +346,14 @@ class Pipeline:
         if history:
             self.store.last_seq = history[0].seq - 1
             self._store(history)
-        # Events of the checkpoint that MongoDB does not hold (retention) leave a gap; the
+        # Events of the checkpoint that were not loaded (MongoDB's retention) leave a gap; the
         # numbering goes on from the checkpoint.
         self.store.last_seq = max(self.store.last_seq, cp.seq)
         if self._position is not None:
             self._position = (self._position[0], self._position[1], self.store.last_seq)
-        log.info("history: %d events loaded from MongoDB, %d log lines skipped (epoch %s, "
-                 "last seq %d)", len(history), self._dropped_history, self.epoch,
-                 self.store.last_seq)
+        log.info("history: %d events loaded from %s, %d log lines skipped (epoch %s, "
+                 "last seq %d)", len(history), self._preloaded_from, self._dropped_history,
+                 self.epoch, self.store.last_seq)
 
     def _store(self, events: list[Event]) -> None:
         applied = self.store.extend(events)

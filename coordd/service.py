@@ -345,8 +345,10 @@ class Service:
             history = await load_warm_history(
                 self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
                 max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout)
+        history_from = "MongoDB"
         if history is None and checkpoint is not None and cfg.state.snapshot:
             history = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
+            history_from = "the snapshot"
         self.tailer = Tailer(
             cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
             watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
@@ -355,7 +357,7 @@ class Service:
         self.pipeline = Pipeline(
             self.tailer, self.enricher, self.store, state_dir=self.state_dir,
             checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
-            history_events=history,
+            history_events=history, history_from=history_from,
         )
         pipeline = self.pipeline
         self.hub = Hub(

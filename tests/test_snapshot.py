@@ -141,6 +141,8 @@ def test_a_clean_restart_loads_the_snapshot_and_answers_the_same(home: Path) -> 
     d2 = Daemon(home, "--log-level", "INFO").start()
     try:
         assert "snapshot: 300 events of epoch" in d2.output()
+        assert "history: 300 events loaded from the snapshot, 300 log lines skipped" in (
+            d2.output())
         assert answers(d2) == before
         d2.append(event(301))  # and it goes on tailing from the checkpoint
         evs = d2.wait_events(301)
