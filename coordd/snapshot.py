@@ -73,7 +73,11 @@ def write_snapshot(state_dir: Path, events: Sequence[Event], cp: Checkpoint,
         "fingerprint": fingerprint, "count": len(events), "bytes": len(body),
         "crc32": zlib.crc32(body),
     }) + b"\n"
-    write_atomically(Path(state_dir), SNAPSHOT_NAME, [_MAGIC, header, body])
+    state_dir = Path(state_dir)
+    # A stop killed while writing (systemd's TimeoutStopSec) leaves its temporary file.
+    for stale in state_dir.glob(f".{SNAPSHOT_NAME}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    write_atomically(state_dir, SNAPSHOT_NAME, [_MAGIC, header, body])
     return len(_MAGIC) + len(header) + len(body)
 
 

@@ -57,6 +57,14 @@ def test_round_trip_field_for_field(tmp_path: Path) -> None:
             assert seen.setdefault(value, value) is value
 
 
+def test_a_temporary_file_left_by_a_killed_write_is_removed(tmp_path: Path) -> None:
+    events = stored(5)
+    left = tmp_path / f".{SNAPSHOT_NAME}.abc123.tmp"
+    left.write_bytes(b"half a snapshot")
+    write_snapshot(tmp_path, events, cp_for(events), FP)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SNAPSHOT_NAME]
+
+
 def test_a_smaller_store_takes_the_newest(tmp_path: Path) -> None:
     events = stored(300)
     cp = cp_for(events)
