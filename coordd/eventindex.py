@@ -28,6 +28,8 @@ from coordd.model import Event, O, S, loads
 __all__ = ["EventIndex", "event_outcome"]
 
 _OUTCOME_TYPES: Final = frozenset({"a2a.response", "a2a.complete"})
+#: Evicted references a `_SeqList` keeps at least before compacting.
+_COMPACT_MIN: Final = 64
 _seq = attrgetter("seq")
 #: Key of the time index: `ts` alone. Events are inserted in seq order and the sorted
 #: list keeps equal keys in insertion order, so the order is `(ts, seq)` without a key
@@ -46,7 +48,15 @@ def event_outcome(ev: Event, enriched: Mapping[str, Any] | None = None) -> str |
 
 
 class _SeqList:
-    """Events in log order; eviction advances a head index, compacted now and then."""
+    """Events in log order; eviction advances a head index, compacted now and then.
+
+    The evicted references before the head keep those events alive until compaction, so
+    it runs once they are more than an eighth of the list (or 64): the list keeps at most
+    ~12 % dead weight, and compacting (a pointer `memmove`) costs at most eight moves per
+    evicted event. (Compacting at a half kept up to a whole store of evicted events alive
+    in the ring: ~+120 MiB RSS after 100,000 events went through a full 100,000-event
+    store.)
+    """
 
     __slots__ = ("head", "items")
 
@@ -62,7 +72,7 @@ class _SeqList:
 
     def popfront(self, n: int) -> None:
         self.head += n
-        if self.head > 1024 and self.head * 2 > len(self.items):
+        if self.head > _COMPACT_MIN and self.head * 8 > len(self.items):
             del self.items[: self.head]
             self.head = 0
 

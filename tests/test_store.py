@@ -230,3 +230,31 @@ def test_last_seq_can_be_preset_by_the_pipeline() -> None:
         s.extend([ev(41, "x", NOW)])
     s.extend([ev(42, "x", NOW)])
     assert s.first_seq == 42
+
+
+def test_evicted_events_are_released_not_kept_by_the_indexes() -> None:
+    """A full store that keeps evicting holds on to few evicted events: the index lists
+    compact once an eighth of them is dead (at a half, a whole store's worth of evicted
+    events stayed alive: +120 MiB at 100,000 events)."""
+    import gc
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is Event)
+
+    base = alive()
+    store = Store(max_events=2_000)
+    types = ["a2a.send", "a2a.response", "task.started", "continuation.started", "plan.x"]
+    seq = 0
+    most = 0
+    for i in range(400):  # 20,000 events in batches of 50
+        batch = []
+        for _ in range(50):
+            seq += 1
+            batch.append(ev(seq, types[seq % len(types)], NOW + seq, ws=f"ws_{seq // 40}"))
+        store.extend(batch)
+        del batch
+        if i % 7 == 0:
+            most = max(most, alive() - base)
+    assert len(store) == 2_000
+    assert most <= 2_000 * 9 // 8 + 64
