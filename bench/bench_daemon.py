@@ -23,7 +23,6 @@ The old monitor on the same machine and log size: cold start 3.7 s; p99 41 ms fo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -224,17 +223,19 @@ def main() -> int:
             first_body = bytes(fetch(path))  # warms the per-filter view once, as a
             first = json.loads(first_body)   # long-running daemon would have it
             assert key in first
-            digest = hashlib.sha1(first_body).digest()
             times = []
             differing = []
             for _ in range(a.requests):
                 t = time.perf_counter()
                 body = fetch(path)
                 times.append((time.perf_counter() - t) * 1000)
-                # Every answer checked, outside the timing: byte for byte the first one, or
-                # (kept, parsed below) the same in substance.
-                if hashlib.sha1(body).digest() != digest:
-                    differing.append(bytes(body))
+                # Every answer checked, outside the timing: byte for byte the first one
+                # (a copy and a memcmp, ~0.5 ms for 2.8 MB; comparing the memoryview itself
+                # goes element by element, ~10 ms), or (kept, parsed below) the same in
+                # substance.
+                got = bytes(body)
+                if got != first_body:
+                    differing.append(got)
             # The checks below can leave the connection idle beyond the server's keep-alive
             # timeout: the next route starts on a fresh one.
             assert conn is not None
@@ -242,6 +243,9 @@ def main() -> int:
             conn = None
             for body in differing:  # parsing 3 MB costs the client ~50 ms
                 assert json.loads(body)[key] == first[key]
+            if differing:
+                print(f"  ({len(differing)} of the answers differed from the first in bytes; "
+                      "each was checked in substance)")
             p50, p99 = statistics.median(times), percentile(times, 99)
             ok = p99 <= target
             failed |= not ok
