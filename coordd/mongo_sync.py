@@ -58,9 +58,9 @@ log = logging.getLogger(__name__)
 _seq = attrgetter("seq")
 #: Failures of one batch, other than "unreachable", before it is written event by event.
 _REFUSALS: Final = 3
-#: Buffered events beyond this many drop their enriched dict (`Event.source`, kept by the
-#: pipeline so a document needs no second parse): while MongoDB is slow or down the
-#: buffer holds references into the store, not ~10,000 parsed events.
+#: Buffered events beyond this many drop their prepared document (`Event.source`, made by
+#: the pipeline so a document needs no second parse): while MongoDB is slow or down the
+#: buffer holds references into the store, not ~10,000 documents.
 _KEEP_SOURCES: Final = 2_000
 #: Fruitless log re-reads in a row before a gap is declared unrecoverable.
 _LOG_MISSES: Final = 3
@@ -122,7 +122,7 @@ class SyncWorker:
         if not events:
             return
         start, end = self._offer(events)
-        # Only buffered events keep their enriched dict, and only the first
+        # Only buffered events keep their prepared document, and only the first
         # `_KEEP_SOURCES` of the buffer.
         keep_end = min(end, start + max(0, _KEEP_SOURCES - (len(self._pending) - (end - start))))
         for i in itertools.chain(range(start), range(keep_end, len(events))):
