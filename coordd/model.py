@@ -221,6 +221,11 @@ def dumps(value: Any) -> bytes:
     except TypeError:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return text.encode("utf-8", "backslashreplace")
+    return _exact(out)
+
+
+def _exact(out: bytes) -> bytes:
+    # A fresh, exactly-sized copy of orjson's output (see `dumps`).
     return bytes(bytearray(out))
 
 
@@ -262,6 +267,11 @@ def js_stringify(value: Any) -> str:
     out = _plain_stringify(value)
     if out is not None:
         return out.decode("utf-8")
+    return _normalised_stringify(value)
+
+
+def _normalised_stringify(value: Any) -> str:
+    # JSON.stringify by way of the normalising walk (integral floats, lone surrogates).
     return dumps(_js_normalise(value)).decode("utf-8")
 
 
@@ -337,11 +347,14 @@ def hash_input(enriched: Mapping[str, Any], ts: int | float | None = None) -> st
 
     `ts`: `event_time(enriched)` when the caller has it already (`Event.ts`).
     """
-    agent = S(enriched.get("agentId")) or ""
+    return _hash_head(enriched, ts) + js_stringify(enriched.get("data"))
+
+
+def _hash_head(enriched: Mapping[str, Any], ts: int | float | None) -> str:
+    """`type|agentId|TS|`: what `hash_input` puts before the data."""
     if ts is None:
         ts = event_time(enriched)
-    data = enriched.get("data")
-    return f"{enriched.get('type')}|{agent}|{js_number(ts)}|{js_stringify(data)}"
+    return f"{enriched.get('type')}|{S(enriched.get('agentId')) or ''}|{js_number(ts)}|"
 
 
 def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None,
@@ -353,17 +366,14 @@ def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None,
     as much as the rest of the hash). `data_json`: that output when the caller has it
     (`prepare_document`).
     """
-    if ts is None:
-        ts = event_time(enriched)
     data = enriched.get("data")
     if data_json is None:
         body = _plain_stringify(data)
     else:
         body = data_json if _is_plain(data_json) else None
-    agent = S(enriched.get("agentId")) or ""
-    head = f"{enriched.get('type')}|{agent}|{js_number(ts)}|"
+    head = _hash_head(enriched, ts)
     if body is None:
-        text = head + dumps(_js_normalise(data)).decode("utf-8")
+        text = head + _normalised_stringify(data)
         return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
     h = hashlib.sha256(head.encode("utf-8", "backslashreplace"))
     h.update(body)
@@ -656,7 +666,7 @@ def _dumps_splitting_data(enriched: dict[str, Any]) -> tuple[bytes, bytes | None
     data = enriched.get("data", _NO_DATA)
     if data is _NO_DATA:
         try:
-            return bytes(bytearray(orjson.dumps(enriched))), b"null"
+            return _exact(orjson.dumps(enriched)), b"null"
         except TypeError:
             return dumps(enriched), None
     try:
@@ -670,4 +680,4 @@ def _dumps_splitting_data(enriched: dict[str, Any]) -> tuple[bytes, bytes | None
         return dumps({**enriched, "data": data}), None
     finally:
         enriched["data"] = data
-    return bytes(bytearray(out)), data_json
+    return _exact(out), data_json

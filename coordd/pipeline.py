@@ -378,8 +378,7 @@ class Pipeline:
         current = self._position
         if current == self._saved_position:
             return
-        file, offset, seq = current
-        cp = Checkpoint(file=file, offset=offset, seq=seq, epoch=self.epoch)
+        cp = self._checkpoint_at(current)
         try:
             save_checkpoint(self.state_dir, cp)
         except (OSError, StateError) as e:
@@ -396,9 +395,10 @@ class Pipeline:
         pos = self._saved_position
         if not self._history_done or pos is None or pos != self._position:
             return None
-        file, offset, seq = pos
-        if seq != self.store.last_seq:
-            return None
+        return self._checkpoint_at(pos) if pos[2] == self.store.last_seq else None
+
+    def _checkpoint_at(self, position: tuple[FileId, int, int]) -> Checkpoint:
+        file, offset, seq = position
         return Checkpoint(file=file, offset=offset, seq=seq, epoch=self.epoch)
 
     # ------------------------------------------------------------------ introspection
