@@ -28,6 +28,7 @@ import orjson
 __all__ = [
     "CATEGORIES",
     "DEFAULT_CATEGORY",
+    "LINE_RULES_VERSION",
     "RECORD_FIELDS",
     "ROLES",
     "STATUSES",
@@ -301,14 +302,21 @@ def _is_plain(out: bytes) -> bool:
 class ParseResult:
     """One line, parsed: `value` is set when the line is JSON, else `reason` says why not.
 
-    Reasons: `blank`, `invalid_utf8`, `malformed_json`, `non_finite` (NaN/Infinity).
-    Whether the value is an acceptable event (an object with a type) is the enrichment
-    stage's decision.
+    Reasons: `blank`, `malformed_json`, `non_finite` (NaN/Infinity). `repaired`: the line
+    held invalid UTF-8, decoded with U+FFFD per invalid sequence (as the old monitor's
+    UTF-8 read does) before it parsed. Whether the value is an acceptable event (an
+    object with a type) is the enrichment stage's decision.
     """
 
     value: Any = None
     reason: str | None = None
+    repaired: bool = False
 
+
+#: Which lines `parse_line` accepts and how it decodes them, as a number that changes with
+#: those rules: a snapshot of events parsed under other rules is not used
+#: (`coordd.snapshot`). 2: invalid UTF-8 is replaced instead of skipping the line.
+LINE_RULES_VERSION: Final = 2
 
 _BLANK: Final = ParseResult(reason="blank")
 _NON_FINITE_RE: Final = re.compile(rb"(?<![\"\w])-?(?:NaN|Infinity)(?![\"\w])")
@@ -318,21 +326,25 @@ def parse_line(raw: bytes) -> ParseResult:
     """Parse one complete log line (without its newline).
 
     CRLF, surrounding JavaScript white space and a BOM (at the start of the file or of
-    any line) are stripped first; a blank line is reported as `blank`.
+    any line) are stripped first; a blank line is reported as `blank`. Invalid UTF-8 is
+    replaced, one U+FFFD per invalid sequence (`bytes.decode("utf-8", "replace")`, the
+    WHATWG decoder's rule): the line is kept when it is JSON then (`repaired`).
     """
     try:
         return ParseResult(orjson.loads(raw))
     except orjson.JSONDecodeError:
         pass
+    repaired = False
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return ParseResult(reason="invalid_utf8")
+        text = raw.decode("utf-8", "replace")
+        repaired = True
     text = js_trim(text)
     if not text:
         return _BLANK
     try:
-        return ParseResult(loads(text))
+        return ParseResult(loads(text), repaired=repaired)
     except ValueError:
         if _NON_FINITE_RE.search(raw):
             return ParseResult(reason="non_finite")

@@ -92,6 +92,7 @@ class PipelineStats:
     lines: int
     accepted: int
     rejected: dict[str, int]
+    repaired: int  # accepted events whose line held invalid UTF-8 (decoded with U+FFFD)
     batches: int
     last_progress: float
     busy_since: float | None  # trio time a batch went to the worker thread, while it is there
@@ -153,6 +154,7 @@ class Pipeline:
         self.epoch = checkpoint.epoch if checkpoint else new_epoch()
         self.caught_up = trio.Event()
         self._rejected: Counter[str] = Counter()
+        self._repaired = 0
         self._lines = 0
         self._accepted = 0
         self._batches = 0
@@ -282,6 +284,12 @@ class Pipeline:
                         )
                     continue
                 value = parsed.value
+                if parsed.repaired:
+                    ev = make(value)
+                    if ev is not None:
+                        append(ev)
+                        self._repaired += 1
+                    continue
             ev = make(value)
             if ev is not None:
                 append(ev)
@@ -411,6 +419,7 @@ class Pipeline:
             lines=self._lines,
             accepted=self._accepted,
             rejected=dict(self._rejected),
+            repaired=self._repaired,
             batches=self._batches,
             last_progress=self._last_progress,
             busy_since=self._busy_since,

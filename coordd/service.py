@@ -442,7 +442,8 @@ class Service:
             status = "pass" if ps.caught_up else "warn"
             checks["pipeline"] = [_check(status, "caught up" if ps.caught_up else "reading history",
                                          {"events": len(self.store), "lastSeq": ps.last_seq,
-                                          "epoch": ps.epoch, "rejected": ps.rejected})]
+                                          "epoch": ps.epoch, "rejected": ps.rejected,
+                                          "repaired": ps.repaired})]
             if ps.checkpoint_error:
                 checks["state"] = [_check("warn", f"checkpoint not written: {ps.checkpoint_error}")]
             else:

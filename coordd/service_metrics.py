@@ -40,6 +40,8 @@ def service_metric_families(
         p = pipeline()
         yield counter("coordd_events_ingested", "Events accepted into the store", p.accepted)
         yield gauge("coordd_seq", "Current sequence number", p.last_seq)
+        yield counter("coordd_lines_repaired", "Events kept from lines whose invalid UTF-8 "
+                      "was replaced with U+FFFD", p.repaired)
         for reason, n in p.rejected.items():
             skipped[reason] = skipped.get(reason, 0) + n
     yield counter("coordd_events_skipped", "Lines skipped, by reason", labels=skipped,

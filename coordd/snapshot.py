@@ -40,7 +40,13 @@ import orjson
 
 from coordd import __version__
 from coordd.checkpoint import Checkpoint, checkpoint_from_json, checkpoint_to_json, write_atomically
-from coordd.model import RECORD_FIELDS, Event, event_from_record, event_record
+from coordd.model import (
+    LINE_RULES_VERSION,
+    RECORD_FIELDS,
+    Event,
+    event_from_record,
+    event_record,
+)
 
 __all__ = ["SNAPSHOT_NAME", "read_snapshot", "snapshot_fingerprint", "snapshot_header",
            "write_snapshot"]
@@ -54,10 +60,10 @@ _FORMAT: Final = 1
 
 def snapshot_fingerprint(plugins: Iterable[tuple[str, str | None]],
                          main_agents: Iterable[str]) -> str:
-    """What the stored enrichment depends on, as a digest: coordd's version and record
-    layout, the enabled classifier plugins `(name, version)` and the main agents."""
-    doc = [__version__, list(RECORD_FIELDS), sorted([n, v or ""] for n, v in plugins),
-           sorted(main_agents)]
+    """What the stored events depend on, as a digest: coordd's version, record layout and
+    line rules, the enabled classifier plugins `(name, version)` and the main agents."""
+    doc = [__version__, list(RECORD_FIELDS), LINE_RULES_VERSION,
+           sorted([n, v or ""] for n, v in plugins), sorted(main_agents)]
     return hashlib.sha256(orjson.dumps(doc)).hexdigest()
 
 

@@ -110,8 +110,21 @@ async def test_junk_is_counted_by_reason_and_loses_nothing_else(tmp_path: Path) 
                           b'{"a":NaN}', line(2)], F1, 99, history=True, caught_up=True)]
     p, store = await run_pipeline(tmp_path, batches)
     assert ns(store) == [(1, 1), (2, 2)]
-    assert p.statistics().rejected == {"malformed_json": 1, "not_object": 1, "no_type": 1,
-                                       "invalid_utf8": 1, "non_finite": 1}
+    # b"\xff" decodes to U+FFFD, which is not JSON: malformed, not "repaired".
+    assert p.statistics().rejected == {"malformed_json": 2, "not_object": 1, "no_type": 1,
+                                       "non_finite": 1}
+    assert p.statistics().repaired == 0
+
+
+async def test_invalid_utf8_inside_a_string_is_repaired_and_kept(tmp_path: Path) -> None:
+    bad = line(2).replace(b'"n": 2', b'"n": 2, "m": "a\xffb\xe2\x82"')
+    batches = [LineBatch([line(1), bad, line(3)], F1, 99, history=True, caught_up=True)]
+    p, store = await run_pipeline(tmp_path, batches)
+    assert ns(store) == [(1, 1), (2, 2), (3, 3)]
+    # One U+FFFD per invalid sequence: the lone 0xff, the truncated 3-byte sequence.
+    assert list(store.iter_events())[1].as_dict()["data"]["m"] == "a\ufffdb\ufffd"
+    stats = p.statistics()
+    assert (stats.repaired, stats.rejected, stats.accepted) == (1, {}, 3)
 
 
 async def test_late_write_to_a_rotated_file_keeps_the_checkpoint_forward(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from coordd import snapshot
 from coordd.checkpoint import Checkpoint, FileId
 from coordd.gen import generate
 from coordd.model import RECORD_FIELDS, Event
@@ -121,6 +122,14 @@ def test_fingerprint_depends_on_plugins_and_main_agents_not_their_order() -> Non
     assert a == snapshot_fingerprint([("rules", "2"), ("keywords", "1")], ["a", "b"])
     assert a != snapshot_fingerprint([("keywords", "1"), ("rules", "3")], ["a", "b"])
     assert a != snapshot_fingerprint([("keywords", "1"), ("rules", "2")], ["a"])
+
+
+def test_fingerprint_depends_on_the_line_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Events parsed under other rules (invalid UTF-8 once skipped, now repaired) are not
+    # what a cold start would store.
+    a = snapshot_fingerprint([("keywords", "1")], ["a"])
+    monkeypatch.setattr(snapshot, "LINE_RULES_VERSION", 1)
+    assert a != snapshot_fingerprint([("keywords", "1")], ["a"])
 
 
 # ---------------------------------------------------------------------------- the daemon
