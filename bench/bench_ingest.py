@@ -49,15 +49,22 @@ class _Builder:
     def __init__(self, enricher: Enricher) -> None:
         self.enricher = enricher
         self._rejected: Counter[str] = Counter()
+        self._repaired = 0
         self._ratelog = _Quiet()
 
     def build(self, raw: list[bytes]) -> list[Event]:
         return Pipeline._build(self, raw)  # type: ignore[arg-type]
 
+    _skipped = Pipeline._skipped
+    _not_an_event = Pipeline._not_an_event
+
 
 class _Quiet:
     def warning(self, *args: Any) -> None:
         pass
+
+    def admit(self, key: str) -> None:
+        return None
 
 
 def make_enricher() -> Enricher:

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,14 +109,67 @@ class _RateLimited:
         self._dropped: Counter[str] = Counter()
 
     def warning(self, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) >= self.interval:
-            dropped = self._dropped.pop(key, 0)
-            suffix = f" ({dropped} more like this since the last message)" if dropped else ""
+        suffix = self.admit(key)
+        if suffix is not None:
             log.warning(msg + suffix, *args)
-            self._last[key] = now
-        else:
+
+    def admit(self, key: str) -> str | None:
+        """The suffix for a message about `key` that may be logged now (saying how many
+        were dropped), or None when it must be dropped (and is counted)."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self.interval:
             self._dropped[key] += 1
+            return None
+        self._last[key] = now
+        dropped = self._dropped.pop(key, 0)
+        return f" ({dropped} more like this since the last message)" if dropped else ""
+
+
+#: Characters of a line shown in a warning about it.
+EXCERPT_CHARS = 100
+
+
+def printable_excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """The start of a log line for a warning, repr-style: in single quotes, bytes that are
+    not UTF-8 as `\\xff`, control and other unprintable characters escaped (`\\x01`,
+    `\\t`, `\\u200b`), a backslash doubled; printable text (Korean included) as it is.
+    Longer lines are cut after `limit` characters, saying how long they are."""
+    text = raw[:limit * 4].decode("utf-8", "surrogateescape")  # at most 4 bytes a character
+    out = []
+    for ch in text[:limit]:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    more = f"... ({len(raw)} bytes)" if len(text) > limit or len(raw) > limit * 4 else ""
+    return "'" + "".join(out) + "'" + more
+
+
+@dataclass(slots=True)
+class _Place:
+    """Where one batch's lines are, for warnings about them: the file's path and each
+    line's byte offset in it (worked out from the batch's end on first use: a batch's
+    lines are consecutive, each followed by its newline)."""
+
+    lines: Sequence[bytes]
+    path: str
+    end_offset: int | None
+    _starts: list[int] | None = None
+
+    def of(self, index: int) -> str:
+        """`at byte <offset> of <path>` for the line at `index`."""
+        if self.end_offset is None:
+            return f"in {self.path}"
+        if self._starts is None:
+            first = self.end_offset - sum(map(len, self.lines)) - len(self.lines)
+            self._starts = list(accumulate((len(line) + 1 for line in self.lines),
+                                           initial=first))
+        return f"at byte {self._starts[index]} of {self.path}"
 
 
 class Pipeline:
@@ -227,6 +281,7 @@ class Pipeline:
                 # the sync worker keeps them for.
                 prepare = self.prepare_source if self._history_done else None
                 events = await trio.to_thread.run_sync(self._build, batch.lines, prepare,
+                                                       batch.path, batch.end_offset,
                                                        abandon_on_cancel=False)
             finally:
                 self._busy_since = None
@@ -263,43 +318,67 @@ class Pipeline:
         # belong to different batches.
         self._position = (file, offset, self.store.last_seq)
 
-    def _build(self, lines: list[bytes], prepare: Prepare | None = None) -> list[Event]:
-        """Parse and enrich in a worker thread. Numbering happens on the loop."""
+    def _build(self, lines: list[bytes], prepare: Prepare | None = None,
+               path: str | Path | None = None, end_offset: int | None = None) -> list[Event]:
+        """Parse and enrich in a worker thread. Numbering happens on the loop.
+
+        `path` and `end_offset` (the batch's file and where its last line ends) say where
+        a skipped line was, in the warning about it."""
         out: list[Event] = []
         append = out.append
         make = _event_maker(self.enricher, prepare)
-        before = Counter(self.enricher.rejected)
-        for raw in lines:
+        place = _Place(lines, "the log" if path is None else str(path), end_offset)
+        seen = dict(self.enricher.rejected)
+        for index, raw in enumerate(lines):
             # orjson first, inline: nearly every line is plain JSON, and `parse_line`
-            # (BOM, CRLF, lone surrogates, reasons) is only needed for the others.
+            # (BOM, CRLF, lone surrogates, invalid UTF-8, reasons) is only needed for the
+            # others.
             try:
                 value = _orjson_loads(raw)
             except _JSONDecodeError:
                 parsed = parse_line(raw)
                 if parsed.reason is not None:
                     if parsed.reason != "blank":
-                        self._rejected[parsed.reason] += 1
-                        self._ratelog.warning(
-                            parsed.reason, "skipped a line (%s): %.120r", parsed.reason, raw
-                        )
+                        self._skipped(parsed.reason, raw, place, index)
                     continue
                 value = parsed.value
                 if parsed.repaired:
                     ev = make(value)
-                    if ev is not None:
-                        append(ev)
-                        self._repaired += 1
+                    if ev is None:
+                        self._not_an_event(raw, place, index, seen)
+                        continue
+                    append(ev)
+                    self._repaired += 1
+                    suffix = self._ratelog.admit("repaired")
+                    if suffix is not None:
+                        log.warning("kept a line with invalid UTF-8 %s, each invalid byte "
+                                    "sequence replaced with U+FFFD: %s%s", place.of(index),
+                                    printable_excerpt(raw), suffix)
                     continue
             ev = make(value)
             if ev is not None:
                 append(ev)
-        after = self.enricher.rejected
-        for reason, count in after.items():
-            delta = count - before.get(reason, 0)
-            if delta:
-                self._rejected[reason] += delta
-                self._ratelog.warning(reason, "skipped %d event(s): %s", delta, reason)
+            else:
+                self._not_an_event(raw, place, index, seen)
         return out
+
+    def _not_an_event(self, raw: bytes, place: _Place, index: int,
+                      seen: dict[str, int]) -> None:
+        """A JSON line the enricher refused: count and report it under the reason the
+        enricher counted (`seen`: its counters before, kept up to date here)."""
+        for reason, count in self.enricher.rejected.items():
+            if count != seen.get(reason, 0):
+                seen[reason] = count
+                self._skipped(reason, raw, place, index)
+                return
+
+    def _skipped(self, reason: str, raw: bytes, place: _Place, index: int) -> None:
+        """Count a skipped line; warn (rate-limited) where it was and how it began."""
+        self._rejected[reason] += 1
+        suffix = self._ratelog.admit(reason)
+        if suffix is not None:
+            log.warning("skipped a line (%s) %s: %s%s", reason, place.of(index),
+                        printable_excerpt(raw), suffix)
 
     def _finish_history(self) -> None:
         """Number the buffered history backwards from the checkpoint and store it."""

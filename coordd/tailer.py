@@ -71,6 +71,7 @@ class LineBatch:
     end_offset: int  # just past the last complete line of this batch in that file
     history: bool  # at or before the checkpoint position (handed on in an earlier run)
     caught_up: bool = False  # completes the initial read of everything on disk; once per run
+    path: Path | None = None  # the file's path when it was read (for warnings about a line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +402,8 @@ class Tailer:
                            self.max_line_bytes, lf.path)
             if res.lines:
                 batch: LineBatch | None = LineBatch(res.lines, lf.fid, lf.offset,
-                                                    history=lf.read_pos <= lf.hist_end)
+                                                    history=lf.read_pos <= lf.hist_end,
+                                                    path=lf.path)
                 if self._initial:
                     # Held back so the last batch of the initial read can carry caught_up.
                     batch, self._pending = self._pending, batch

@@ -58,3 +58,22 @@ def test_invalid_utf8_inside_a_string_keeps_the_event(tmp_path: Path) -> None:
     finally:
         d.kill()
 
+
+def test_a_line_that_is_not_json_after_decoding_is_skipped_with_its_offset(
+        tmp_path: Path) -> None:
+    d = Daemon(tmp_path)
+    try:
+        first = b'{"type":"a2a.send","ts":1,"data":{"n":1}}'
+        junk = b'\xff{"type": oops, \x01 not json at all'
+        d.append(first, junk, event(3))
+        d.start()
+        assert [e["data"]["n"] for e in d.events()] == [1, 3]
+        figures = pipeline_figures(d)
+        assert figures["rejected"] == {"malformed_json": 1}
+        assert figures["repaired"] == 0
+        warning = next(line for line in d.lines if "skipped a line" in line)
+        assert f"at byte {len(first) + 1} of {d.log_path}" in warning
+        # A printable, repr-style excerpt: control characters and bad bytes escaped.
+        assert "'\\xff{\"type\": oops, \\x01 not json at all'" in warning
+    finally:
+        d.kill()

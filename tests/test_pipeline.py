@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import trio
 from coordd.checkpoint import Checkpoint, FileId, load_checkpoint
 from coordd.enrich import Enricher
 from coordd.model import Event
-from coordd.pipeline import Pipeline
+from coordd.pipeline import Pipeline, printable_excerpt
 from coordd.plugins import PluginHost
 from coordd.store import Store
 from coordd.tailer import LineBatch
@@ -125,6 +126,29 @@ async def test_invalid_utf8_inside_a_string_is_repaired_and_kept(tmp_path: Path)
     assert list(store.iter_events())[1].as_dict()["data"]["m"] == "a\ufffdb\ufffd"
     stats = p.statistics()
     assert (stats.repaired, stats.rejected, stats.accepted) == (1, {}, 3)
+
+
+async def test_skipped_line_warnings_say_where_the_line_is_and_how_it_began(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lines = [line(1), b"[1]", line(2), b'{"type":" ","x":"\xff"}', b"{oops\t\x7f"]
+    end = 1000 + sum(len(x) + 1 for x in lines)  # the batch starts at byte 1000
+    batches = [LineBatch(lines, F1, end, history=True, caught_up=True,
+                         path=Path("/var/log/c.ndjson"))]
+    with caplog.at_level(logging.WARNING, logger="coordd.pipeline"):
+        await run_pipeline(tmp_path, batches)
+    start = [1000 + sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert f"skipped a line (not_object) at byte {start[1]} of /var/log/c.ndjson: '[1]'" \
+        in warnings
+    assert (f"skipped a line (no_type) at byte {start[3]} of /var/log/c.ndjson: "
+            "'{\"type\":\" \",\"x\":\"\\xff\"}'") in warnings
+    assert (f"skipped a line (malformed_json) at byte {start[4]} of /var/log/c.ndjson: "
+            "'{oops\\t\\x7f'") in warnings
+
+
+def test_a_long_line_is_cut_in_its_excerpt() -> None:
+    assert printable_excerpt(b"x" * 150, limit=10) == "'xxxxxxxxxx'... (150 bytes)"
+    assert printable_excerpt("코드 \\".encode()) == "'코드 \\\\'"
 
 
 async def test_late_write_to_a_rotated_file_keeps_the_checkpoint_forward(tmp_path: Path) -> None:
