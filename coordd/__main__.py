@@ -2,7 +2,7 @@
 
     coordd [run] [options]          run the daemon (the default)
     coordd --check [--json]         health probe: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
-    coordd plugins [--json]         installed plugins: name, version, hooks, enabled
+    coordd plugins [--json]         installed plugins: name, version, state, hooks, categories
     coordd demo [options]           the daemon on a live synthetic log
     coordd watch [options]          follow the live stream of a running daemon
 """
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     chk = sub.add_parser("check", help="same as --check")
     _common(chk)
-    plg = sub.add_parser("plugins", help="list plugins: name, version, hooks, enabled")
+    plg = sub.add_parser("plugins", help="list plugins: name, version, state (why disabled), "
+                         "hooks, declared categories")
     _common(plg)
     demo = sub.add_parser("demo", help="run the daemon on a live synthetic log")
     _common(demo)
@@ -147,10 +148,19 @@ def _plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
     for row in rows:
-        state = "enabled" if row.get("enabled") else "disabled"
-        hooks = ", ".join(row.get("hooks", []))
-        print(f"{row.get('name')} {row.get('version') or ''} [{state}] hooks: {hooks}")
+        print(_plugin_line(row))
     return EXIT_OK
+
+
+def _plugin_line(row: dict[str, Any]) -> str:
+    """One plugin for `coordd plugins`: name, version, state (with why it is disabled),
+    hooks and the categories it declares."""
+    state = "enabled" if row.get("enabled") else f"disabled: {row.get('reason') or 'unknown'}"
+    line = (f"{row.get('name')} {row.get('version') or ''} [{state}] hooks: "
+            f"{', '.join(row.get('hooks', [])) or '-'}")
+    if row.get("categories"):
+        line += f"; categories: {', '.join(row['categories'])}"
+    return line
 
 
 def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]] | None = None,

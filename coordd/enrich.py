@@ -166,6 +166,9 @@ class Enricher:
         if not host.started:
             raise RuntimeError("start the PluginHost before building an Enricher")
         self._host = host
+        #: The valid categories (the host's, fixed at its start).
+        self.categories = host.vocabulary()
+        self._category_set = self.categories.members
         self._classify = host.classifier()
         self._main_agents = main_agents
         self._log_interval = log_interval
@@ -188,7 +191,7 @@ class Enricher:
         if parts is None:
             return None
         try:
-            return event_from_parts(seq, *parts, prepare=prepare)
+            return event_from_parts(seq, *parts, prepare=prepare, categories=self.categories)
         except Exception:
             self._internal_error(parts[2])
             return None
@@ -214,7 +217,7 @@ class Enricher:
             version = ((v := get("categoryVersion")) is not None and S(v)) or "v1"
 
             category = (v := get("collabCategory")) is not None and S(v)
-            if category and category in self._host.category_set:
+            if category and category in self._category_set:
                 sub_tags = _manual_sub_tags(get("collabSubTags"))
                 confidence: int | float = 1
                 source = "manual"

@@ -167,7 +167,8 @@ class Follower:
         while store.last_seq < marker.seq:
             evs: list[Event] = await self._call(
                 lambda: events_after(db, marker.epoch, store.last_seq, upto=marker.seq,
-                                     limit=self.batch_size))
+                                     limit=self.batch_size,
+                                     categories=store.overrides.categories))
             if not evs:
                 store.last_seq = marker.seq  # a gap MongoDB does not hold: go on after it
                 break
@@ -176,7 +177,8 @@ class Follower:
     async def _load_epoch(self, store: Store, marker: SyncMarker) -> None:
         db = await self._call(self.sink.db)
         evs: list[Event] = await self._call(
-            lambda: latest_events(db, marker.epoch, upto=marker.seq, limit=self.max_events))
+            lambda: latest_events(db, marker.epoch, upto=marker.seq, limit=self.max_events,
+                                  categories=store.overrides.categories))
         if len(store) or store.last_seq:
             log.warning("follower: epoch changed from %s to %s: reloading", store.epoch,
                         marker.epoch)

@@ -98,7 +98,12 @@ def coordd_categories(settings: Mapping[str, Any]) -> Iterable[str] | None:
 
     :param settings: this plugin's `[plugins.<name>]` table. Read-only.
     :return: an iterable of non-empty strings without surrounding white space,
-        or None. Invalid names are ignored with a warning.
+        or None. Invalid names (and `all`, the filters' "every category") are
+        ignored with a warning.
+
+    The ten built-in categories followed by every declared one form the category
+    vocabulary used everywhere: event, thread and session categories, filters,
+    stats, overrides, OpenAPI and MongoDB documents.
 
     Every implementation is called; all answers are collected.
 

@@ -18,7 +18,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Final
@@ -26,12 +26,14 @@ from typing import Any, Final
 import orjson
 
 __all__ = [
+    "BUILTIN_VOCABULARY",
     "CATEGORIES",
     "DEFAULT_CATEGORY",
     "LINE_RULES_VERSION",
     "RECORD_FIELDS",
     "ROLES",
     "STATUSES",
+    "CategoryVocabulary",
     "Event",
     "N",
     "O",
@@ -77,8 +79,57 @@ CATEGORIES: Final = (
     "legal_compliance",
     "biz_strategy",
 )
-CATEGORY_SET: Final = frozenset(CATEGORIES)
 DEFAULT_CATEGORY: Final = "engineering_build"
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class CategoryVocabulary:
+    """The valid collaboration categories: the ten built-in ones in canonical order, then
+    those the enabled plugins declare (`coordd_categories`), in the order declared.
+
+    Built once at start from the plugin host and handed to everything that validates,
+    filters, counts or lists categories (events, sessions, filters, overrides, stats,
+    OpenAPI), so that they all agree. Immutable; `in` is a set lookup.
+    """
+
+    names: tuple[str, ...]
+    members: frozenset[str]
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        names = list(CATEGORIES)
+        for name in extra:
+            if name not in names:
+                names.append(name)
+        object.__setattr__(self, "names", tuple(names))
+        object.__setattr__(self, "members", frozenset(names))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """The plugin-declared categories."""
+        return self.names[len(CATEGORIES):]
+
+    def listing(self) -> str:
+        """The valid names, comma-separated, for error messages."""
+        return ", ".join(self.names)
+
+    def ordered(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Counts in vocabulary order (any other name after them), zero counts dropped."""
+        out = {c: counts[c] for c in self.names if counts.get(c)}
+        out.update((c, n) for c, n in counts.items() if n and c not in out)
+        return out
+
+
+#: The built-in ten alone (no plugin declared anything).
+BUILTIN_VOCABULARY: Final = CategoryVocabulary()
 
 STATUSES: Final = ("ACTIVE", "QUIET", "ARCHIVED")
 
@@ -425,9 +476,10 @@ def _role_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
     return role if role in ROLE_SET else None
 
 
-def _category_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+def _category_of(event: Mapping[str, Any], data: Mapping[str, Any],
+                 categories: frozenset[str]) -> str:
     for cat in (event.get("collabCategory"), data.get("collabCategory")):
-        if type(cat) is str and cat in CATEGORY_SET:
+        if type(cat) is str and cat in categories:
             return cat
     return DEFAULT_CATEGORY
 
@@ -528,7 +580,10 @@ class Event:
     #: local: the worker may clear it.
     source: Any
 
-    def __init__(self, seq: int, enriched: Mapping[str, Any], json_bytes: bytes | None = None):
+    def __init__(self, seq: int, enriched: Mapping[str, Any], json_bytes: bytes | None = None,
+                 categories: CategoryVocabulary = BUILTIN_VOCABULARY):
+        """`categories`: the valid categories; any other `collabCategory` is taken as
+        `engineering_build` (the enriched JSON keeps what it says)."""
         data = O(enriched.get("data"))
         ts = event_time(enriched)
         self.seq = seq
@@ -536,7 +591,7 @@ class Event:
         self.type = _intern(str(enriched.get("type")))
         self.agent_id = _interned(S(enriched.get("agentId")))
         self.role = _role_of(enriched, data)
-        self.category = _category_of(enriched, data)
+        self.category = _category_of(enriched, data, categories.members)
         self.sub_tags = _sub_tags_of(enriched, data)
         self.ws_id = _interned(S(data.get("workSessionId")))
         # Interned: thread keys, conversation ids and tags repeat across events
@@ -570,9 +625,10 @@ class Event:
         return f"Event(seq={self.seq}, type={self.type!r}, ts={self.ts}, ws={self.ws_id!r})"
 
 
-def event_from_enriched(seq: int, enriched: Mapping[str, Any]) -> Event:
+def event_from_enriched(seq: int, enriched: Mapping[str, Any],
+                        categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> Event:
     """Build the store's record for an enriched event."""
-    return Event(seq, enriched)
+    return Event(seq, enriched, categories=categories)
 
 
 _new_event = Event.__new__
@@ -580,8 +636,10 @@ _new_event = Event.__new__
 
 def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any],
                      etype: str, role: str, category: str, sub_tags: list[str], *,
-                     prepare: Prepare | None = None) -> Event:
-    """`Event(seq, enriched)` from what the enricher just computed, without re-reading it.
+                     prepare: Prepare | None = None,
+                     categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> Event:
+    """`Event(seq, enriched, categories=categories)` from what the enricher just computed,
+    without re-reading it.
 
     `etype` is the enriched `type`, `role` its `eventRole` (one of `ROLES`), `category`
     and `sub_tags` its `collabCategory` / `collabSubTags`, `data` its `data` (or the
@@ -597,7 +655,7 @@ def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any]
     v = enriched.get("agentId")
     ev.agent_id = None if v is None else _interned(S(v))
     ev.role = role
-    ev.category = category if category.__class__ is str and category in CATEGORY_SET \
+    ev.category = category if category.__class__ is str and category in categories.members \
         else DEFAULT_CATEGORY
     if sub_tags:
         tags = []

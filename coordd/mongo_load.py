@@ -25,7 +25,7 @@ from typing import Any, Final
 import trio
 
 from coordd.checkpoint import Checkpoint
-from coordd.model import Event, loads
+from coordd.model import BUILTIN_VOCABULARY, CategoryVocabulary, Event, loads
 from coordd.mongo_schema import EVENTS
 from coordd.mongo_sink import PymongoSink, SyncMarker
 from coordd.tailfile import resumes_from as log_resumes
@@ -59,16 +59,18 @@ def _legacy_enriched(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def document_event(doc: Mapping[str, Any]) -> Event:
+def document_event(doc: Mapping[str, Any],
+                   categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> Event:
     """The stored `Event` an event document stands for: byte for byte what coordd stored
     when the document has `enriched`; rebuilt from the legacy fields otherwise. A
-    document without `seq` (the old monitor's) gets seq 0."""
+    document without `seq` (the old monitor's) gets seq 0. `categories`: the valid ones
+    (a category outside them counts as `engineering_build`, as for a log line)."""
     seq = doc.get("seq")
     seq = seq if type(seq) is int else 0
     raw = _enriched_json(doc)
     if raw is not None:
-        return Event(seq, loads(raw), raw)
-    return Event(seq, _legacy_enriched(doc))
+        return Event(seq, loads(raw), raw, categories)
+    return Event(seq, _legacy_enriched(doc), categories=categories)
 
 
 def _enriched_json(doc: Mapping[str, Any]) -> bytes | None:
@@ -92,32 +94,35 @@ def document_json(doc: Mapping[str, Any]) -> bytes:
     return document_event(doc).json_with_seq()
 
 
-def _events(cursor: Any) -> list[Event]:
-    return [document_event(d) for d in cursor.batch_size(_BATCH)]
+def _events(cursor: Any, categories: CategoryVocabulary) -> list[Event]:
+    return [document_event(d, categories) for d in cursor.batch_size(_BATCH)]
 
 
-def latest_events(db: Any, epoch: str, *, upto: int | None, limit: int) -> list[Event]:
+def latest_events(db: Any, epoch: str, *, upto: int | None, limit: int,
+                  categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> list[Event]:
     """The newest `limit` events of `epoch` (seq ≤ `upto` when given), in seq order."""
     flt: dict[str, Any] = {"epoch": epoch}
     if upto is not None:
         flt["seq"] = {"$lte": upto}
     cursor = db[EVENTS].find(flt, EVENT_PROJECTION).sort("seq", -1).limit(limit)
-    out = _events(cursor)
+    out = _events(cursor, categories)
     out.reverse()
     return out
 
 
 def events_after(db: Any, epoch: str, after: int, *, upto: int | None = None,
-                 limit: int = 1000) -> list[Event]:
+                 limit: int = 1000,
+                 categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> list[Event]:
     """Events of `epoch` with `after` < seq (≤ `upto`), in seq order, at most `limit`."""
     rng: dict[str, Any] = {"$gt": after}
     if upto is not None:
         rng["$lte"] = upto
     cursor = db[EVENTS].find({"epoch": epoch, "seq": rng}, EVENT_PROJECTION).sort("seq", 1)
-    return _events(cursor.limit(limit))
+    return _events(cursor.limit(limit), categories)
 
 
-def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[Event] | None:
+def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int,
+                 categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> list[Event] | None:
     """Blocking: the history for a warm restart from `cp`, or None (reason logged)."""
     started = time.perf_counter()
     marker: SyncMarker | None = sink.read_marker()
@@ -131,7 +136,8 @@ def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[
         return None
     with sink.errors():
         db = sink.db()
-        events = latest_events(db, cp.epoch, upto=cp.seq, limit=max_events)
+        events = latest_events(db, cp.epoch, upto=cp.seq, limit=max_events,
+                               categories=categories)
         missing = db[EVENTS].count_documents(
             {"epoch": cp.epoch, "seq": {"$gte": events[0].seq if events else 0},
              "enriched": {"$exists": False}})
@@ -154,6 +160,7 @@ def warm_history(sink: PymongoSink, cp: Checkpoint, *, max_events: int) -> list[
 async def load_warm_history(
     sink: PymongoSink, cp: Checkpoint | None, log_path: Path, *, max_events: int,
     max_wait: float, run_sync: Callable[..., Any] | None = None,
+    categories: CategoryVocabulary = BUILTIN_VOCABULARY,
 ) -> list[Event] | None:
     """`warm_history` off the event loop, bounded by `max_wait` seconds; None (a cold
     start) when there is no usable checkpoint or MongoDB fails or is too slow.
@@ -167,7 +174,8 @@ async def load_warm_history(
             return None
         with trio.move_on_after(max_wait) as scope:
             events: list[Event] | None = await run(
-                lambda: warm_history(sink, cp, max_events=max_events), abandon_on_cancel=True)
+                lambda: warm_history(sink, cp, max_events=max_events, categories=categories),
+                abandon_on_cancel=True)
             return events
         if scope.cancelled_caught:
             log.warning("warm start: MongoDB did not answer within %.1f s: reading the log",

@@ -40,7 +40,7 @@ from typing import Any, Final
 import trio
 
 from coordd import queries
-from coordd.model import dumps
+from coordd.model import CategoryVocabulary, dumps
 from coordd.mongo_load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo_schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
 from coordd.mongo_stats import mongo_stats
@@ -244,7 +244,7 @@ class MongoQueries:
             total = sessions.count_documents(flt)
             docs = list(sessions.find(flt, {"_id": 1, "eventCount": 1})
                         .sort([("lastTime", -1), ("_id", 1)]).limit(limit))
-            aggs = _session_aggs(db, docs, held)
+            aggs = _session_aggs(db, docs, held, ov.categories)
             items = [render_session(agg, now_ms, overrides.get(agg.ws_id),
                                     store.cache if held.get(agg.ws_id) is agg else None)
                      for agg in aggs]
@@ -358,8 +358,8 @@ def _events_from_mongo(db: Any, store: Store, q: EventsQuery) -> Response:
     return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
 
-def _session_aggs(db: Any, docs: list[Mapping[str, Any]],
-                  held: Mapping[str, SessionAgg]) -> list[SessionAgg]:
+def _session_aggs(db: Any, docs: list[Mapping[str, Any]], held: Mapping[str, SessionAgg],
+                  categories: CategoryVocabulary) -> list[SessionAgg]:
     """Aggregates for session documents, in their order: memory's where it holds every
     event of the session, else built from the session's event documents."""
     out: dict[str, SessionAgg | None] = {}
@@ -378,7 +378,7 @@ def _session_aggs(db: Any, docs: list[Mapping[str, Any]],
                 {"$or": [{"workSessionId": {"$in": load}},
                          {"workSessionId": {"$exists": False},
                           "data.workSessionId": {"$in": load}}]}, EVENT_PROJECTION):
-            ev = document_event(doc)
+            ev = document_event(doc, categories)
             if ev.ws_id is not None:
                 events.setdefault(ev.ws_id, []).append(ev)
         for ws_id in load:

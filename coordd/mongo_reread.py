@@ -35,7 +35,7 @@ from typing import Any
 import trio
 
 from coordd.checkpoint import Checkpoint, matches
-from coordd.model import Event, parse_line
+from coordd.model import BUILTIN_VOCABULARY, CategoryVocabulary, Event, parse_line
 from coordd.tailfile import list_siblings
 
 __all__ = ["LogRereader", "iter_lines"]
@@ -102,11 +102,14 @@ class LogRereader:
     def __init__(self, path: Path, enrich: Callable[[Any], Mapping[str, Any] | None],
                  anchor: Callable[[], Checkpoint | None], *, read_rotated: bool = True,
                  max_line_bytes: int = 1 << 20, batch_size: int = 500,
-                 limiter: trio.CapacityLimiter | None = None) -> None:
+                 limiter: trio.CapacityLimiter | None = None,
+                 categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> None:
         """`anchor()`: the pipeline's current checkpoint (None when there is none, or when
-        it belongs to another epoch than the store's)."""
+        it belongs to another epoch than the store's). `categories`: the valid ones, those
+        of the enricher (as for the pipeline's events)."""
         self.path = Path(path)
         self.enrich = enrich
+        self.categories = categories
         self.anchor = anchor
         self.read_rotated = read_rotated
         self.max_line_bytes = max_line_bytes
@@ -185,7 +188,8 @@ class LogRereader:
                 j += 1
                 enriched = self._accept(raw)
                 if enriched is not None:
-                    batch.append(Event(plan.first_seq + index, enriched))
+                    batch.append(Event(plan.first_seq + index, enriched,
+                                       categories=self.categories))
                     if len(batch) >= self.batch_size:
                         yield batch
                         batch = []

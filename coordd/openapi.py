@@ -36,7 +36,8 @@ def _ok(schema_ref: str, description: str) -> dict[str, Any]:
 
 
 def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
-    """Build the document; `categories` are the valid `collabCategory` values."""
+    """Build the document; `categories` are the valid `collabCategory` values (the
+    vocabulary: the built-in ones, then those the enabled plugins declare)."""
     limit = _param("limit", "Plain non-negative decimal integer; 0 or absent means the default.",
                    {"type": "integer", "minimum": 0})
     since = _param("since", "Lower time bound (inclusive): ISO-8601 (a naive time is UTC) or "
@@ -150,7 +151,8 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
                 "status": {"type": "string", "enum": list(STATUSES)},
                 "startTime": {"type": "number"}, "lastTime": {"type": "number"},
                 "durationMs": {"type": "number"}, "threadCount": {"type": "integer"},
-                "eventCount": {"type": "integer"}, "collabCategory": {"type": "string"},
+                "eventCount": {"type": "integer"},
+                "collabCategory": {"type": "string", "enum": list(categories)},
                 "collabSubTags": {"type": "array", "items": {"type": "string"}},
                 "categorySource": {"type": "string"}, "roleCounts": {"type": "object"},
                 "threads": {"type": "array", "items": {"type": "object"}}}},

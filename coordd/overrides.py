@@ -24,12 +24,12 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from coordd.model import CATEGORIES, S, loads
+from coordd.model import BUILTIN_VOCABULARY, CategoryVocabulary, S, loads
 
 __all__ = ["Override", "Overrides", "iso_ms"]
 
@@ -64,26 +64,29 @@ class Overrides:
     """The override map, its file, and change detection.
 
     `path=None` keeps overrides in memory only (tests, or no state directory).
-    `categories` is the set of valid categories: the ten built-in ones by default (None);
-    the service adds the ones classifier plugins introduce (`set_categories`).
+    `categories` are the valid categories (the service passes the plugin host's, so that
+    an override to a plugin's category is kept from the first read on); an entry of the
+    file naming any other is ignored.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        categories: Collection[str] | None = None,
+        categories: CategoryVocabulary = BUILTIN_VOCABULARY,
         check_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], float] = lambda: time.time() * 1000.0,
     ) -> None:
         self.path = Path(path) if path is not None else None
-        self.categories: frozenset[str] = frozenset(
-            CATEGORIES if categories is None else categories)
+        self.categories = categories
         self._interval = check_interval_s
         self._clock = clock
         self._wall_ms = wall_ms
         self._entries: dict[str, Override] = {}
+        #: Entries of the file naming a category that is not valid now (a plugin's, while
+        #: it is disabled): not applied, but written back, so that they are not lost.
+        self._unknown: dict[str, Any] = {}
         self._categories: dict[str, str] = {}
         self._stat: tuple[int, int, int] = _NO_STAT
         self._checked_at: float | None = None
@@ -155,6 +158,7 @@ class Overrides:
 
     def _parse(self, doc: Any) -> dict[str, Override]:
         out: dict[str, Override] = {}
+        self._unknown = {}
         if type(doc) is not dict:
             return out
         now_iso = iso_ms(self._wall_ms())
@@ -162,7 +166,10 @@ class Overrides:
             if type(entry) is not dict:
                 continue
             cat = S(entry.get("collabCategory"))
-            if cat is None or cat not in self.categories:
+            if cat is None:
+                continue
+            if cat not in self.categories:
+                self._unknown[ws_id] = entry
                 continue
             at = entry.get("updatedAt")
             out[ws_id] = Override(
@@ -170,6 +177,13 @@ class Overrides:
                 updated_at=at if type(at) is str and at else now_iso,
                 updated_by=S(entry.get("updatedBy")),
             )
+        if self._unknown:
+            ws_id, entry = next(iter(self._unknown.items()))
+            log.warning("category overrides %s: %d entries name a category that is not valid "
+                        "now (e.g. %r: %r) and are ignored, but kept in the file; valid: %s "
+                        "(is the plugin that declares it disabled?)", self.path,
+                        len(self._unknown), ws_id, S(entry.get("collabCategory")),
+                        self.categories.listing())
         return out
 
     def _install(self, entries: dict[str, Override]) -> None:
@@ -177,20 +191,16 @@ class Overrides:
         self._categories = {k: v.category for k, v in entries.items()}
         self.version += 1
 
-    def set_categories(self, categories: Collection[str]) -> None:
-        """Change the valid category set (plugins loaded) and re-read the file, whose
-        entries naming a plugin's category were dropped until now."""
-        self.categories = frozenset(categories)
-        self.refresh(force=True)
-
     # ------------------------------------------------------------------ writing
 
     def set(self, ws_id: str, category: str, *, updated_by: str | None, now_ms: float) -> Override:
         """Override one session's category: re-read the file, write it atomically, then
-        update memory. Raises `ValueError` for an unknown category and `OSError` when
-        the file cannot be written (memory is then left unchanged)."""
+        update memory. Raises `ValueError` for an unknown category (the message lists the
+        valid ones) and `OSError` when the file cannot be written (memory is then left
+        unchanged)."""
         if category not in self.categories:
-            raise ValueError(f"unknown category: {category!r}")
+            raise ValueError(f"unknown category {category!r}: expected one of "
+                             f"{self.categories.listing()}")
         self.refresh(force=True)
         entry = Override(category, iso_ms(now_ms), updated_by)
         entries = dict(self._entries)
@@ -202,7 +212,7 @@ class Overrides:
 
     def _write(self, entries: Mapping[str, Override]) -> None:
         assert self.path is not None
-        doc = {k: v.as_json() for k, v in entries.items()}
+        doc = {**self._unknown, **{k: v.as_json() for k, v in entries.items()}}
         # JSON.stringify(doc, null, 2) + "\n": same separators, non-ASCII raw.
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         data = text.encode("utf-8", "backslashreplace")

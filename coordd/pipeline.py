@@ -35,7 +35,7 @@ from orjson import loads as _orjson_loads
 
 from .checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from .errors import StateError
-from .model import Event, Prepare, parse_line
+from .model import BUILTIN_VOCABULARY, Event, Prepare, parse_line
 from .tailer import LineBatch, Tailer
 
 __all__ = ["Listener", "Pipeline", "PipelineStats"]
@@ -60,12 +60,13 @@ def _event_maker(enricher: EnricherLike,
             return partial(fused, prepare=prepare)
         return fused  # type: ignore[no-any-return]
     enrich = enricher.enrich
+    categories = getattr(enricher, "categories", BUILTIN_VOCABULARY)
 
     def make(value: Any) -> Event | None:
         enriched = enrich(value)
         if enriched is None:
             return None
-        ev = Event(0, enriched)
+        ev = Event(0, enriched, categories=categories)
         if prepare is not None:
             ev.source = prepare(ev, enriched, None)
         return ev

@@ -40,7 +40,7 @@ from coordd.chain import (
     validate_classification,
 )
 from coordd.hookspecs import Classification
-from coordd.model import CATEGORIES
+from coordd.model import BUILTIN_VOCABULARY, CategoryVocabulary
 
 __all__ = [
     "ALLOW_ENV",
@@ -88,6 +88,7 @@ class _Plugin:
     warnings: list[str] = dataclasses.field(default_factory=list)
     settings: Mapping[str, Any] = dataclasses.field(default_factory=lambda: _EMPTY)
     record: CallRecord | None = None  # classify counters, once started
+    categories: tuple[str, ...] = ()  # what its coordd_categories declared (valid names)
 
 
 class PluginHost:
@@ -124,8 +125,7 @@ class PluginHost:
         self._plugins: dict[str, _Plugin] = {}
         self._chain: ClassifierChain | None = None
         self._started = False
-        self._extra_categories: tuple[str, ...] = ()
-        self.category_set: frozenset[str] = frozenset(CATEGORIES)
+        self._vocabulary = BUILTIN_VOCABULARY
         extras = [_named(obj) for obj in extra]
         if load_entry_points:
             self._load_entry_points({name for name, _ in extras})
@@ -214,19 +214,15 @@ class PluginHost:
                 if culprit is None:  # cannot happen: only the host registers plugins
                     raise
                 self._fail_load(culprit, f"implements an unknown hook: {exc}", exc)
-        extra: list[str] = []
         for plugin in self._loaded():
             ok, _ = self._run_setup_hook(plugin, "coordd_startup")
             if not ok:
                 continue
             ok, answer = self._run_setup_hook(plugin, "coordd_categories")
-            if not ok:
-                continue
-            for name in self._category_names(plugin, answer):
-                if name not in CATEGORIES and name not in extra:
-                    extra.append(name)
-        self._extra_categories = tuple(extra)
-        self.category_set = frozenset(CATEGORIES) | frozenset(extra)
+            if ok:
+                plugin.categories = tuple(dict.fromkeys(self._category_names(plugin, answer)))
+        self._vocabulary = CategoryVocabulary(
+            name for plugin in self._loaded() for name in plugin.categories)
         self._chain = self._build_chain()
         self._started = True
         for plugin in self._plugins.values():
@@ -271,7 +267,9 @@ class PluginHost:
             return []
         names = []
         for name in answer:
-            if type(name) is str and name and name == name.strip():
+            if name == "all":  # the filters' "every category"
+                plugin.warnings.append("category name 'all' is reserved; ignored")
+            elif type(name) is str and name and name == name.strip():
                 names.append(name)
             else:
                 plugin.warnings.append(f"invalid category name {name!r} ignored")
@@ -292,7 +290,7 @@ class PluginHost:
             links.append(Link.build(plugin.record, impl.function, impl.argnames,
                                     impl.kwargnames))
         records = [p.record for p in self._loaded() if p.record is not None]
-        return ClassifierChain(links, records, self.category_set, **self._chain_options)
+        return ClassifierChain(links, records, self._vocabulary.members, **self._chain_options)
 
     # ------------------------------------------------------------------ the hot path
 
@@ -320,12 +318,18 @@ class PluginHost:
 
     # ------------------------------------------------------------------ introspection
 
+    def vocabulary(self) -> CategoryVocabulary:
+        """The valid categories: the ten built-in ones, then every category the started
+        plugins declared (only the built-in ones before `start()`)."""
+        return self._vocabulary
+
     def categories(self) -> tuple[str, ...]:
-        """The ten built-in categories, then every category plugins introduced."""
-        return CATEGORIES + self._extra_categories
+        """`vocabulary()`'s names, in order."""
+        return self._vocabulary.names
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every known plugin: name, version, hooks, enabled (for `coordd plugins`)."""
+        """Every known plugin: name, version, hooks, enabled, the categories it declared,
+        and why it is not enabled (`reason`), for `coordd plugins` and `/-/plugins`."""
         out = []
         for plugin in self._plugins.values():
             hooks: list[str] = []
@@ -333,7 +337,8 @@ class PluginHost:
                 hooks = sorted(c.name for c in self._pm.get_hookcallers(plugin.obj) or ())
             entry: dict[str, Any] = {"name": plugin.name, "version": plugin.version,
                                      "hooks": hooks, "enabled": plugin.enabled,
-                                     "builtin": plugin.builtin, "origin": plugin.origin}
+                                     "builtin": plugin.builtin, "origin": plugin.origin,
+                                     "categories": list(plugin.categories)}
             if plugin.reason is not None:
                 entry["reason"] = plugin.reason
             out.append(entry)

@@ -31,10 +31,11 @@ from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from coordd.model import (
-    CATEGORIES,
+    BUILTIN_VOCABULARY,
     ROLE_SET,
     ROLES,
     STATUSES,
+    CategoryVocabulary,
     S,
     dumps,
     js_trim,
@@ -89,7 +90,6 @@ _STATUS_SET: Final = frozenset(STATUSES)
 _PLAIN_INT: Final = re.compile(r"[0-9]+")
 _EPOCH_MS: Final = re.compile(r"-?[0-9]+")
 _BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_CATEGORY_MSG: Final = "collabCategory is required and must be a valid category"
 _HUGE: Final = 10**18
 
 
@@ -191,19 +191,21 @@ def _statuses(params: Params) -> list[str]:
 
 
 def view_category_param(store: Store, params: Params) -> str | None:
-    """`viewCategory`: `all` or a known category; None when absent."""
+    """`viewCategory`: `all` or a category of the store's vocabulary (the built-in ones
+    and the plugins'); None when absent. The error lists the valid values."""
     cat = text_param(params, "viewCategory")
-    if cat is not None and cat != "all" and cat not in store.overrides.categories:
-        raise BadRequest(f"invalid viewCategory {cat!r}: expected all or a category")
+    categories = store.overrides.categories
+    if cat is not None and cat != "all" and cat not in categories:
+        raise BadRequest(f"invalid viewCategory {cat!r}: expected all or one of "
+                         f"{categories.listing()}")
     return cat
 
 
-def ordered_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """Category counts in canonical order, zero counts dropped."""
-    # Canonical category order first, then any plugin-introduced category.
-    out = {c: counts[c] for c in CATEGORIES if counts.get(c)}
-    out.update((c, n) for c, n in counts.items() if n and c not in out)
-    return out
+def ordered_counts(counts: Mapping[str, int],
+                   categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> dict[str, int]:
+    """Category counts in vocabulary order (built-in, then the plugins'), zero counts
+    dropped."""
+    return categories.ordered(counts)
 
 
 def decode_segment(segment: str | bytes) -> str:
@@ -295,6 +297,8 @@ class EventsQuery:
     types: list[str]
     view_category: str | None
     before: int | None
+    #: The vocabulary `view_category` was checked against (orders `categoryCounts`).
+    categories: CategoryVocabulary = BUILTIN_VOCABULARY
 
     def filters(self) -> dict[str, Any]:
         """The store's filter keywords (`Store.count_events` / `select_events`)."""
@@ -324,7 +328,8 @@ def events_query(store: Store, params: Params) -> EventsQuery:
         if cursor[1] != store.epoch:
             raise BadRequest("cursor is from another epoch: start again without cursor")
         before = cursor[2]
-    return EventsQuery(limit, since, until, roles, types, view_cat, before)
+    return EventsQuery(limit, since, until, roles, types, view_cat, before,
+                       store.overrides.categories)
 
 
 def events_tail(q: EventsQuery, *, count: int, total: int, matched: int,
@@ -338,7 +343,7 @@ def events_tail(q: EventsQuery, *, count: int, total: int, matched: int,
         "role": q.roles[0] if q.roles else None,
         "type": q.types,
         "viewCategory": q.view_category,
-        "categoryCounts": ordered_counts(cats),
+        "categoryCounts": ordered_counts(cats, q.categories),
         "roles": q.roles,
         "nextCursor": encode_cursor(["e", epoch, next_seq]) if next_seq is not None else None,
         "epoch": epoch,
@@ -447,7 +452,7 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
         "status": statuses,
         "viewCategory": view_cat,
         "subTag": sub_tag,
-        "categoryCounts": ordered_counts(cats),
+        "categoryCounts": ordered_counts(cats, ov.categories),
         "nextCursor": encode_cursor(["s", *page[-1].sort_key]) if more else None,
         "epoch": store.epoch,
         "seq": store.last_seq,
@@ -504,7 +509,10 @@ def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
     ov = store.overrides
     category = S(doc.get("collabCategory"))
     if category is None or category not in ov.categories:
-        return error(400, _CATEGORY_MSG)
+        raw = doc.get("collabCategory")
+        got = "missing" if raw is None else f"got {raw!r}"
+        return error(400, f"collabCategory is required and must be one of "
+                          f"{ov.categories.listing()} ({got})")
     try:
         entry = ov.set(ws_id, category, updated_by=S(doc.get("updatedBy")), now_ms=now_ms)
     except OSError as exc:

@@ -106,7 +106,11 @@ class Service:
             settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
             allow=allow_list_from_env(os.environ),
         )
-        self.overrides = Overrides(cfg.overrides_path(), categories=None)
+        # Started before anything validates a category: the overrides' first read already
+        # keeps an override to a plugin's category.
+        self.plugins.start()
+        self.categories = self.plugins.vocabulary()
+        self.overrides = Overrides(cfg.overrides_path(), categories=self.categories)
         self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
         self.sync: SyncWorker | None = None
         self.tailer: Tailer | None = None
@@ -135,10 +139,7 @@ class Service:
         cfg = self.config
         self._shutdown = trio.Event()
         self._prepare_state_dir()
-        self.plugins.start()
         self.enricher = Enricher(self.plugins, self.main_agents.current)
-        # Overrides may name plugin-introduced categories.
-        self.overrides.set_categories(self.plugins.categories())
         following = cfg.mode.follower
         if cfg.mongo.uri:
             from .mongo_queries import MongoQueries
@@ -166,7 +167,7 @@ class Service:
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
             on_category_change=self.sync.refresh_sessions if self.sync is not None else None,
-            openapi=orjson.dumps(openapi_document(self.plugins.categories())),
+            openapi=orjson.dumps(openapi_document(self.categories.names)),
         )
         self.app_context = ctx
         app = create_app(ctx)
@@ -229,7 +230,7 @@ class Service:
 
     def _snapshot_fingerprint(self) -> str:
         plugins = [(p["name"], p["version"]) for p in self.plugins.describe() if p["enabled"]]
-        return snapshot_fingerprint(plugins, self.main_agents.current())
+        return snapshot_fingerprint(plugins, self.main_agents.current(), self.categories.names)
 
     def _read_snapshot(self, cp: Checkpoint) -> list[Event] | None:
         """In a worker thread at start: the snapshot's events for `cp`, or None."""
@@ -344,7 +345,8 @@ class Service:
 
             history = await load_warm_history(
                 self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
-                max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout)
+                max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout,
+                categories=self.categories)
         history_from = "MongoDB"
         if history is None and checkpoint is not None and cfg.state.snapshot:
             history = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)

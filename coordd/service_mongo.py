@@ -68,7 +68,8 @@ def build_sync_worker(service: Service, checkpoint: Checkpoint | None) -> SyncWo
     reread_enricher = Enricher(service.plugins, service.main_agents.current)
     rereader = LogRereader(cfg.log_path(), reread_enricher.enrich, anchor,
                            read_rotated=cfg.log.read_rotated,
-                           max_line_bytes=cfg.log.max_line_bytes)
+                           max_line_bytes=cfg.log.max_line_bytes,
+                           categories=reread_enricher.categories)
     source = SyncSource(
         epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
         first_seq=lambda: store.first_seq, events_since=store.events_since,

@@ -11,8 +11,9 @@ A snapshot stands for the log only when nothing that shaped it changed, so it is
 only when
 - it was written for exactly the checkpoint the daemon resumes from (a crash after
   further events leaves a newer checkpoint: the snapshot is then ignored);
-- its fingerprint is the current one: coordd's version, the classifier plugins (names and
-  versions) and the main agents, which decide every event's role and category;
+- its fingerprint is the current one: coordd's version and line rules, the classifier
+  plugins (names and versions), the main agents and the category vocabulary, which decide
+  every event's role and category;
 - it covers the whole window a cold start would read (the checkpoint's last
   `max_events` seqs; a larger `[store] max_events` than when it was written means a
   cold start).
@@ -59,11 +60,12 @@ _FORMAT: Final = 1
 
 
 def snapshot_fingerprint(plugins: Iterable[tuple[str, str | None]],
-                         main_agents: Iterable[str]) -> str:
+                         main_agents: Iterable[str], categories: Iterable[str] = ()) -> str:
     """What the stored events depend on, as a digest: coordd's version, record layout and
-    line rules, the enabled classifier plugins `(name, version)` and the main agents."""
+    line rules, the enabled classifier plugins `(name, version)`, the main agents and the
+    category vocabulary (what the plugins declare may change with their settings)."""
     doc = [__version__, list(RECORD_FIELDS), LINE_RULES_VERSION,
-           sorted([n, v or ""] for n, v in plugins), sorted(main_agents)]
+           sorted([n, v or ""] for n, v in plugins), sorted(main_agents), list(categories)]
     return hashlib.sha256(orjson.dumps(doc)).hexdigest()
 
 

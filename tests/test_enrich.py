@@ -508,3 +508,33 @@ def test_enrich_event_matches_event_of_enrich_on_a_generated_log() -> None:
         seen += 1
     assert seen > 2500
     assert fused_enricher.rejected == plain_enricher.rejected
+
+
+def test_a_plugin_category_is_the_event_record_category() -> None:
+    """A declared category is the record's category (filters, sessions and stats read it);
+    a category outside the vocabulary is taken as engineering_build, as before."""
+    from coordd import Classification, hookimpl
+    from coordd.default_plugins import keywords
+    from coordd.model import Event
+
+    class Billing:
+        @hookimpl
+        def coordd_categories(self) -> list[str]:
+            return ["billing"]
+
+        @hookimpl
+        def coordd_classify_event(self, data: Any) -> Classification | None:
+            return Classification("billing") if "invoice" in str(data.get("message")) else None
+
+    host = PluginHost(load_entry_points=False,
+                      extra=[("keywords", keywords), ("billing", Billing())], budget=1e9)
+    host.start()
+    enricher = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    assert enricher.categories.extra == ("billing",)
+    value = {"type": "a2a.send", "ts": 1, "data": {"message": "the invoice"}}
+    fused = enricher.enrich_event(value, 3)
+    enriched = enricher.enrich(value)
+    assert fused is not None and enriched is not None
+    assert fused.category == Event(3, enriched, categories=enricher.categories).category \
+        == "billing"
+    assert Event(3, enriched).category == "engineering_build"  # the built-in ten only

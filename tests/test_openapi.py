@@ -35,3 +35,5 @@ def test_document_is_consistent() -> None:
     enum = patch["requestBody"]["content"]["application/json"]["schema"]["properties"][
         "collabCategory"]["enum"]
     assert "security" in enum  # plugin-introduced categories are documented
+    session = schemas["WorkSession"]["properties"]["collabCategory"]
+    assert session["enum"] == [*CATEGORIES, "security"]

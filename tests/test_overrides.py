@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coordd.model import CATEGORIES
+from coordd.model import CATEGORIES, CategoryVocabulary
 from coordd.overrides import Overrides, iso_ms
 
 NOW = 1_771_329_600_000
@@ -129,12 +129,34 @@ def test_in_place_edit_with_same_size_is_seen(tmp_path: Path) -> None:
 def test_plugin_categories(tmp_path: Path) -> None:
     path = tmp_path / "ov.json"
     path.write_text(json.dumps({"w": {"collabCategory": "security_review", "updatedAt": "x"}}))
-    ov = make(path)
-    assert ov.get("w") is None
-    ov.set_categories((*CATEGORIES, "security_review"))
+    vocabulary = CategoryVocabulary(["security_review"])
+    ov = make(path, categories=vocabulary)
     assert ov.get("w") == "security_review"
     ov.set("w2", "security_review", updated_by=None, now_ms=NOW)
-    assert make(path, categories=(*CATEGORIES, "security_review")).get("w2") == "security_review"
+    assert make(path, categories=vocabulary).get("w2") == "security_review"
+
+
+def test_an_unknown_category_is_refused_with_the_valid_ones(tmp_path: Path) -> None:
+    ov = make(tmp_path / "ov.json", categories=CategoryVocabulary(["billing"]))
+    with pytest.raises(ValueError) as info:
+        ov.set("w", "bling", updated_by=None, now_ms=NOW)
+    assert str(info.value) == ("unknown category 'bling': expected one of "
+                               f"{', '.join(CATEGORIES)}, billing")
+
+
+def test_overrides_to_a_category_not_valid_now_are_kept_in_the_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The plugin declaring "billing" is disabled for a while: its overrides do not apply,
+    # but a write in the meantime must not lose them.
+    path = tmp_path / "ov.json"
+    path.write_text(json.dumps({"w": {"collabCategory": "billing", "updatedAt": "x"}}))
+    ov = make(path)
+    assert ov.get("w") is None
+    assert "'w': 'billing'" in caplog.text and "kept in the file" in caplog.text
+    ov.set("w2", "infra_ops", updated_by=None, now_ms=NOW)
+    again = make(path, categories=CategoryVocabulary(["billing"]))
+    assert (again.get("w"), again.get("w2")) == ("billing", "infra_ops")
+    assert json.loads(path.read_text())["w"] == {"collabCategory": "billing", "updatedAt": "x"}
 
 
 def test_failed_write_leaves_memory_unchanged(tmp_path: Path) -> None:

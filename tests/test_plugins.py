@@ -149,7 +149,10 @@ def test_hook_coordd_categories() -> None:
 
     host = host_with(("sec", Plug()), settings={"sec": {"names": ["security", "finance"]}})
     assert host.categories() == (*CATEGORIES, "security", "finance")
-    assert "security" in host.category_set
+    assert "security" in host.vocabulary() and "padded" not in host.vocabulary()
+    # What each plugin declared (valid names, built-in ones included), for `coordd plugins`.
+    assert next(p for p in host.describe() if p["name"] == "sec")["categories"] == [
+        "security", "finance", "infra_ops"]
     warn = dict((n, (s, m)) for n, s, m in host.status())["sec"]
     assert warn[0] == "warn" and "invalid category name ''" in warn[1]
     e = enricher(host)
@@ -463,7 +466,8 @@ def test_entry_points_are_loaded_with_their_distribution_version(site: Any) -> N
     rows = {r["name"]: r for r in host.describe()}
     assert rows["fake"] == {"name": "fake", "version": "1.2.3",
                             "hooks": ["coordd_classify_event"], "enabled": True,
-                            "builtin": False, "origin": "entry point fakeplug_a"}
+                            "builtin": False, "origin": "entry point fakeplug_a",
+                            "categories": []}
     assert rows["keywords"]["builtin"] is True
     assert rows["keywords"]["origin"] == "entry point coordd.default_plugins.keywords"
     out = enricher(host).enrich({"type": "a2a.send", "data": {"message": "vuln"}})

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordd import queries
-from coordd.model import Event, parse_line
+from coordd.model import CATEGORIES, Event, parse_line
 from coordd.overrides import Overrides
 from coordd.store import Store
 
@@ -299,9 +299,11 @@ def test_patch_errors(store: Store) -> None:
     assert bad(queries.patch_category, store, "ws_1", b"") == "Invalid JSON body"
     for body in (b"null", b"[1]", b'"x"'):
         assert "object" in bad(queries.patch_category, store, "ws_1", body)
-    for body in (b'{"collabCategory":"bogus"}', b"{}", b'{"collabCategory":3}'):
+    for body, got in ((b'{"collabCategory":"bogus"}', "got 'bogus'"), (b"{}", "missing"),
+                      (b'{"collabCategory":3}', "got 3")):
         msg = bad(queries.patch_category, store, "ws_1", body)
-        assert msg == "collabCategory is required and must be a valid category"
+        assert msg == ("collabCategory is required and must be one of "
+                       f"{', '.join(CATEGORIES)} ({got})")
     assert "percent" in bad(queries.patch_category, store, "%E0%A4%A", b"{}")
     code, _ = call(queries.patch_category, store, "no_such_session",
                    b'{"collabCategory":"infra_ops"}')
@@ -555,7 +557,6 @@ def test_filtered_pages_are_the_filtered_walk_for_every_status_and_category() ->
     from itertools import combinations
 
     from coordd.gen import generate
-    from coordd.model import CATEGORIES
     from tests.test_mongo_sync import ENRICHER
 
     store = Store()

@@ -124,6 +124,12 @@ def test_fingerprint_depends_on_plugins_and_main_agents_not_their_order() -> Non
     assert a != snapshot_fingerprint([("keywords", "1"), ("rules", "2")], ["a"])
 
 
+def test_fingerprint_depends_on_the_category_vocabulary() -> None:
+    # The same plugin, configured with other categories, classifies differently.
+    a = snapshot_fingerprint([("rules", "1")], ["a"], ["engineering_build", "billing"])
+    assert a != snapshot_fingerprint([("rules", "1")], ["a"], ["engineering_build", "finance"])
+
+
 def test_fingerprint_depends_on_the_line_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     # Events parsed under other rules (invalid UTF-8 once skipped, now repaired) are not
     # what a cold start would store.
