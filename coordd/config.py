@@ -37,6 +37,11 @@ __all__ = [
     "load_config",
 ]
 
+#: The overrides file's name, in the state directory unless `[openclaw] category_overrides`.
+OVERRIDES_NAME = "work-session-category-overrides.json"
+#: The old monitor's overrides file.
+LEGACY_OVERRIDES = "~/.openclaw/" + OVERRIDES_NAME
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -66,7 +71,8 @@ class OpenclawConfig:
     """`[openclaw]`: files shared with the agent gateway."""
 
     config: str = "~/.openclaw/openclaw.json"
-    category_overrides: str = "~/.openclaw/work-session-category-overrides.json"
+    #: Empty: `work-session-category-overrides.json` in the state directory.
+    category_overrides: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +165,19 @@ class Config:
     def openclaw_config_path(self) -> Path:
         return self._path(self.openclaw.config)
 
-    def overrides_path(self) -> Path:
-        return self._path(self.openclaw.category_overrides)
+    def overrides_path(self, env: Mapping[str, str] | None = None) -> Path:
+        """`[openclaw] category_overrides`, else the file of that name in the state
+        directory (writable under the systemd unit, unlike the home directory)."""
+        if self.openclaw.category_overrides:
+            return self._path(self.openclaw.category_overrides)
+        return self.state_dir(env) / OVERRIDES_NAME
+
+    def legacy_overrides_path(self) -> Path | None:
+        """Where the old monitor kept the overrides, read once when the default file in
+        the state directory does not exist yet; None when `category_overrides` is set."""
+        if self.openclaw.category_overrides:
+            return None
+        return Path(os.path.expanduser(LEGACY_OVERRIDES))
 
     def state_dir(self, env: Mapping[str, str] | None = None) -> Path:
         """`[state] dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/coordd`, else

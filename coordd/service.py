@@ -43,7 +43,7 @@ from .metrics import Metrics
 from .model import Event
 from .notify import Notifier
 from .openapi import openapi_document
-from .overrides import Overrides
+from .overrides import Overrides, adopt_legacy_file
 from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
 from .service_metrics import service_metric_families
@@ -135,6 +135,7 @@ class Service:
         cfg = self.config
         self._shutdown = trio.Event()
         self._prepare_state_dir()
+        self._adopt_legacy_overrides()
         self.plugins.start()
         self.enricher = Enricher(self.plugins, self.main_agents.current)
         # Overrides may name plugin-introduced categories.
@@ -426,6 +427,24 @@ class Service:
         except OSError as e:
             raise StateError(f"cannot create the state directory {self.state_dir}: "
                              f"{e.strerror or e}") from e
+
+    def _adopt_legacy_overrides(self) -> None:
+        """Copy the old monitor's overrides file into the state directory, once: when the
+        overrides use the default location there and no file exists there yet."""
+        legacy = self.config.legacy_overrides_path()
+        path = self.overrides.path
+        if legacy is None or path is None:
+            return
+        try:
+            copied = adopt_legacy_file(path, legacy)
+        except OSError as e:
+            log.warning("category overrides: cannot copy %s to %s: %s; starting without them",
+                        legacy, path, e.strerror or e)
+            return
+        if copied:
+            self.overrides.refresh(force=True)
+            log.info("category overrides: copied %s to %s (edits are saved there from now "
+                     "on; the old file is left as it is)", legacy, path)
 
     def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
         """Component checks for /api/health: (no check critical, checks)."""

@@ -258,7 +258,9 @@ def create_app(ctx: AppContext) -> QuartTrio:
                         return _error(401, "Unauthorized")
                 raw = await request.get_data(cache=False, as_text=False)
                 assert isinstance(raw, bytes)
-                status, answer = queries.patch_category(store, parts[0], raw, now)
+                # The overrides file is written and fsynced: off the event loop.
+                status, answer = await trio.to_thread.run_sync(
+                    queries.patch_category, store, parts[0], raw, now)
                 if status == 200 and ctx.on_category_change is not None:
                     ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
                 return _json(status, answer)

@@ -127,4 +127,17 @@ def test_default_paths_follow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     cfg = load_config(None, env={})
     assert cfg.log_path() == tmp_path / ".openclaw/logs/coordination-events.ndjson"
     assert cfg.openclaw_config_path() == tmp_path / ".openclaw/openclaw.json"
-    assert cfg.overrides_path() == tmp_path / ".openclaw/work-session-category-overrides.json"
+    assert cfg.overrides_path({}) == (tmp_path / ".local/state/coordd"
+                                      / "work-session-category-overrides.json")
+    assert cfg.legacy_overrides_path() == (
+        tmp_path / ".openclaw/work-session-category-overrides.json")
+
+
+def test_overrides_follow_the_state_dir_unless_named(tmp_path: Path) -> None:
+    cfg = load_config(None, env={}, overrides={"state": {"dir": str(tmp_path / "st")}})
+    assert cfg.overrides_path() == tmp_path / "st" / "work-session-category-overrides.json"
+    assert cfg.overrides_path({"STATE_DIRECTORY": "/x"}) == (
+        tmp_path / "st" / "work-session-category-overrides.json")
+    named = load_config(write(tmp_path, '[openclaw]\ncategory_overrides = "ov.json"\n'), env={})
+    assert named.overrides_path() == tmp_path / "ov.json"
+    assert named.legacy_overrides_path() is None  # a named file is not migrated
