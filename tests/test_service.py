@@ -101,3 +101,27 @@ async def test_reload_applies_what_it_can(tmp_path: Path) -> None:
         assert service.reload() == []
         assert service.config.logging.level == "DEBUG"
         service.request_shutdown()
+
+
+async def test_category_write_runs_off_the_event_loop(tmp_path: Path) -> None:
+    import threading
+
+    service = Service(config(tmp_path))
+    ov = service.overrides
+    writers: list[threading.Thread] = []
+    real_write = ov._write
+
+    def recording_write(entries: object) -> None:
+        writers.append(threading.current_thread())
+        real_write(entries)  # type: ignore[arg-type]
+
+    ov._write = recording_write  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(service.run)
+        async with httpx.AsyncClient() as client:
+            r = await client.patch(f"http://127.0.0.1:{info.port}/api/work-sessions/w/category",
+                                   json={"collabCategory": "infra_ops"})
+        assert r.status_code == 200, r.text
+        service.request_shutdown()
+    assert writers and writers[0] is not threading.main_thread()
+    assert "w" in (tmp_path / "overrides.json").read_text()
