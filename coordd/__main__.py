@@ -1,7 +1,9 @@
 """The `coordd` command line: `main(argv) -> int`.
 
     coordd [run] [options]          run the daemon (the default)
-    coordd --check [--json]         health probe: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+    coordd --check [--json]         health probe of the running daemon: 0 OK, 1 WARNING,
+                                    2 CRITICAL (also: no daemon), 3 UNKNOWN
+    coordd --check --offline        the same checks before a start, without a daemon
     coordd plugins [--json]         installed plugins: name, version, hooks, enabled
     coordd demo [options]           the daemon on a live synthetic log
     coordd watch [options]          follow the live stream of a running daemon
@@ -47,6 +49,13 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
                    help="serve the API from MongoDB without the log ([mode] follower)", **d)
 
 
+def _offline(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("--offline", action="store_true",
+                   help="with --check: validate the configuration, log, state directory and "
+                        "plugins before a start, without asking a running daemon", **d)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coordd",
@@ -55,14 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"coordd {__version__}")
     parser.add_argument("--check", action="store_true",
-                        help="run the health probe and exit "
-                             "(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
+                        help="ask the running daemon for its health and exit "
+                             "(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; no daemon: CRITICAL)")
+    _offline(parser)
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the daemon (default)")
     _common(run)
     chk = sub.add_parser("check", help="same as --check")
     _common(chk)
+    _offline(chk, sub=True)
     plg = sub.add_parser("plugins", help="list plugins: name, version, hooks, enabled")
     _common(plg)
     demo = sub.add_parser("demo", help="run the daemon on a live synthetic log")
@@ -97,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     command = "check" if args.check else (args.command or "run")
+    if getattr(args, "offline", False) and command != "check":
+        parser.error("--offline goes with --check (coordd --check --offline)")
     try:
         if command == "check":
             return _check(args)
@@ -123,7 +136,7 @@ def _check(args: argparse.Namespace) -> int:
     from .check import exit_code, render_json, render_plain, run_checks
 
     try:
-        checks = run_checks(args.config, cli_overrides(args))
+        checks = run_checks(args.config, cli_overrides(args), offline=args.offline)
     except Exception as e:  # the probe itself failed: UNKNOWN
         if args.json:
             print(json.dumps({"status": "fail", "checks": {}, "error": str(e)}))
