@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
 
     from .config import load_config
     from .logs import setup_logging
-    from .service import ComponentCrashed, Service
+    from .service import ComponentCrashed, ListenError, Service
 
     overrides = config_overrides or cli_overrides(args)
     cfg = load_config(args.config, overrides=overrides)
@@ -190,6 +190,11 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     try:
         trio.run(_main)
     except BaseExceptionGroup as group:
+        unbound, _ = group.split(ListenError)
+        if unbound is not None:
+            for e in _leaves(unbound):
+                print(f"coordd: {e}", file=sys.stderr)
+            return EXIT_CRASH
         crashed, rest = group.split(ComponentCrashed)
         if crashed is not None:
             log.critical("exiting: %s", "; ".join(str(e) for e in _leaves(crashed)))

@@ -16,9 +16,11 @@ feeds the store and the hub from MongoDB (`coordd.follower`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,9 +62,13 @@ if TYPE_CHECKING:
     from .mongo_sink import PymongoSink
     from .mongo_sync import SyncWorker
 
-__all__ = ["ComponentCrashed", "Service", "ServiceInfo"]
+__all__ = ["ComponentCrashed", "ListenError", "Service", "ServiceInfo"]
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(CoorddError):
+    """The listen address cannot be bound (busy port, no such address, no permission)."""
 
 
 class ComponentCrashed(CoorddError):
@@ -118,6 +124,7 @@ class Service:
         self._shutdown = trio.Event()
         self._stopping = False
         self._scopes: dict[str, trio.CancelScope] = {}
+        self._listen_fd: int | None = None
         self._done: dict[str, trio.Event] = {}
 
     # ------------------------------------------------------------------ lifetime
@@ -130,10 +137,37 @@ class Service:
     ) -> None:
         """Run until SIGTERM/SIGINT (or `shutdown_trigger` returns); drain; return.
 
-        Raises `ComponentCrashed` (inside an exception group) when a component fails.
+        Raises `ListenError` at once, before the history is read, when the listen
+        address cannot be bound, and `ComponentCrashed` (inside an exception group) when
+        a component fails.
         """
-        cfg = self.config
         self._shutdown = trio.Event()
+        # The port first: a busy one is said at once, not after reading the whole history.
+        binds = self._listen()
+        try:
+            await self._run(binds, shutdown_trigger, task_status)
+        finally:
+            if "web" not in self._done:  # hypercorn never took the socket over
+                self._close_listener()
+
+    def _listen(self) -> list[str]:
+        """hypercorn's binds: the sockets systemd passed, else our own socket, bound and
+        listening already (raises `ListenError` when it cannot be)."""
+        activation = _activation_binds(os.environ)
+        if activation:
+            return activation
+        sock = listen_socket(self.config.server.host, self.config.server.port)
+        self._listen_fd = sock.detach()  # hypercorn owns (and closes) it from here on
+        return [f"fd://{self._listen_fd}"]
+
+    def _close_listener(self) -> None:
+        fd, self._listen_fd = self._listen_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def _run(self, binds: list[str], shutdown_trigger: Callable[[], Awaitable[None]] | None,
+                   task_status: trio.TaskStatus[ServiceInfo]) -> None:
+        cfg = self.config
         self._prepare_state_dir()
         self._adopt_legacy_overrides()
         self.plugins.start()
@@ -177,7 +211,7 @@ class Service:
         async def ws() -> None:
             await hub.serve(websocket)
         hconfig = HypercornConfig()
-        hconfig.bind = _activation_binds(os.environ) or [_bind(cfg.server.host, cfg.server.port)]
+        hconfig.bind = binds
         hconfig.graceful_timeout = cfg.server.shutdown_grace
         hconfig.accesslog = None
         hconfig.websocket_ping_interval = cfg.websocket.heartbeat
@@ -489,8 +523,35 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` and listening, set up as hypercorn sets up its
+    own. Raises `ListenError` with one line saying what is wrong and what to do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as e:
+        sock.close()
+        raise ListenError(_listen_problem(host, port, e)) from None
+    return sock
+
+
+def _listen_problem(host: str, port: int, e: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {where}: the address is already in use (another monitor, "
+                "or another coordd, on that port?); stop it or choose another port with "
+                "--port (or [server] port)")
+    if e.errno == errno.EACCES:
+        return (f"cannot listen on {where}: permission denied (ports below 1024 need "
+                "privileges); choose another port with --port (or [server] port)")
+    if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
+        return (f"cannot listen on {where}: no such address on this machine "
+                f"({e.strerror or e}); check --host (or [server] host)")
+    return f"cannot listen on {where}: {e.strerror or e}; check --host and --port"
 
 
 def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:

@@ -125,3 +125,48 @@ async def test_category_write_runs_off_the_event_loop(tmp_path: Path) -> None:
         service.request_shutdown()
     assert writers and writers[0] is not threading.main_thread()
     assert "w" in (tmp_path / "overrides.json").read_text()
+
+
+@pytest.mark.slow
+def test_a_busy_port_is_one_line_and_exit_1_before_the_history(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    log = tmp_path / ".openclaw" / "logs" / "coordination-events.ndjson"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"type":"a2a.send","agentId":"ruda","ts":1,"data":{}}\n' * 1000)
+    with socket.socket() as busy:  # another monitor on the port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_MONITOR_",
+                                                                         "MONGODB_", "COORDD_"))}
+        r = subprocess.run([sys.executable, "-m", "coordd", "--port", str(port),
+                            "--state-dir", str(tmp_path / "state")],
+                           env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr  # no traceback, and no history read before it
+    assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
+    assert "another monitor" in lines[0] and "--port" in lines[0]
+    assert not (tmp_path / "state" / "checkpoint.json").exists()
+
+
+def test_listen_problems_say_what_to_do() -> None:
+    import socket
+
+    from coordd.service import ListenError, listen_socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ListenError, match=r"already in use .*--port"):
+            listen_socket("127.0.0.1", port)
+    with pytest.raises(ListenError, match=r"no such address .*--host"):
+        listen_socket("192.0.2.1", 0)  # TEST-NET-1: not an address of this machine
+    with listen_socket("127.0.0.1", 0) as ok:
+        assert ok.getsockname()[1] > 0
