@@ -192,6 +192,7 @@ class Service:
             )
             self.follower = build_follower(self)
         else:
+            self._prepare_log_dir()
             await self._tailing_pipeline()
         self.metrics = Metrics()
         self.metrics.add_source(self._metric_families)
@@ -461,6 +462,22 @@ class Service:
         except OSError as e:
             raise StateError(f"cannot create the state directory {self.state_dir}: "
                              f"{e.strerror or e}") from e
+
+    def _prepare_log_dir(self) -> None:
+        """Create the log's directory when it is missing (a fresh machine), so that the
+        gateway, or a first `echo >>`, can write the log there; the tailer waits for the
+        file itself. A directory that cannot be created is waited for instead."""
+        directory = self.config.log_path().parent
+        if directory.is_dir():
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.warning("the log directory %s does not exist and cannot be created (%s); "
+                        "waiting for it to appear", directory, e.strerror or e)
+            return
+        log.info("created the log directory %s (it did not exist); waiting for the log "
+                 "to be written there", directory)
 
     def _adopt_legacy_overrides(self) -> None:
         """Copy the old monitor's overrides file into the state directory, once: when the

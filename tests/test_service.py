@@ -3,6 +3,7 @@ graceful shutdown, live reload."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -170,3 +171,22 @@ def test_listen_problems_say_what_to_do() -> None:
         listen_socket("192.0.2.1", 0)  # TEST-NET-1: not an address of this machine
     with listen_socket("127.0.0.1", 0) as ok:
         assert ok.getsockname()[1] > 0
+
+
+@pytest.mark.slow
+def test_an_empty_home_gets_the_log_directory(tmp_path: Path) -> None:
+    from .daemon import Daemon, event
+
+    d = Daemon(tmp_path)  # nothing in HOME: no ~/.openclaw at all
+    try:
+        d.start()
+        assert d.log_path.parent.is_dir()
+        assert any(line.startswith("INFO ") and "created the log directory" in line
+                   and str(d.log_path.parent) in line for line in d.lines), d.output()
+        # What the README's quickstart does next: append a line with the shell, then ask.
+        with open(d.log_path, "a") as f:  # `>>` creates the file, not the directory
+            f.write(json.dumps(event(1)) + "\n")
+        assert d.wait_events(1)[0]["data"]["n"] == 1
+        assert d.stop() == 0
+    finally:
+        d.kill()
