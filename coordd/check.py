@@ -73,7 +73,8 @@ def check_config(path: str | None, overrides: Mapping[str, Mapping[str, Any]]) -
 def check_log(cfg: Config) -> Check:
     path = cfg.log_path()
     if not path.parent.is_dir():
-        return Check("log", "warn", f"directory {path.parent} does not exist; coordd waits for it",
+        return Check("log", "warn", f"directory {path.parent} does not exist; coordd creates "
+                     "it at start and waits for the log",
                      hint="check [log] path, or start the agent gateway that writes the log")
     if not path.exists():
         return Check("log", "warn", f"{path} does not exist yet; coordd waits for it",
