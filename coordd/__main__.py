@@ -44,7 +44,8 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                    type=str.upper, help="daemon log level ([logging] level)", **d)
     p.add_argument("--log-format", choices=["plain", "json"], help="([logging] format)", **d)
-    p.add_argument("--json", action="store_true", help="JSON output (--check, plugins)", **d)
+    p.add_argument("--json", action="store_true",
+                   help="JSON output (--check, plugins; watch: one JSON object per event)", **d)
     p.add_argument("--follower", action="store_true",
                    help="serve the API from MongoDB without the log ([mode] follower)", **d)
 
