@@ -15,9 +15,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,9 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]] | None = None,
-         extra_tasks: Sequence[Any] = ()) -> int:
+         extra_tasks: Sequence[Any] = (), on_ready: Callable[[Any], None] | None = None) -> int:
+    """Run the daemon until it stops; `extra_tasks` start first, `on_ready` is called with
+    the `ServiceInfo` once it listens."""
     import trio
 
     from .config import load_config
@@ -181,12 +184,18 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     service = Service(cfg)
     service.cli_overrides = overrides  # type: ignore[attr-defined]  # reused on SIGHUP
 
+    async def _service(nursery: trio.Nursery, *,
+                       task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await service.run(task_status=task_status)
+        nursery.cancel_scope.cancel()  # the daemon stopped: so do the extra tasks
+
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
             for task in extra_tasks:
                 await nursery.start(task)
-            await service.run()
-            nursery.cancel_scope.cancel()
+            info = await nursery.start(_service, nursery)
+            if on_ready is not None:
+                on_ready(info)
 
     try:
         trio.run(_main)
@@ -219,18 +228,25 @@ def _leaves(group: BaseException) -> list[BaseException]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The daemon on a live synthetic log in a temporary directory, removed on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="coordd-demo-"))
+    try:
+        return _demo_in(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_in(args: argparse.Namespace, workdir: Path) -> int:
     from functools import partial
 
     from .demo import run_demo
+    from .gen import AGENTS
 
-    workdir = Path(tempfile.mkdtemp(prefix="coordd-demo-"))
     log_path = workdir / "logs" / "coordination-events.ndjson"
     log_path.parent.mkdir(parents=True)
     overrides = cli_overrides(args)
     overrides["log"]["path"] = str(log_path)
     overrides["state"]["dir"] = args.state_dir or str(workdir / "state")
-    from .gen import AGENTS
-
     # The synthetic agents are the configured ones, as in a real gateway's openclaw.json.
     (workdir / "openclaw.json").write_text(
         json.dumps({"agents": {"list": [{"id": a} for a in AGENTS]}}, indent=2))
@@ -239,9 +255,31 @@ def _demo(args: argparse.Namespace) -> int:
         "category_overrides": str(workdir / "work-session-category-overrides.json"),
     }
     overrides["log"]["poll_interval"] = 0.5
-    print(f"coordd demo: synthetic log at {log_path} ({args.rate:g} events/s)", file=sys.stderr)
-    return _run(args, config_overrides=overrides,
+    print(f"coordd demo: synthetic log at {log_path} ({args.rate:g} events/s); this "
+          "directory is removed on exit", file=sys.stderr)
+    return _run(args, config_overrides=overrides, on_ready=_demo_banner,
                 extra_tasks=[partial(run_demo, log_path, rate=args.rate, seed=args.seed)])
+
+
+def _program() -> str:
+    """How this program was started (`.venv/bin/coordd` from `make demo`), else `coordd`."""
+    name = sys.argv[0] if sys.argv else ""
+    return name if os.path.basename(name) == "coordd" else "coordd"
+
+
+def _demo_banner(info: Any) -> None:
+    """Where to look once the demo daemon listens."""
+    base = info.urls[0] if info.urls else f"http://127.0.0.1:{info.port}"
+    host = base.split("://", 1)[1].rsplit(":", 1)[0]
+    host_flag = "" if host == "127.0.0.1" else f" --host {host.strip('[]')}"
+    print("\n".join([
+        "coordd demo is running; open:",
+        f"  {base}/api/work-sessions        the work sessions",
+        f"  {base}/api/events?limit=20      the latest events",
+        f"  {base}/api/stats                figures by category, role and agent pair",
+        f"follow it live in another terminal:  {_program()} watch{host_flag} --port {info.port}",
+        "Ctrl-C stops the demo.",
+    ]), flush=True)
 
 
 def _watch(args: argparse.Namespace) -> int:
