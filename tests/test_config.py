@@ -192,7 +192,8 @@ def test_port_range_from_a_flag_and_the_environment_names_them(tmp_path: Path) -
 
 
 def test_a_port_flag_out_of_range_is_refused_by_the_cli(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     from coordd.__main__ import main
 
     monkeypatch.setenv("HOME", str(tmp_path))
