@@ -1,4 +1,4 @@
-"""The main-agent set, read from openclaw.json (spec §3.1, §9 C17).
+"""The main-agent set, read from openclaw.json (JSON or JSON5).
 
 Every configured agent counts as a "main" agent, plus `main` and `ruda` always.
 The file is re-read only when it changes (mtime, size or inode), is parsed as strict
@@ -123,7 +123,7 @@ class MainAgents:
                       "the defaults main, ruda")
             return
         except OSError as exc:
-            # Not cached (spec §3.1): the next check looks again.
+            # A failure is not cached: the next check looks again.
             self._key = None
             self._set(DEFAULT_MAIN_AGENTS, "warn", f"{path}: cannot be read "
                       f"({exc.strerror or exc}); main agents are the defaults main, ruda")

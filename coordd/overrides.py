@@ -1,4 +1,4 @@
-"""Manual work-session category overrides (spec §4.6, §6.6; fixes §9 C4 and C20).
+"""Manual work-session category overrides (`PATCH /api/work-sessions/<id>/category`).
 
 The overrides live in a small JSON file keyed by the raw work-session id::
 
