@@ -1,4 +1,5 @@
-"""The main-agent set from openclaw.json (spec §3.1, §8.1 case 1, §9 C17)."""
+"""The main-agent set from openclaw.json (JSON or JSON5; the old monitor's first
+classification test)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Category overrides (spec §4.6): reading rules, the atomic upstream-format write, and
-picking up another process's edit (§9 C4, C20)."""
+"""Category overrides: reading rules, the atomic upstream-format write, picking up another
+process's edit, the file's place in the state directory."""
 
 from __future__ import annotations
 
