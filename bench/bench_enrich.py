@@ -1,4 +1,4 @@
-"""Benchmark of the enrichment stage (spec §3) on a realistic generated log.
+"""Benchmark of the enrichment stage (role, session types, category) on a realistic generated log.
 
 1. Throughput of `Enricher.enrich` with only the built-in keyword classifier (loaded
    through its entry point, as in production), on the lines of `coordd.gen` (default

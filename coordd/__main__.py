@@ -1,7 +1,9 @@
 """The `coordd` command line: `main(argv) -> int`.
 
     coordd [run] [options]          run the daemon (the default)
-    coordd --check [--json]         health probe: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+    coordd --check [--json]         health probe of the running daemon: 0 OK, 1 WARNING,
+                                    2 CRITICAL (also: no daemon), 3 UNKNOWN
+    coordd --check --offline        the same checks before a start, without a daemon
     coordd plugins [--json]         installed plugins: name, version, state, hooks, categories
     coordd demo [options]           the daemon on a live synthetic log
     coordd watch [options]          follow the live stream of a running daemon
@@ -13,9 +15,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,17 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                    type=str.upper, help="daemon log level ([logging] level)", **d)
     p.add_argument("--log-format", choices=["plain", "json"], help="([logging] format)", **d)
-    p.add_argument("--json", action="store_true", help="JSON output (--check, plugins)", **d)
+    p.add_argument("--json", action="store_true",
+                   help="JSON output (--check, plugins; watch: one JSON object per event)", **d)
     p.add_argument("--follower", action="store_true",
                    help="serve the API from MongoDB without the log ([mode] follower)", **d)
+
+
+def _offline(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    d: dict[str, Any] = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("--offline", action="store_true",
+                   help="with --check: validate the configuration, log, state directory and "
+                        "plugins before a start, without asking a running daemon", **d)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,14 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"coordd {__version__}")
     parser.add_argument("--check", action="store_true",
-                        help="run the health probe and exit "
-                             "(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
+                        help="ask the running daemon for its health and exit "
+                             "(0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; no daemon: CRITICAL)")
+    _offline(parser)
     _common(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the daemon (default)")
     _common(run)
     chk = sub.add_parser("check", help="same as --check")
     _common(chk)
+    _offline(chk, sub=True)
     plg = sub.add_parser("plugins", help="list plugins: name, version, state (why disabled), "
                          "hooks, declared categories")
     _common(plg)
@@ -98,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     command = "check" if args.check else (args.command or "run")
+    if getattr(args, "offline", False) and command != "check":
+        parser.error("--offline goes with --check (coordd --check --offline)")
     try:
         if command == "check":
             return _check(args)
@@ -124,7 +139,7 @@ def _check(args: argparse.Namespace) -> int:
     from .check import exit_code, render_json, render_plain, run_checks
 
     try:
-        checks = run_checks(args.config, cli_overrides(args))
+        checks = run_checks(args.config, cli_overrides(args), offline=args.offline)
     except Exception as e:  # the probe itself failed: UNKNOWN
         if args.json:
             print(json.dumps({"status": "fail", "checks": {}, "error": str(e)}))
@@ -164,12 +179,14 @@ def _plugin_line(row: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]] | None = None,
-         extra_tasks: Sequence[Any] = ()) -> int:
+         extra_tasks: Sequence[Any] = (), on_ready: Callable[[Any], None] | None = None) -> int:
+    """Run the daemon until it stops; `extra_tasks` start first, `on_ready` is called with
+    the `ServiceInfo` once it listens."""
     import trio
 
     from .config import load_config
     from .logs import setup_logging
-    from .service import ComponentCrashed, Service
+    from .service import ComponentCrashed, ListenError, Service
 
     overrides = config_overrides or cli_overrides(args)
     cfg = load_config(args.config, overrides=overrides)
@@ -177,16 +194,27 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     service = Service(cfg)
     service.cli_overrides = overrides  # type: ignore[attr-defined]  # reused on SIGHUP
 
+    async def _service(nursery: trio.Nursery, *,
+                       task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await service.run(task_status=task_status)
+        nursery.cancel_scope.cancel()  # the daemon stopped: so do the extra tasks
+
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
             for task in extra_tasks:
                 await nursery.start(task)
-            await service.run()
-            nursery.cancel_scope.cancel()
+            info = await nursery.start(_service, nursery)
+            if on_ready is not None:
+                on_ready(info)
 
     try:
         trio.run(_main)
     except BaseExceptionGroup as group:
+        unbound, _ = group.split(ListenError)
+        if unbound is not None:
+            for e in _leaves(unbound):
+                print(f"coordd: {e}", file=sys.stderr)
+            return EXIT_CRASH
         crashed, rest = group.split(ComponentCrashed)
         if crashed is not None:
             log.critical("exiting: %s", "; ".join(str(e) for e in _leaves(crashed)))
@@ -210,18 +238,25 @@ def _leaves(group: BaseException) -> list[BaseException]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The daemon on a live synthetic log in a temporary directory, removed on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="coordd-demo-"))
+    try:
+        return _demo_in(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _demo_in(args: argparse.Namespace, workdir: Path) -> int:
     from functools import partial
 
     from .demo import run_demo
+    from .gen import AGENTS
 
-    workdir = Path(tempfile.mkdtemp(prefix="coordd-demo-"))
     log_path = workdir / "logs" / "coordination-events.ndjson"
     log_path.parent.mkdir(parents=True)
     overrides = cli_overrides(args)
     overrides["log"]["path"] = str(log_path)
     overrides["state"]["dir"] = args.state_dir or str(workdir / "state")
-    from .gen import AGENTS
-
     # The synthetic agents are the configured ones, as in a real gateway's openclaw.json.
     (workdir / "openclaw.json").write_text(
         json.dumps({"agents": {"list": [{"id": a} for a in AGENTS]}}, indent=2))
@@ -230,9 +265,31 @@ def _demo(args: argparse.Namespace) -> int:
         "category_overrides": str(workdir / "work-session-category-overrides.json"),
     }
     overrides["log"]["poll_interval"] = 0.5
-    print(f"coordd demo: synthetic log at {log_path} ({args.rate:g} events/s)", file=sys.stderr)
-    return _run(args, config_overrides=overrides,
+    print(f"coordd demo: synthetic log at {log_path} ({args.rate:g} events/s); this "
+          "directory is removed on exit", file=sys.stderr)
+    return _run(args, config_overrides=overrides, on_ready=_demo_banner,
                 extra_tasks=[partial(run_demo, log_path, rate=args.rate, seed=args.seed)])
+
+
+def _program() -> str:
+    """How this program was started (`.venv/bin/coordd` from `make demo`), else `coordd`."""
+    name = sys.argv[0] if sys.argv else ""
+    return name if os.path.basename(name) == "coordd" else "coordd"
+
+
+def _demo_banner(info: Any) -> None:
+    """Where to look once the demo daemon listens."""
+    base = info.urls[0] if info.urls else f"http://127.0.0.1:{info.port}"
+    host = base.split("://", 1)[1].rsplit(":", 1)[0]
+    host_flag = "" if host == "127.0.0.1" else f" --host {host.strip('[]')}"
+    print("\n".join([
+        "coordd demo is running; open:",
+        f"  {base}/api/work-sessions        the work sessions",
+        f"  {base}/api/events?limit=20      the latest events",
+        f"  {base}/api/stats                figures by category, role and agent pair",
+        f"follow it live in another terminal:  {_program()} watch{host_flag} --port {info.port}",
+        "Ctrl-C stops the demo.",
+    ]), flush=True)
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -1,5 +1,10 @@
 """`coordd --check`: a health probe an operator (or a monitoring system) can run.
 
+`coordd --check` asks the running daemon (`/api/health`) and reports what it reports; no
+daemon answering is CRITICAL. `coordd --check --offline` is the validation to run before
+a start, without a daemon: configuration, log, state directory, openclaw.json, plugins
+and MongoDB, checked the way the daemon would use them.
+
 Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN (the probe itself could not run). `--json` prints
 `{"status": "pass"|"warn"|"fail", "checks": {"<component>": [{"status", "observedValue",
@@ -23,7 +28,7 @@ from .config import Config, load_config
 from .errors import CoorddError
 from .snapshot import SNAPSHOT_NAME, snapshot_header
 
-__all__ = ["Check", "exit_code", "render_plain", "run_checks"]
+__all__ = ["Check", "daemon_url", "exit_code", "render_plain", "run_checks"]
 
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 _EXIT = {"pass": 0, "warn": 1, "fail": 2}
@@ -68,7 +73,8 @@ def check_config(path: str | None, overrides: Mapping[str, Mapping[str, Any]]) -
 def check_log(cfg: Config) -> Check:
     path = cfg.log_path()
     if not path.parent.is_dir():
-        return Check("log", "warn", f"directory {path.parent} does not exist; coordd waits for it",
+        return Check("log", "warn", f"directory {path.parent} does not exist; coordd creates "
+                     "it at start and waits for the log",
                      hint="check [log] path, or start the agent gateway that writes the log")
     if not path.exists():
         return Check("log", "warn", f"{path} does not exist yet; coordd waits for it",
@@ -208,32 +214,61 @@ def check_mongo(cfg: Config) -> list[Check]:
     return [Check("mongo", "pass", f"MongoDB reachable, database {cfg.mongo.database!r} indexed")]
 
 
-def check_daemon(cfg: Config, timeout: float = 2.0) -> Check:
+def daemon_url(cfg: Config) -> str:
+    """The running daemon's health URL, from `[server] host`/`port` (a wildcard listen
+    address is asked on loopback)."""
     host = cfg.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    url = f"http://{('[' + host + ']') if ':' in host else host}:{cfg.server.port}/api/health"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{('[' + host + ']') if ':' in host else host}:{cfg.server.port}/api/health"
+
+
+def check_daemon(cfg: Config, timeout: float = 2.0) -> list[Check]:
+    """The running daemon's `/api/health`: one `daemon` check, then every component check
+    the daemon reports, as it reports them. No daemon answering is critical."""
+    url = daemon_url(cfg)
+    try:
+        status, body = _get_json(url, timeout)
+    except (OSError, ValueError) as e:
+        return [Check("daemon", "fail", f"no daemon answers at {url} ({_reason(e)})",
+                      hint="start it (systemctl start coordd), check --host/--port/--config, "
+                           "or validate a configuration before a start with --check --offline")]
+    reported = _reported_checks(body)
+    failing = [c.component for c in reported if c.status != "pass"]
+    if status >= 500 or body.get("status") not in ("ok", "pass"):
+        head = Check("daemon", "fail", f"running daemon at {url} reports {status}: "
+                     f"{', '.join(failing) or 'no detail'}",
+                     hint="see the daemon's log: journalctl -u coordd")
+    elif failing:
+        head = Check("daemon", "warn", f"running daemon at {url} reports warnings in: "
+                     f"{', '.join(failing)}", {"url": url}, hint="see the lines below")
+    else:
+        head = Check("daemon", "pass", f"running daemon healthy at {url}")
+    return [head, *reported]
+
+
+def _get_json(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body = json.loads(resp.read())
-            status = resp.status
+            body, status = json.loads(resp.read()), resp.status
     except urllib.error.HTTPError as e:
         try:
             body = json.loads(e.read())
         except ValueError:
             body = {}
         status = e.code
-    except (OSError, ValueError) as e:
-        return Check("daemon", "pass", f"no daemon answers at {url} ({_reason(e)})")
-    failing = [name for name, items in (body.get("checks") or {}).items()
-               for c in items if c.get("status") != "pass"]
-    if status >= 500 or body.get("status") not in ("ok", "pass"):
-        return Check("daemon", "fail", f"running daemon reports {status}: {failing}",
-                     hint="see the daemon's log: journalctl -u coordd")
-    if failing:
-        return Check("daemon", "warn", f"running daemon reports warnings in: {', '.join(failing)}",
-                     {"url": url}, hint="see GET /api/health for details")
-    return Check("daemon", "pass", f"running daemon healthy at {url}")
+    return status, body if isinstance(body, dict) else {}
+
+
+def _reported_checks(body: Mapping[str, Any]) -> list[Check]:
+    checks = body.get("checks")
+    out = []
+    for name, items in (checks.items() if isinstance(checks, dict) else ()):
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict):
+                status = item.get("status")
+                out.append(Check(str(name), status if status in _RANK else "warn",
+                                 str(item.get("output", "")), item.get("observedValue")))
+    return out
 
 
 def _reason(e: BaseException) -> str:
@@ -242,21 +277,26 @@ def _reason(e: BaseException) -> str:
 
 
 def run_checks(
-    path: str | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    path: str | None, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+    offline: bool = False,
 ) -> list[Check]:
-    """Every check, in the order an operator reads them. A follower has no log and no
-    checkpoint: MongoDB is its only source, so an unreachable server is critical there."""
+    """The health probe: the configuration, then the running daemon's own health (no
+    daemon answering is critical). `offline`: the pre-start validation instead, without
+    a daemon: configuration, log, state directory, openclaw.json, plugins, MongoDB. A
+    follower has no log and no checkpoint: MongoDB is its only source, so an unreachable
+    server is critical there."""
     cfg, first = check_config(path, overrides or {})
     checks = [first]
     if cfg is None:
         return checks
+    if not offline:
+        return checks + check_daemon(cfg)
     if not cfg.mode.follower:
         checks.append(check_log(cfg))
         checks += check_state(cfg)
     checks.append(check_openclaw(cfg))
     checks += check_plugins(cfg)
     checks += check_mongo(cfg)
-    checks.append(check_daemon(cfg))
     return checks
 
 

@@ -4,7 +4,9 @@ Precedence, highest first: command-line flag > environment > TOML file > default
 The environment variables are the old monitor's (`TASK_MONITOR_HOST`, `TASK_MONITOR_PORT`,
 `TASK_MONITOR_WRITE_TOKEN`, `MONGODB_URI`) plus systemd's `STATE_DIRECTORY`, so an existing
 deployment moves over without edits. Unknown tables or keys and wrong types are refused
-with a `ConfigError` naming the file, the table and the key; `config.example.toml`
+with a `ConfigError` naming the file, the table and the key (or the variable or flag the
+value came from); the file is validated whole, also the keys a flag or the environment
+overrides. A TOML syntax error names the file, line and column; `config.example.toml`
 documents every key with its default (a test loads it and compares).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -36,6 +39,11 @@ __all__ = [
     "WebSocketConfig",
     "load_config",
 ]
+
+#: The overrides file's name, in the state directory unless `[openclaw] category_overrides`.
+OVERRIDES_NAME = "work-session-category-overrides.json"
+#: The old monitor's overrides file.
+LEGACY_OVERRIDES = "~/.openclaw/" + OVERRIDES_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,8 @@ class OpenclawConfig:
     """`[openclaw]`: files shared with the agent gateway."""
 
     config: str = "~/.openclaw/openclaw.json"
-    category_overrides: str = "~/.openclaw/work-session-category-overrides.json"
+    #: Empty: `work-session-category-overrides.json` in the state directory.
+    category_overrides: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +168,19 @@ class Config:
     def openclaw_config_path(self) -> Path:
         return self._path(self.openclaw.config)
 
-    def overrides_path(self) -> Path:
-        return self._path(self.openclaw.category_overrides)
+    def overrides_path(self, env: Mapping[str, str] | None = None) -> Path:
+        """`[openclaw] category_overrides`, else the file of that name in the state
+        directory (writable under the systemd unit, unlike the home directory)."""
+        if self.openclaw.category_overrides:
+            return self._path(self.openclaw.category_overrides)
+        return self.state_dir(env) / OVERRIDES_NAME
+
+    def legacy_overrides_path(self) -> Path | None:
+        """Where the old monitor kept the overrides, read once when the default file in
+        the state directory does not exist yet; None when `category_overrides` is set."""
+        if self.openclaw.category_overrides:
+            return None
+        return Path(os.path.expanduser(LEGACY_OVERRIDES))
 
     def state_dir(self, env: Mapping[str, str] | None = None) -> Path:
         """`[state] dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/coordd`, else
@@ -194,6 +214,17 @@ _TABLES: dict[str, type] = {
     "mode": ModeConfig,
 }
 
+#: Command-line flags -> (table, key), to name the flag in messages.
+FLAGS: dict[tuple[str, str], str] = {
+    ("server", "host"): "--host",
+    ("server", "port"): "--port",
+    ("log", "path"): "--log",
+    ("state", "dir"): "--state-dir",
+    ("logging", "level"): "--log-level",
+    ("logging", "format"): "--log-format",
+    ("mode", "follower"): "--follower",
+}
+
 #: Environment overrides: variable -> (table, key). Blank values are ignored.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "TASK_MONITOR_HOST": ("server", "host"),
@@ -204,7 +235,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 
 _CHECKS: dict[str, tuple[str, Any]] = {
     # key -> (description, predicate) for values that must be in range
-    "port": ("an integer from 0 to 65535", lambda v: 0 <= v <= 65535),
+    "port": ("a port: an integer from 0 to 65535 (0: any free port)", lambda v: 0 <= v <= 65535),
+    "write_token": ("a token with at least one non-space character, or \"\" (empty: only "
+                    "loopback peers may write)", lambda v: v == "" or bool(v.strip())),
     "poll_interval": ("a number above 0", lambda v: v > 0),
     "max_line_bytes": ("an integer of at least 1024", lambda v: v >= 1024),
     "max_events": ("an integer of at least 1", lambda v: v >= 1),
@@ -268,11 +301,14 @@ def _from_env(tp: Any, where: str, raw: str) -> Any:
     return raw.strip() if tp is not str else raw
 
 
-def _build_table(cls: type, values: Mapping[str, Any], file: str, table: str) -> Any:
+#: A value and where it came from (file, table and key; variable; flag), for messages.
+_Sourced = tuple[Any, str]
+
+
+def _build_table(cls: type, values: Mapping[str, _Sourced]) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        where = f"{file}: [{table}] {key}"
+    for key, (value, where) in values.items():
         if key not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(cls))
             raise ConfigError(f"{where}: unknown key (known keys: {known})")
@@ -284,11 +320,10 @@ def _build_table(cls: type, values: Mapping[str, Any], file: str, table: str) ->
     return cls(**kwargs)
 
 
-def _plugins_table(values: Mapping[str, Any], file: str) -> PluginsConfig:
+def _plugins_table(values: Mapping[str, _Sourced], file: str) -> PluginsConfig:
     disabled: tuple[str, ...] = ()
     settings: dict[str, Mapping[str, Any]] = {}
-    for key, value in values.items():
-        where = f"{file}: [plugins] {key}"
+    for key, (value, where) in values.items():
         if key == "disabled":
             disabled = _coerce(where, tuple[str, ...], value)
         elif isinstance(value, dict):
@@ -300,6 +335,59 @@ def _plugins_table(values: Mapping[str, Any], file: str) -> PluginsConfig:
     return PluginsConfig(disabled=disabled, settings=types.MappingProxyType(settings))
 
 
+def _build_all(tables: Mapping[str, Mapping[str, _Sourced]], file: str) -> dict[str, Any]:
+    built: dict[str, Any] = {}
+    for name, cls in _TABLES.items():
+        built[name] = _build_table(cls, tables.get(name, {}))
+    built["plugins"] = _plugins_table(tables.get("plugins", {}), file)
+    return built
+
+
+def _read_toml(path: str | Path, file: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{file}:{line}: invalid TOML: not UTF-8 text (byte {e.start}); "
+                          "save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(_toml_problem(file, text, e)) from None
+
+
+def _toml_problem(file: str, text: str, e: tomllib.TOMLDecodeError) -> str:
+    """`<file>:<line>:<column>: invalid TOML: <what>` (the form editors jump to)."""
+    message = str(e)
+    at = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if at is not None:
+        return f"{file}:{at.group(1)}:{at.group(2)}: invalid TOML: {message[:at.start()]}"
+    end = re.search(r"\s*\(at end of document\)$", message)
+    if end is not None:
+        last = max(1, len(text.splitlines()))
+        return f"{file}:{last}: invalid TOML: {message[:end.start()]} (at the end of the file)"
+    return f"{file}: invalid TOML: {message}"
+
+
+def _file_tables(raw: Mapping[str, Any], file: str) -> dict[str, dict[str, _Sourced]]:
+    tables: dict[str, dict[str, _Sourced]] = {}
+    for name, values in raw.items():
+        if name != "plugins" and name not in _TABLES:
+            known = ", ".join([*_TABLES, "plugins"])
+            raise ConfigError(f"{file}: [{name}]: unknown table (known tables: {known})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{file}: {name}: expected a table, got {values!r}")
+        tables[name] = {key: (value, f"{file}: [{name}] {key}") for key, value in values.items()}
+    return tables
+
+
 def load_config(
     path: str | Path | None = None,
     *,
@@ -309,46 +397,29 @@ def load_config(
     """Load `path` (or only defaults when None), then apply the environment and `overrides`.
 
     `overrides` are the command-line flags as `{table: {key: value}}`. Raises `ConfigError`
-    for a missing or unreadable file, invalid TOML, unknown tables or keys and wrong types.
+    for a missing or unreadable file, invalid TOML (naming line and column), unknown
+    tables or keys and wrong types. The file is validated whole, also the keys the
+    environment or a flag overrides; a message names where the bad value came from.
     """
     env = os.environ if env is None else env
     file = str(path) if path is not None else "<defaults>"
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: no such file") from None
-        except OSError as e:
-            raise ConfigError(f"{file}: cannot read: {e.strerror or e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{file}: invalid TOML: {e}") from None
-
-    tables: dict[str, dict[str, Any]] = {}
-    for name, values in raw.items():
-        if name != "plugins" and name not in _TABLES:
-            known = ", ".join([*_TABLES, "plugins"])
-            raise ConfigError(f"{file}: [{name}]: unknown table (known tables: {known})")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{file}: {name}: expected a table, got {values!r}")
-        tables[name] = dict(values)
+    tables = _file_tables(_read_toml(path, file) if path is not None else {}, file)
+    _build_all(tables, file)  # the file alone: a wrong type is an error even if overridden
 
     for var, (table, key) in ENVIRONMENT.items():
         value = env.get(var)
         if value is not None and value.strip():
+            where = f"${var} ([{table}] {key})"
             tp = typing.get_type_hints(_TABLES[table])[key]
-            tables.setdefault(table, {})[key] = _from_env(tp, f"${var} ([{table}] {key})", value)
+            tables.setdefault(table, {})[key] = (_from_env(tp, where, value), where)
 
     for table, values in (overrides or {}).items():
         for key, value in values.items():
             if value is not None:
-                tables.setdefault(table, {})[key] = value
+                where = f"{FLAGS.get((table, key), 'the command line')} ([{table}] {key})"
+                tables.setdefault(table, {})[key] = (value, where)
 
-    built: dict[str, Any] = {}
-    for name, cls in _TABLES.items():
-        built[name] = _build_table(cls, tables.get(name, {}), file, name)
-    built["plugins"] = _plugins_table(tables.get("plugins", {}), file)
+    built = _build_all(tables, file)
     if built["mode"].follower and not built["mongo"].uri:
         raise ConfigError(f"{file}: [mode] follower: a follower reads MongoDB: set [mongo] uri "
                           "(or MONGODB_URI)")

@@ -2,7 +2,7 @@
 
 `run_demo(path)` appends realistic events (`coordd.gen_engine.stream`) to `path` at about
 `rate` events per second, stamped with the current time, so the daemon tailing the file
-shows ACTIVE work sessions. Like the gateway's writer (spec §1.2) it appends whole lines,
+shows ACTIVE work sessions. Like the gateway's writer it appends whole lines,
 and, if asked, rotates by renaming the file to `coordination-events-<ISO>.ndjson`.
 
 At start it writes a few minutes of recent history in one go (the stream's warm-up, with
@@ -39,7 +39,7 @@ MAX_BATCH: Final = 512
 
 
 def rotated_name(path: Path, now_ms: int) -> Path:
-    """Where a size rotation at `now_ms` moves `path`, as the gateway names it (§1.2).
+    """Where a size rotation at `now_ms` moves `path`, as the gateway names it.
 
     `coordination-events.ndjson` → `coordination-events-2026-02-17T12-34-56-789Z.ndjson`;
     if that name is taken (two rotations in one millisecond), the next free millisecond.

@@ -1,11 +1,11 @@
-"""Enrichment: role, session types and collaboration category of one event (spec §3).
+"""Enrichment: role, session types and collaboration category of one event.
 
 Pure: no I/O of its own (the main-agent set comes from a callable), no trio. The
 category comes from, in order: an explicit valid `data.collabCategory` (source
 `manual`), the classifier plugins through `PluginHost.classify` (the built-in keyword
 classifier last, source `rule`), and the fallback by role (source `fallback`).
 
-`Enricher.enrich` takes any JSON value and returns the enriched event (spec §3.6: the
+`Enricher.enrich` takes any JSON value and returns the enriched event (the
 input's keys in order, `type` trimmed and `data` enriched in place, the enrichment
 fields appended or replaced in place, in the documented order, which the event hash
 depends on) or None for a rejected value, counted in `rejected` by reason. It never
@@ -54,7 +54,7 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def key_type(key: str | None) -> str:
-    """Session type a session key implies: `subagent`, `main` or `unknown` (§3.3 step 2)."""
+    """Session type a session key implies: `subagent`, `main` or `unknown`."""
     if key is None:
         return "unknown"
     if ":subagent:" in key:
@@ -66,7 +66,7 @@ def key_type(key: str | None) -> str:
 
 def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
                   mains: frozenset[str]) -> tuple[str, str, bool]:
-    """`(fromSessionType, toSessionType, delegation hint)` of an event (spec §3.2, §3.3)."""
+    """`(fromSessionType, toSessionType, delegation hint)` of an event."""
     # Hot path. Most keys are absent from a given event, so `S`/`N` are called only
     # on values that exist (`x is not None and ...` short-circuits the call).
     get = data.get
@@ -125,7 +125,7 @@ def _type_role(etype: str) -> str | None:
 
 def event_role(etype: str, data: Mapping[str, Any], from_type: str, to_type: str,
                hint: bool) -> str:
-    """`eventRole` (spec §3.4): the first matching rule wins."""
+    """`eventRole`: the first matching rule wins."""
     if (v := data.get("eventRole")) is not None and (explicit := S(v)) in _ROLE_SET:
         return explicit
     try:
@@ -241,7 +241,7 @@ class Enricher:
             intent = (v := get("collabIntent")) is not None and S(v)
 
             # A dict display assigns in order and keeps an existing key's place: exactly
-            # the key order of §3.6 (and of JavaScript's object spread).
+            # the old monitor's key order (that of JavaScript's object spread).
             out_data = {**data, "eventRole": role, "fromSessionType": from_type,
                         "toSessionType": to_type, "collabCategory": category,
                         "collabSubTags": sub_tags, "collabIntent": intent,

@@ -1,12 +1,13 @@
 """Realistic synthetic coordination logs, for benchmarks, tests and `coordd demo`.
 
-Pure (no trio). `generate(n)` yields `n` raw events as the gateway writes them (spec §1.1:
-exactly `type`, `agentId`, `ts`, `data`), grouped into work sessions whose lifecycles are
-planned by `coordd.gen_flows`. Sessions overlap in time (about three at once), their
-events are merged in time order, and a few events are written a little late, as in a real
-log with several writers. A few legacy shapes appear as in real logs: ISO `timestamp` or
-`timestampMs` instead of `ts`, events without a work session (continuation runner, Discord
-auto-routing, sends outside a task), explicit roles, session types and categories.
+Pure (no trio). `generate(n)` yields `n` raw events as the gateway writes them (one JSON
+object per line with exactly `type`, `agentId`, `ts`, `data`), grouped into work sessions
+whose lifecycles are planned by `coordd.gen_flows`. Sessions overlap in time (about three
+at once), their events are merged in time order, and a few events are written a little
+late, as in a real log with several writers. A few legacy shapes appear as in real logs:
+ISO `timestamp` or `timestampMs` instead of `ts`, events without a work session
+(continuation runner, Discord auto-routing, sends outside a task), explicit roles, session
+types and categories.
 
 `lines(n)` serialises them like `JSON.stringify` (compact, non-ASCII raw, lone surrogates
 escaped) and, with `junk > 0`, replaces that fraction of lines with the damage real logs

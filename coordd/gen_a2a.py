@@ -1,4 +1,5 @@
-"""Agent-to-agent flows of the synthetic log generator (spec §1.4, A2A table).
+"""Agent-to-agent flows of the synthetic log generator, with the payloads the gateway
+writes for `a2a.*` events.
 
 Pure (no I/O). `A2AFlows` holds the plumbing every session flow uses (budget, clock,
 conversation-id routes, the shared context block) and the two A2A flows: a

@@ -1,4 +1,4 @@
-"""Work-session lifecycles for the synthetic log generator (spec §1.3, §1.4).
+"""Work-session lifecycles for the synthetic log generator.
 
 Pure (no I/O). `SessionBuilder.build()` plans the events of one work session — a task
 lifecycle with its conversations, spawns, blocks and continuation-runner events — as
@@ -7,7 +7,7 @@ is part of a flow (a reply takes seconds), `elastic` the cumulative idle time be
 in abstract units, which `coordd.gen` stretches so the session lasts as long as it was
 allotted. Each builder emits exactly its budget of events.
 
-Payload keys and their order follow the writer (§1.4); a share of the flows use the older
+Payload keys and their order follow the gateway's writer; a share of the flows use the older
 shapes real logs contain (no emitter-side role tagging, extra session keys, `status` on
 `task.completed`, `plan.*` events, explicit `collabCategory`).
 """
@@ -87,7 +87,8 @@ class SessionBuilder(A2AFlows):
     # ------------------------------------------------------------------ task-side blocks
 
     def _block_continuation(self, room: int) -> None:
-        # The continuation runner never knows the work session (spec §1.4).
+        # The continuation runner never knows the work session (its events carry no
+        # `workSessionId`).
         rng = self.rng
         self._emit("continuation.sent", self.owner, {"taskId": self.task}, idle=self._idle())
         failures = 0

@@ -1,6 +1,6 @@
 """Vocabulary of the synthetic log generator: agents, phrases, messages, ids.
 
-Pure (no I/O). The phrases are written so that the keyword classifier of spec §3.5 has
+Pure (no I/O). The phrases are written so that the built-in keyword classifier has
 work to do in both languages: every category has English and Korean phrases that hit its
 keywords, a few phrases hit several categories, a few reproduce the substring quirks the
 spec lists (`develops` → `ops`, `contest` → `test`, `android` → `roi`, `metrics` → `cs`,
@@ -37,7 +37,7 @@ MAIN_AGENTS: Final = (
 WORKERS: Final = ("worker-quick", "worker-deep")
 AGENTS: Final = MAIN_AGENTS + WORKERS
 
-#: Category → phrases that hit its §3.5 keywords (English and Korean).
+#: Category → phrases that hit its keywords (English and Korean).
 PHRASES: Final[dict[str, tuple[str, ...]]] = {
     "engineering_build": (
         "implement the retry wrapper for the gateway client",
@@ -127,7 +127,8 @@ NEUTRAL: Final = (
     "네 맞아요",
     "확인했습니다",
 )
-#: Keyword hits that exist only as substrings of unrelated words (spec §3.5 quirks).
+#: Keyword hits that exist only as substrings of unrelated words (quirks of substring
+#: matching).
 QUIRKS: Final = (
     "heroic contest develops",
     "explanation of the telescope stops",

@@ -2,7 +2,7 @@
 
 The pipeline calls `Hub.publish(events, applied)` on the event loop after the store took a
 batch. `publish` is synchronous and never blocks: it builds the batch's messages once
-(compact JSON text, spec §5.4) and puts the batch on each client's bounded queue with
+(compact JSON text) and puts the batch on each client's bounded queue with
 `send_nowait`. A client whose backlog is over a bound (batches, characters, or half the
 replay window in events) is dropped on the spot: it leaves the fan-out at once and its
 task closes the socket with code 1013 and a reason saying where to resume
@@ -25,7 +25,7 @@ Message shapes (every message also carries `"epoch"` at the top level; built in
 - `connected`: `data: {message, epoch, seq}`, `seq` being the last seq at connect time;
 - per batch: `event_log`, then `coordination_event_new` (`data: {events, affectedWorkSessions}`,
   each event with its `seq` spliced in), then one `continuation_event` per `continuation.*`
-  event (spec §9 C12: upstream announced only the last one of a batch). A large batch is
+  event (the old monitor announced only the last one of a batch). A large batch is
   split into several `coordination_event_new` messages of at most 500 events and about
   1 MiB, so that no frame is unboundedly large;
 - `resync_required`: `data: {reason, epoch, seq}`.
@@ -413,7 +413,7 @@ class Hub:
 
     @staticmethod
     async def _discard_incoming(websocket: WebsocketLike) -> None:
-        # Incoming frames are ignored (spec §5.4), but they must be read: an unread
+        # Incoming frames are ignored (as by the old monitor), but they must be read: an unread
         # receive queue would stop the server from noticing that the client went away.
         while True:
             await websocket.receive()

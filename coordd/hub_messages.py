@@ -1,4 +1,4 @@
-"""The `/ws` message shapes (spec §5.4), assembled from the bytes the store keeps.
+"""The `/ws` message shapes (the old monitor's), assembled from the bytes the store keeps.
 
 Every message is compact JSON text with the envelope `{"type", "agentId"?, "timestamp",
 "epoch", "data"}` (upstream's, plus the epoch). Events are never re-serialised: each one's
@@ -51,7 +51,7 @@ with_seq = Event.json_with_seq
 
 
 def affected_sessions(events: Sequence[Event]) -> list[str]:
-    """Distinct `S(data.workSessionId)` in first-seen order (spec §5.4)."""
+    """Distinct `S(data.workSessionId)` in first-seen order."""
     return list(dict.fromkeys(ev.ws_id for ev in events if ev.ws_id is not None))
 
 

@@ -1,11 +1,13 @@
-"""The main-agent set, read from openclaw.json (spec §3.1, §9 C17).
+"""The main-agent set, read from openclaw.json (JSON or JSON5).
 
 Every configured agent counts as a "main" agent, plus `main` and `ruda` always.
 The file is re-read only when it changes (mtime, size or inode), is parsed as strict
 JSON first and then as JSON5 (the gateway writes JSON5, so comments and trailing
 commas are legal there; upstream's strict parse failed on them), and any problem
-(missing, unreadable, unparsable) leaves the defaults in force, is logged once per
-file version and reported by `status()` for `coordd --check`.
+(unreadable, unparsable) leaves the defaults in force, is logged once per file version
+as a warning and reported by `status()` for `coordd --check` and `/api/health`. A
+missing file is not a problem (a fresh install): the defaults apply, said once at INFO
+level, and the check passes.
 
 Synchronous file I/O, no trio: `current()` is called from the enrichment worker.
 """
@@ -114,8 +116,14 @@ class MainAgents:
     def _refresh(self, path: Path) -> None:
         try:
             st = os.stat(path)
+        except FileNotFoundError:
+            # A fresh install, or a gateway that keeps no agent list: nothing to fix.
+            self._key = None
+            self._set(DEFAULT_MAIN_AGENTS, "pass", f"{path} does not exist; main agents are "
+                      "the defaults main, ruda")
+            return
         except OSError as exc:
-            # Not cached (spec §3.1): the next check looks again.
+            # A failure is not cached: the next check looks again.
             self._key = None
             self._set(DEFAULT_MAIN_AGENTS, "warn", f"{path}: cannot be read "
                       f"({exc.strerror or exc}); main agents are the defaults main, ruda")

@@ -1,7 +1,7 @@
 """The event record and the value helpers every other module uses.
 
 Pure: no I/O, no trio, no pymongo. The helpers reproduce the old monitor's JavaScript
-semantics exactly (spec §0.1): `S` trims with JavaScript's `String.prototype.trim`,
+semantics exactly: `S` trims with JavaScript's `String.prototype.trim`,
 `N` accepts finite numbers but not booleans, `O` accepts objects only, and
 `event_time` is the spec's `TS(event)`.
 
@@ -66,7 +66,7 @@ ROLES: Final = (
 )
 ROLE_SET: Final = frozenset(ROLES)
 
-#: Canonical order: it breaks ties in the keyword classifier (spec §3.5).
+#: Canonical order: it breaks ties in the keyword classifier (the first category wins).
 CATEGORIES: Final = (
     "engineering_build",
     "infra_ops",
@@ -406,7 +406,7 @@ def parse_line(raw: bytes) -> ParseResult:
 
 
 def hash_input(enriched: Mapping[str, Any], ts: int | float | None = None) -> str:
-    """The string the old monitor hashed: `type|agentId|TS|JSON.stringify(data)` (spec §7).
+    """The string the old monitor hashed: `type|agentId|TS|JSON.stringify(data)`.
 
     `ts`: `event_time(enriched)` when the caller has it already (`Event.ts`).
     """
@@ -422,7 +422,7 @@ def _hash_head(enriched: Mapping[str, Any], ts: int | float | None) -> str:
 
 def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None,
                data_json: bytes | None = None) -> str:
-    """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, spec §7).
+    """Lower-case hex SHA-256 of `hash_input` (MongoDB's dedup key, the old monitor's recipe).
 
     Hashed as bytes: orjson's UTF-8 output for `data` goes to SHA-256 as it is, without
     the round trip through a Python string (decoding and re-encoding non-ASCII text cost
@@ -446,7 +446,7 @@ def event_hash(enriched: Mapping[str, Any], ts: int | float | None = None,
 # ---------------------------------------------------------------------------- the record
 
 _TERMINAL_TASK_STATUS: Final = frozenset({"completed", "cancelled", "abandoned", "failed"})
-#: Deliberate fix (spec §9 C8): the real task.completed / task.cancelled events carry no
+#: Deliberate fix: the real task.completed / task.cancelled events carry no
 #: status, so upstream never treated them as terminal. coordd does.
 _TERMINAL_TYPES: Final = frozenset(
     {"a2a.complete", "continuation.complete", "continuation.completed",
@@ -455,7 +455,8 @@ _TERMINAL_TYPES: Final = frozenset(
 
 
 def is_terminal(event: Mapping[str, Any]) -> bool:
-    """Whether an (enriched) event ends a work session's activity (spec §4.5 + §9 C8)."""
+    """Whether an (enriched) event ends a work session's activity: a terminal `status`, or
+    a `task.completed` / `task.cancelled` event."""
     etype = event.get("type")
     if etype in _TERMINAL_TYPES:
         return True
@@ -501,7 +502,8 @@ def _sub_tags_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str
 
 
 def agents_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, str]:
-    """Thread agents (spec §4.4 step 2), `"unknown"` standing for absent."""
+    """Thread agents: sender (`fromAgent`, `senderAgentId`, else `agentId`) and recipient
+    (`toAgent`, else `targetAgentId`), `"unknown"` standing for absent."""
     src = (S(data.get("fromAgent")) or S(data.get("senderAgentId"))
            or S(event.get("agentId")) or "unknown")
     dst = S(data.get("toAgent")) or S(data.get("targetAgentId")) or "unknown"
@@ -607,7 +609,7 @@ class Event:
 
     @property
     def order(self) -> tuple[int | float, int]:
-        """Sort key of the work-session walk: time, then log order (spec §4.1)."""
+        """Sort key of the work-session walk: time, then log order."""
         return (self.ts, self.seq)
 
     def json_with_seq(self) -> bytes:

@@ -41,7 +41,7 @@ EVENT_PROJECTION: Final = {"_id": 0, "insertedAt": 0, "createdAt": 0, "derived":
 _BATCH: Final = 5000
 
 
-#: The enriched fields of the old monitor's document, in the order of spec §3.6.
+#: The enriched fields of the old monitor's document, in its order.
 _LEGACY_ENRICHED: Final = ("eventRole", "fromSessionType", "toSessionType", "collabCategory",
                            "collabSubTags", "categoryConfidence", "categorySource")
 

@@ -4,7 +4,7 @@ Same parameters, validation and response shapes as the in-memory functions of
 `coordd.queries` (whose parameter helpers this module uses), plus `"tier": "mongo"`:
 
 * `/api/events/search` — a case-insensitive *literal* match (`re.escape`d into the regular
-  expression, never `q` as given: spec §9 C14) on `data.message`, `data.replyPreview`,
+  expression, never `q` as given) on `data.message`, `data.replyPreview`,
   `data.fromAgent`, `data.toAgent` and `type`, over every document (the old monitor's
   too), newest first (`ts`, then `seq`), `total` by a count of the same filter. When `q`
   holds a word with white space on both sides, every matching document holds that word

@@ -1,4 +1,4 @@
-"""MongoDB documents and indexes: the old monitor's schema (spec §7) plus what coordd adds.
+"""MongoDB documents and indexes: the old monitor's schema plus what coordd adds.
 
 Pure: builds dicts and index specifications, talks to no database (no pymongo import).
 
@@ -10,7 +10,8 @@ toSessionType, eventHash}`. coordd adds:
 
 * `seq`, `epoch` — the event's place in coordd's sequence space (cursor paging, follower
   polling and warm restart read by `(epoch, seq)`);
-* `insertedAt` — when coordd wrote it (retention counts from insertion, §9 C15);
+* `insertedAt` — when coordd wrote it (retention counts from insertion, not from the
+  event's own time, so old events re-inserted at a restart are not expired at once);
 * `workSessionId` — `S(data.workSessionId)`, the exact key its session document has
   (`data.workSessionId` may carry white space);
 * `retention` — `"session"` when the event belongs to a session that has a document (it is
@@ -34,11 +35,12 @@ A text index over the searched fields (`coordd_text`, no language: no stemming, 
 words) lets a search skip most documents; see `coordd.mongo_queries` for when it is used
 (only where it cannot change the answer).
 
-**Work sessions** (`work_sessions`, `_id` = the work-session id). §7's `$set` fields, `status`
-included for old readers, plus `latestTerminal` and `latestType` (with `lastTime` they let a
-query compute the status at read time: `status_expression`, `status_filter`), `roleCounts`,
-`lastSeq` and `epoch`. `updatedAt` is when coordd last wrote the session: a session whose
-`updatedAt` is older than `ttl_days` is removed together with its events.
+**Work sessions** (`work_sessions`, `_id` = the work-session id). The old monitor's `$set`
+fields, `status` included for old readers, plus `latestTerminal` and `latestType` (with
+`lastTime` they let a query compute the status at read time: `status_expression`,
+`status_filter`), `roleCounts`, `lastSeq` and `epoch`. `updatedAt` is when coordd last
+wrote the session: a session whose `updatedAt` is older than `ttl_days` is removed
+together with its events.
 
 **Marker** (`coordd_meta`, `_id: "sync"`): `{epoch, seq, updatedAt}` — every event of that epoch
 up to `seq` is in the database. It lives next to the data, so it is exact across restarts.
@@ -96,7 +98,7 @@ MARKER_ID: Final = "sync"
 TTL_INDEX: Final = "coordd_insertedAt_ttl"
 #: Name of coordd's text index over the searched fields.
 TEXT_INDEX: Final = "coordd_text"
-#: The fields the search routes match (spec §6.7), in the text index too.
+#: The fields the search routes match, in the text index too.
 SEARCH_FIELDS: Final = ("data.message", "data.replyPreview", "data.fromAgent", "data.toAgent",
                         "type")
 
@@ -195,8 +197,9 @@ def _auto(*keys: tuple[str, int | str], **options: Any) -> IndexSpec:
 
 
 def event_indexes(ttl_days: int) -> list[IndexSpec]:
-    """The indexes of `coordination_events`: §7's (except its TTL on the event's own time,
-    §9 C15) and coordd's. `ttl_days == 0` means no TTL index."""
+    """The indexes of `coordination_events`: the old monitor's (except its TTL on the event's
+    own time, which expired a session's events one by one) and coordd's. `ttl_days == 0`
+    means no TTL index."""
     specs = [
         _auto(("ts", -1)),
         _auto(("type", 1), ("ts", -1)),
@@ -228,7 +231,7 @@ def event_indexes(ttl_days: int) -> list[IndexSpec]:
 
 
 def session_indexes() -> list[IndexSpec]:
-    """The indexes of `work_sessions` (§7)."""
+    """The indexes of `work_sessions` (the old monitor's)."""
     return [
         _auto(("status", 1), ("lastTime", -1)),
         _auto(("collabCategory", 1), ("lastTime", -1)),
@@ -239,7 +242,7 @@ def session_indexes() -> list[IndexSpec]:
 
 def is_legacy_ttl_index(info: Mapping[str, Any]) -> bool:
     """Whether an `index_information()` entry is the old monitor's TTL on `createdAt`: it
-    expires events by their own time, one by one, cutting sessions in half (§9 C15)."""
+    expires events by their own time, one by one, cutting sessions in half."""
     return list(info.get("key", ())) == [("createdAt", 1)] and "expireAfterSeconds" in info
 
 
@@ -248,7 +251,7 @@ def is_legacy_ttl_index(info: Mapping[str, Any]) -> bool:
 
 def legacy_event_document(enriched: Mapping[str, Any],
                           ts: int | float | None = None) -> dict[str, Any]:
-    """The document the old monitor wrote for an enriched event (§7), field for field.
+    """The document the old monitor wrote for an enriched event, field for field.
 
     `ts`: `TS(enriched)` when the caller has it already (`Event.ts`: parsing an ISO
     `timestamp` again costs more than the rest of the document).
@@ -375,7 +378,7 @@ def _thread_doc(key: str, th: ThreadLike) -> dict[str, Any]:
     first = evs[0]
     doc: dict[str, Any] = {"id": key}
     # An event with a conversation id always lands in that conversation's thread, so the
-    # first event's id is the thread's (§4.4 "fill if still absent" never finds another).
+    # first event's id is the thread's (the thread's id is filled only while still absent).
     if first.conversation_id is not None:
         doc["conversationId"] = first.conversation_id
     doc.update(fromAgent=first.from_agent, toAgent=first.to_agent, startTime=first.ts,
@@ -387,10 +390,11 @@ def session_document(
     agg: SessionLike, *, now_ms: float, epoch: str, override: str | None = None,
     updated_at: _dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The `$set` part of a session's upsert (§7 fields + coordd's), `_id` not included.
+    """The `$set` part of a session's upsert (the old monitor's fields + coordd's), `_id` not
+    included.
 
-    `override`: the manual category (§4.6), if any. `status` is computed at `now_ms` for
-    old readers; coordd's queries recompute it at read time (`status_expression`).
+    `override`: the manual category (category override), if any. `status` is computed at
+    `now_ms` for old readers; coordd's queries recompute it at read time (`status_expression`).
     """
     first, latest = agg.first, agg.latest
     if first is None or latest is None:
@@ -440,7 +444,8 @@ def _legacy_terminal() -> dict[str, Any]:
 
 
 def status_expression(now_ms: float) -> dict[str, Any]:
-    """An aggregation expression giving a session document's status at `now_ms` (§4.5)."""
+    """An aggregation expression giving a session document's status at `now_ms` (ACTIVE, QUIET
+    after a terminal event, ARCHIVED after 24 hours without events)."""
     return {"$switch": {
         "branches": [
             {"case": {"$gt": [{"$subtract": [now_ms, "$lastTime"]}, ARCHIVE_AFTER_MS]},

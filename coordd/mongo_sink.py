@@ -206,8 +206,8 @@ class PymongoSink:
     # ------------------------------------------------------------------ schema
 
     def ensure_schema(self) -> None:
-        """Create §7's indexes and coordd's; drop the old monitor's TTL on `createdAt`
-        (it expires session events one by one, §9 C15) and a TTL of another length."""
+        """Create the old monitor's indexes and coordd's; drop the old monitor's TTL on `createdAt`
+        (it expires a session's events one by one) and a TTL of another length."""
         with self._errors():
             db = self._db
             events = db[EVENTS]

@@ -52,7 +52,7 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
                            {"type": "string", "enum": ["all", *categories]})
     ws_id = _param("id", "The raw work-session id (percent-encoded), without the `ws:` prefix.",
                    where="path", required=True)
-    event_schema = {"type": "object", "description": "An enriched event (spec §3.6) plus `seq`.",
+    event_schema = {"type": "object", "description": "An enriched event plus `seq`.",
                     "additionalProperties": True,
                     "properties": {"type": {"type": "string"}, "agentId": {"type": "string"},
                                    "ts": {"type": "number"}, "data": {"type": "object"},

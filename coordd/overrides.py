@@ -1,4 +1,4 @@
-"""Manual work-session category overrides (spec §4.6, §6.6; fixes §9 C4 and C20).
+"""Manual work-session category overrides (`PATCH /api/work-sessions/<id>/category`).
 
 The overrides live in a small JSON file keyed by the raw work-session id::
 
@@ -13,7 +13,12 @@ file (upstream wrote in place). The file format stays upstream's: 2-space indent
 plus a trailing newline.
 
 This module does small, synchronous file I/O and imports neither trio nor pymongo; the
-web layer may call it from a worker thread if it wants to.
+web layer runs `set` (the write and its fsyncs) in a worker thread, off the event loop.
+
+By default the file lives in the state directory (`[openclaw] category_overrides`
+empty): a directory the daemon may write under the systemd unit's `ProtectHome=`, where
+the temporary file of the atomic write can be created. `adopt_legacy_file` copies the old
+monitor's file from `~/.openclaw` once, when the state directory has none yet.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from typing import Any, Final
 
 from coordd.model import BUILTIN_VOCABULARY, CategoryVocabulary, S, loads
 
-__all__ = ["Override", "Overrides", "iso_ms"]
+__all__ = ["Override", "Overrides", "adopt_legacy_file", "atomic_write", "iso_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,8 @@ class Overrides:
         self._categories: dict[str, str] = {}
         self._stat: tuple[int, int, int] = _NO_STAT
         self._checked_at: float | None = None
+        #: Held while `set` reads, writes and installs the file (possibly in a thread).
+        self._lock = threading.Lock()
         #: Bumped whenever the map changes, so callers can memoise derived figures.
         self.version = 0
         self.reloads = 0
@@ -118,9 +126,17 @@ class Overrides:
 
         Without `force`, the file is stat'ed at most once per `check_interval_s`.
         A missing file means no overrides (upstream: the cache is reset to empty).
+        Never waits: while `set` writes the file (in a worker thread) it returns False.
         """
-        if self.path is None:
+        if self.path is None or not self._lock.acquire(blocking=False):
             return False
+        try:
+            return self._refresh(force)
+        finally:
+            self._lock.release()
+
+    def _refresh(self, force: bool) -> bool:
+        assert self.path is not None
         now = self._clock()
         if not force and self._checked_at is not None and now - self._checked_at < self._interval:
             return False
@@ -196,18 +212,21 @@ class Overrides:
     def set(self, ws_id: str, category: str, *, updated_by: str | None, now_ms: float) -> Override:
         """Override one session's category: re-read the file, write it atomically, then
         update memory. Raises `ValueError` for an unknown category (the message lists the
-        valid ones) and `OSError` when the file cannot be written (memory is then left
-        unchanged)."""
+        valid ones) and `OSError` when
+        the file cannot be written (memory is then left unchanged). Blocking file I/O:
+        the web layer calls it in a worker thread; concurrent calls are serialised."""
         if category not in self.categories:
             raise ValueError(f"unknown category {category!r}: expected one of "
                              f"{self.categories.listing()}")
-        self.refresh(force=True)
-        entry = Override(category, iso_ms(now_ms), updated_by)
-        entries = dict(self._entries)
-        entries[ws_id] = entry
-        if self.path is not None:
-            self._write(entries)
-        self._install(entries)
+        with self._lock:
+            if self.path is not None:
+                self._refresh(True)
+            entry = Override(category, iso_ms(now_ms), updated_by)
+            entries = dict(self._entries)
+            entries[ws_id] = entry
+            if self.path is not None:
+                self._write(entries)
+            self._install(entries)
         return entry
 
     def _write(self, entries: Mapping[str, Override]) -> None:
@@ -215,26 +234,46 @@ class Overrides:
         doc = {**self._unknown, **{k: v.as_json() for k, v in entries.items()}}
         # JSON.stringify(doc, null, 2) + "\n": same separators, non-ASCII raw.
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        data = text.encode("utf-8", "backslashreplace")
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(directory)
+        atomic_write(self.path, text.encode("utf-8", "backslashreplace"))
         st = os.stat(self.path)
         self._stat = (st.st_mtime_ns, st.st_size, st.st_ino)
         self._checked_at = self._clock()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`: a temporary file in the same directory (created if
+    needed), fsynced, renamed over `path`, then the directory fsynced. A crash leaves
+    the old file or the new one, never a torn one. The directory must be writable."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def adopt_legacy_file(path: Path, legacy: Path) -> bool:
+    """Copy the old monitor's overrides file `legacy` to `path` (atomically) when `path`
+    does not exist yet and `legacy` does; True when copied. Raises `OSError` when the
+    copy cannot be written."""
+    if path.exists():
+        return False
+    try:
+        data = legacy.read_bytes()
+    except FileNotFoundError:
+        return False
+    atomic_write(path, data)
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,4 +1,5 @@
-"""The REST API's semantics as pure functions (spec §6.2–6.7, with the §9 fixes).
+"""The REST API's semantics as pure functions: the old monitor's routes, with
+its defects fixed (validated parameters, 400 instead of 500 or an empty 200).
 
 Each route function takes the store, the query parameters as decoded `(key, value)`
 pairs (repeats and order kept) and the caller's clock, and returns `(status, body)`
@@ -14,7 +15,7 @@ Parameter rules (upstream's, with the fixes the parity comparison accepts):
   or epoch milliseconds, else 400; `since` is inclusive, `until` exclusive.
 * `role`: CSV/repeated, every value must be one of the four roles, else 400. On
   `/api/events` the echo `role` stays a string (the first role) and `roles` lists them
-  all (§9 C10); on the detail route `role` is a single role.
+  all; on the detail route `role` is a single role.
 * `status` and `viewCategory`: validated, else 400; `type` and `subTag` are free-form.
 * `cursor` (new): opaque; `nextCursor` in the answer fetches the next (older) page.
 """
@@ -354,7 +355,7 @@ def events_tail(q: EventsQuery, *, count: int, total: int, matched: int,
 
 def get_events(store: Store, params: Params, now_ms: float, *,
                history_before: int | None = None) -> Response:
-    """`GET /api/events` (spec §6.3): the last `limit` matches in log order.
+    """`GET /api/events`: the last `limit` matches in log order.
 
     `history_before`: events of this epoch before that seq exist outside the store
     (MongoDB), so the answer's `nextCursor` goes on to them instead of ending at the
@@ -380,7 +381,7 @@ def get_events(store: Store, params: Params, now_ms: float, *,
 
 
 def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
-    """`GET /api/work-sessions` (spec §6.4): most recent sessions first."""
+    """`GET /api/work-sessions`: most recent sessions first."""
     try:
         limit = limit_param(params, 100)
         statuses = _statuses(params)
@@ -463,7 +464,7 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
                      now_ms: float) -> Response:
-    """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here."""
+    """`GET /api/work-sessions/<id>`; the id segment is percent-decoded here."""
     try:
         ws_id = decode_segment(ws_id_raw_segment)
         role = text_param(params, "role")
@@ -495,7 +496,7 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
 
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
                    now_ms: float) -> Response:
-    """`PATCH /api/work-sessions/<id>/category` (spec §6.6), after the web layer's auth."""
+    """`PATCH /api/work-sessions/<id>/category`, after the web layer's auth."""
     try:
         ws_id = decode_segment(ws_id_raw_segment)
     except BadRequest as exc:
@@ -524,8 +525,8 @@ def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
 def search_events(store: Store, params: Params, now_ms: float) -> Response:
     """`GET /api/events/search` answered from memory: case-insensitive literal match on
     `data.message`, `data.replyPreview`, `data.fromAgent`, `data.toAgent` and `type`,
-    newest first (spec §6.7 with §9 C14). See `search_events_job` to run it off the
-    event loop."""
+    newest first (`q` is matched literally, never as a regular expression). See
+    `search_events_job` to run it off the event loop."""
     return search_events_job(store, params, now_ms)()
 
 

@@ -1,4 +1,5 @@
-"""In-memory answers for the two search routes (spec §6.7, with §9 C14's fixes).
+"""In-memory answers for the two search routes (`q` matched literally, `role`
+validated, newest first).
 
 Upstream meant these for MongoDB (where `q` was used as a raw regular expression); without
 MongoDB coordd answers from memory with a case-insensitive *literal* match on the same

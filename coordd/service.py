@@ -16,9 +16,11 @@ feeds the store and the hub from MongoDB (`coordd.follower`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from .metrics import Metrics
 from .model import Event
 from .notify import Notifier
 from .openapi import openapi_document
-from .overrides import Overrides
+from .overrides import Overrides, adopt_legacy_file
 from .pipeline import Pipeline
 from .plugins import PluginHost, allow_list_from_env
 from .service_metrics import service_metric_families
@@ -60,9 +62,13 @@ if TYPE_CHECKING:
     from .mongo_sink import PymongoSink
     from .mongo_sync import SyncWorker
 
-__all__ = ["ComponentCrashed", "Service", "ServiceInfo"]
+__all__ = ["ComponentCrashed", "ListenError", "Service", "ServiceInfo"]
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(CoorddError):
+    """The listen address cannot be bound (busy port, no such address, no permission)."""
 
 
 class ComponentCrashed(CoorddError):
@@ -122,6 +128,7 @@ class Service:
         self._shutdown = trio.Event()
         self._stopping = False
         self._scopes: dict[str, trio.CancelScope] = {}
+        self._listen_fd: int | None = None
         self._done: dict[str, trio.Event] = {}
 
     # ------------------------------------------------------------------ lifetime
@@ -134,11 +141,39 @@ class Service:
     ) -> None:
         """Run until SIGTERM/SIGINT (or `shutdown_trigger` returns); drain; return.
 
-        Raises `ComponentCrashed` (inside an exception group) when a component fails.
+        Raises `ListenError` at once, before the history is read, when the listen
+        address cannot be bound, and `ComponentCrashed` (inside an exception group) when
+        a component fails.
         """
-        cfg = self.config
         self._shutdown = trio.Event()
+        # The port first: a busy one is said at once, not after reading the whole history.
+        binds = self._listen()
+        try:
+            await self._run(binds, shutdown_trigger, task_status)
+        finally:
+            if "web" not in self._done:  # hypercorn never took the socket over
+                self._close_listener()
+
+    def _listen(self) -> list[str]:
+        """hypercorn's binds: the sockets systemd passed, else our own socket, bound and
+        listening already (raises `ListenError` when it cannot be)."""
+        activation = _activation_binds(os.environ)
+        if activation:
+            return activation
+        sock = listen_socket(self.config.server.host, self.config.server.port)
+        self._listen_fd = sock.detach()  # hypercorn owns (and closes) it from here on
+        return [f"fd://{self._listen_fd}"]
+
+    def _close_listener(self) -> None:
+        fd, self._listen_fd = self._listen_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    async def _run(self, binds: list[str], shutdown_trigger: Callable[[], Awaitable[None]] | None,
+                   task_status: trio.TaskStatus[ServiceInfo]) -> None:
+        cfg = self.config
         self._prepare_state_dir()
+        self._adopt_legacy_overrides()
         self.enricher = Enricher(self.plugins, self.main_agents.current)
         following = cfg.mode.follower
         if cfg.mongo.uri:
@@ -158,6 +193,7 @@ class Service:
             )
             self.follower = build_follower(self)
         else:
+            self._prepare_log_dir()
             await self._tailing_pipeline()
         self.metrics = Metrics()
         self.metrics.add_source(self._metric_families)
@@ -177,7 +213,7 @@ class Service:
         async def ws() -> None:
             await hub.serve(websocket)
         hconfig = HypercornConfig()
-        hconfig.bind = _activation_binds(os.environ) or [_bind(cfg.server.host, cfg.server.port)]
+        hconfig.bind = binds
         hconfig.graceful_timeout = cfg.server.shutdown_grace
         hconfig.accesslog = None
         hconfig.websocket_ping_interval = cfg.websocket.heartbeat
@@ -429,6 +465,40 @@ class Service:
             raise StateError(f"cannot create the state directory {self.state_dir}: "
                              f"{e.strerror or e}") from e
 
+    def _prepare_log_dir(self) -> None:
+        """Create the log's directory when it is missing (a fresh machine), so that the
+        gateway, or a first `echo >>`, can write the log there; the tailer waits for the
+        file itself. A directory that cannot be created is waited for instead."""
+        directory = self.config.log_path().parent
+        if directory.is_dir():
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.warning("the log directory %s does not exist and cannot be created (%s); "
+                        "waiting for it to appear", directory, e.strerror or e)
+            return
+        log.info("created the log directory %s (it did not exist); waiting for the log "
+                 "to be written there", directory)
+
+    def _adopt_legacy_overrides(self) -> None:
+        """Copy the old monitor's overrides file into the state directory, once: when the
+        overrides use the default location there and no file exists there yet."""
+        legacy = self.config.legacy_overrides_path()
+        path = self.overrides.path
+        if legacy is None or path is None:
+            return
+        try:
+            copied = adopt_legacy_file(path, legacy)
+        except OSError as e:
+            log.warning("category overrides: cannot copy %s to %s: %s; starting without them",
+                        legacy, path, e.strerror or e)
+            return
+        if copied:
+            self.overrides.refresh(force=True)
+            log.info("category overrides: copied %s to %s (edits are saved there from now "
+                     "on; the old file is left as it is)", legacy, path)
+
     def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
         """Component checks for /api/health: (no check critical, checks)."""
         checks: dict[str, list[dict[str, Any]]] = {}
@@ -473,8 +543,35 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` and listening, set up as hypercorn sets up its
+    own. Raises `ListenError` with one line saying what is wrong and what to do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError as e:
+        sock.close()
+        raise ListenError(_listen_problem(host, port, e)) from None
+    return sock
+
+
+def _listen_problem(host: str, port: int, e: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        return (f"cannot listen on {where}: the address is already in use (another monitor, "
+                "or another coordd, on that port?); stop it or choose another port with "
+                "--port (or [server] port)")
+    if e.errno == errno.EACCES:
+        return (f"cannot listen on {where}: permission denied (ports below 1024 need "
+                "privileges); choose another port with --port (or [server] port)")
+    if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
+        return (f"cannot listen on {where}: no such address on this machine "
+                f"({e.strerror or e}); check --host (or [server] host)")
+    return f"cannot listen on {where}: {e.strerror or e}; check --host and --port"
 
 
 def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:

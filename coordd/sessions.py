@@ -1,7 +1,8 @@
-"""Work sessions and their threads, maintained incrementally (spec §4).
+"""Work sessions and their threads, maintained incrementally.
 
 A `View` holds the work sessions built from the events that pass one `Filter` (a role
-set and a type set, spec §4.1: filters apply *before* aggregation, §9 C9). It is updated
+set and a type set: filters apply *before* aggregation, as in the old monitor, so
+status, times and counts describe the filtered events). It is updated
 with deltas — events added, events evicted — and touches only the threads those events
 belong to:
 
@@ -16,8 +17,9 @@ belong to:
   order, "ties keep first-seen order in the ascending walk" — so a page is a slice.
 
 Status is never stored: `status_of` projects it from `lastTime`, the latest event's
-`terminal` flag and the caller's clock (§4.5, §9 C3). Category overrides are applied by
-the caller at read time (§4.6). The JSON summaries are assembled in `coordd.summaries`.
+`terminal` flag and the caller's clock, so a session turns ARCHIVED
+without new events. Category overrides are applied by
+the caller at read time. The JSON summaries are assembled in `coordd.summaries`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ _INF: Final = math.inf
 
 
 def status_of(last_time: float, terminal: bool, now_ms: float) -> str:
-    """ACTIVE / QUIET / ARCHIVED from the aggregate and the clock (spec §4.5)."""
+    """ACTIVE / QUIET / ARCHIVED from the aggregate and the clock: ARCHIVED after 24 h
+    without events, else QUIET after a terminal event, else ACTIVE."""
     if now_ms - last_time > ARCHIVE_AFTER_MS:
         return "ARCHIVED"
     return "QUIET" if terminal else "ACTIVE"
@@ -81,7 +84,7 @@ class Filter:
 
 
 UNFILTERED: Final = Filter()
-#: Task-Hub's default Conversations timeline (spec §6.9).
+#: Task-Hub's default Conversations timeline (`role=conversation.main&type=a2a.response`).
 TASK_HUB_VIEW: Final = Filter(frozenset({"conversation.main"}), frozenset({"a2a.response"}))
 
 

@@ -3,7 +3,7 @@
 Over the held events with `since <= TS < until` (either bound optional):
 
 * counts by category, role (`"unknown"` when the event has none), type, and agent pair
-  (the thread agents of spec §4.4, `"unknown"` standing for absent);
+  (the thread agents: sender and recipient, `"unknown"` standing for absent);
 * per-session figures: the number of work sessions, and events and threads per session
   (count / min / p50 / p99 / max / mean), over the events in range;
 * response time between an `a2a.send` and the next real `a2a.response` (one without an

@@ -1,7 +1,7 @@
 """The bounded in-memory event store: seq bookkeeping, eviction, work-session views.
 
 Events arrive in batches in log order (strictly increasing `seq`). The store keeps the
-newest `max_events` (spec §5.1 cap, applied everywhere: §9 C7) and, per event, only the
+newest `max_events` (applied at start, on reload and on every append) and, per event, only the
 compact `model.Event` record, indexed by `eventindex.EventIndex` for the REST filters.
 
 Work sessions live in `sessions.View`s. The unfiltered view and the pinned ones (by

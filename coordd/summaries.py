@@ -1,4 +1,4 @@
-"""WorkSessionSummary JSON (spec §4.7), assembled from bytes.
+"""WorkSessionSummary JSON (the old monitor's shape and key order), assembled from bytes.
 
 Each event is already serialised (`Event.json`); a session's summary is a few static
 parts — everything but its status and its category (override) — cached per session in a
@@ -110,7 +110,7 @@ _STATUS_JSON: Final = {s: s.encode() for s in ("ACTIVE", "QUIET", "ARCHIVED")}
 def session_parts(
     agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
 ) -> tuple[bytes, ...]:
-    """The WorkSessionSummary JSON (spec §4.7) as parts to join, with the status and the
+    """The WorkSessionSummary JSON as parts to join, with the status and the
     category override applied now (responses join all their parts at once: concatenating
     megabytes piecewise costs more than building them)."""
     head, mid, subtags, tail = cache.parts(agg) if cache is not None else _parts(agg)
@@ -125,5 +125,5 @@ def session_parts(
 def render_session(
     agg: SessionAgg, now_ms: float, override: str | None, cache: BlobCache | None = None
 ) -> bytes:
-    """The WorkSessionSummary JSON (spec §4.7) with status and category applied now."""
+    """The WorkSessionSummary JSON with status and category applied now."""
     return b"".join(session_parts(agg, now_ms, override, cache))

@@ -1,8 +1,9 @@
 """The loss-free log tailer: complete lines from the event log, across rotations and restarts.
 
-One trio task does every read (spec §9 C6), woken by an inotify watch on the log's
-directory (no thread, no debounce) or, at the latest, by a periodic stat poll that is the
-safety net for missed events and the only mechanism in poll mode (NFS/SMB). When inotify is
+One trio task does every read (so reads never overlap and duplicate events), woken by an
+inotify watch on the log's directory (no thread, no debounce) or, at the latest, by a
+periodic stat poll that is the safety net for missed events and the only mechanism in
+poll mode (NFS/SMB). When inotify is
 unavailable or its queue overflows, the tailer falls back to polling, logs it and counts it.
 
 What it guarantees:
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 #: was on disk at start. It matches no real file, so a checkpoint of it resumes nothing.
 NO_FILE: Final = FileId(0, 0, 0, fingerprint(b""))
 #: How long a rotated-away file is kept open after its last growth, to catch the writes
-#: its writer still had buffered when it renamed the file (spec §1.2).
+#: its writer still had buffered when it renamed the file.
 RETIRE_GRACE: Final = 5.0
 _LOG_EVERY: Final = 60.0  # seconds between repeated warnings of one kind
 

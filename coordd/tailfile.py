@@ -5,7 +5,8 @@ descriptor, so the same code serves the cold read, the live tail and the tests.
 
 `LogFile.read()` hands out complete lines only. Bytes after the last newline stay in
 `partial` until their newline arrives, however many reads that takes, and `offset` only ever
-moves past a complete line (spec §9 C1, C2). A line longer than `max_line_bytes` is dropped
+moves past a complete line (the old monitor lost a partial last line, and the
+bytes appended between its read and its stat). A line longer than `max_line_bytes` is dropped
 as soon as that is known, without buffering the rest of it: the reader then skips bytes up
 to the next newline, so the following line is intact.
 """

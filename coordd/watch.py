@@ -1,7 +1,9 @@
 """`coordd watch`: follow a running daemon's live stream in a terminal.
 
-One line per event on stdout (local time, type, from → to, category, a one-line message
-preview); notices (connected, lost, resync) go to stderr so the event lines can be piped.
+One line per event on stdout (local time, type, from → to, work session, category, and
+as much of the message as the terminal's width leaves), or with `--json` one JSON object
+per event (the event as the daemon sent it); notices (connected, cannot reach the daemon,
+lost, resync) go to stderr so the event lines can be piped.
 Filters by type (exact or a shell-style pattern such as `a2a.*`), role, agent and work
 session apply on the client side. A dropped connection is retried with exponential
 back-off and resumed with `since=<last seq>&epoch=<epoch>`, so nothing is missed or
@@ -18,10 +20,12 @@ import datetime as dt
 import fnmatch
 import random
 import re
+import shutil
+import socket
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO
@@ -34,9 +38,11 @@ import trio_websocket
 from .errors import CoorddError
 from .model import ROLES, O, S, agents_of, event_time
 
-__all__ = ["EventFilter", "follow", "format_line", "split_csv", "watch_main", "watch_url"]
+__all__ = ["EventFilter", "fit", "follow", "format_line", "split_csv", "text_cols", "watch_main",
+           "watch_url"]
 
-PREVIEW_CHARS = 60
+#: Columns of the fixed fields: type, "from → to", work session, category.
+TYPE_COLS, PAIR_COLS, SESSION_COLS, CATEGORY_COLS = 12, 14, 12, 17
 #: Same bound as hypercorn's default for incoming frames; the hub sends far smaller ones.
 MAX_MESSAGE_BYTES = 16 << 20
 _ANSI_RE = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
@@ -117,11 +123,39 @@ def _preview(data: Mapping[str, Any]) -> str:
     for key in _PREVIEW_KEYS:
         value = S(data.get(key))
         if value is not None:
-            text = _clean(value)
-            if len(text) > PREVIEW_CHARS:
-                text = text[: PREVIEW_CHARS - 1].rstrip() + "…"
-            return text
+            return _clean(value)
     return ""
+
+
+def _char_cols(ch: str) -> int:
+    """Terminal columns of one character: 2 for wide East Asian ones (Hangul, CJK…),
+    0 for combining marks."""
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def text_cols(text: str) -> int:
+    """Terminal columns `text` takes."""
+    return sum(_char_cols(ch) for ch in text)
+
+
+def fit(text: str, cols: int) -> str:
+    """`text` cut to at most `cols` terminal columns, ending in "…" when cut."""
+    if text_cols(text) <= cols:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = _char_cols(ch)
+        if used + w > cols - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out).rstrip() + "…" if cols > 0 else ""
+
+
+def _pad(text: str, cols: int) -> str:
+    return text + " " * max(0, cols - text_cols(text))
 
 
 def _local_time(ms: float) -> str:
@@ -129,24 +163,35 @@ def _local_time(ms: float) -> str:
         when = dt.datetime.fromtimestamp(ms / 1000.0)
     except (OverflowError, OSError, ValueError):
         when = dt.datetime.now()
-        ms = when.timestamp() * 1000.0
-    return when.strftime("%H:%M:%S") + f".{int(ms) % 1000:03d}"
+    return when.strftime("%H:%M:%S")
 
 
-def format_line(event: Mapping[str, Any], *, now_ms: float | None = None) -> str:
-    """`HH:MM:SS.mmm  type  from → to  category  preview` for one enriched event.
+def terminal_width() -> int:
+    """The terminal's width in columns (`$COLUMNS`, else the terminal's, else 80)."""
+    return shutil.get_terminal_size((80, 24)).columns
 
-    The time is the event's own (spec `TS`) in local time; events without one show the
-    time they arrived (`now_ms`, default now).
+
+def format_line(event: Mapping[str, Any], *, now_ms: float | None = None,
+                width: int | None = None) -> str:
+    """`HH:MM:SS  type  from → to  session  category  preview` for one enriched event, in
+    at most `width` terminal columns (default: the terminal's width): the message
+    preview takes what the other fields leave, and is cut with "…".
+
+    The time is the event's own in local time; events without one show the time they
+    arrived (`now_ms`, default now). A long work-session id shows its start.
     """
+    width = terminal_width() if width is None else width
     data = O(event.get("data"))
     ts = event_time(event) or (time.time() * 1000.0 if now_ms is None else now_ms)
     src, dst = (_clean(a) if a != "unknown" else "?" for a in agents_of(event, data))
-    pair = f"{src} → {dst}"
     category = S(event.get("collabCategory")) or S(data.get("collabCategory")) or "-"
-    etype = _clean(str(event.get("type")))
-    line = f"{_local_time(ts)}  {etype:<20}  {pair:<20}  {_clean(category):<18}  {_preview(data)}"
-    return line.rstrip()
+    session = fit(_clean(S(data.get("workSessionId")) or "-"), SESSION_COLS)
+    fields = [_local_time(ts), _pad(_clean(str(event.get("type"))), TYPE_COLS),
+              _pad(f"{src} → {dst}", PAIR_COLS), _pad(session, SESSION_COLS),
+              _pad(_clean(category), CATEGORY_COLS)]
+    head = "  ".join(fields) + "  "
+    line = head + fit(_preview(data), max(0, width - text_cols(head)))
+    return fit(line.rstrip(), width)
 
 
 def watch_url(args: argparse.Namespace) -> str:
@@ -186,11 +231,13 @@ class _Follower:
     """The watcher's position in the stream and what it printed."""
 
     def __init__(self, filt: EventFilter, max_events: int | None, out: TextIO,
-                 err: TextIO) -> None:
+                 err: TextIO, *, json_lines: bool = False, width: int | None = None) -> None:
         self.filt = filt
         self.max_events = max_events
         self.out = out
         self.err = err
+        self.json_lines = json_lines
+        self.width = width
         self.epoch: str | None = None
         self.last_seq: int | None = None
         self.printed = 0
@@ -201,6 +248,12 @@ class _Follower:
     @property
     def done(self) -> bool:
         return self.max_events is not None and self.printed >= self.max_events
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        """One output line: the event as one JSON object, or the terminal line."""
+        if self.json_lines:
+            return orjson.dumps(event).decode()
+        return format_line(event, width=self.width)
 
     def handle(self, text: str | bytes) -> None:
         """Apply one server message."""
@@ -239,7 +292,7 @@ class _Follower:
                         continue  # already printed before a reconnect
                     self.last_seq = seq
                 if self.filt.matches(event):
-                    self.out.write(format_line(event) + "\n")
+                    self.out.write(self.render(event) + "\n")
                     self.printed += 1
                     if self.done:
                         break
@@ -253,17 +306,24 @@ async def follow(
     max_events: int | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    json_lines: bool = False,
+    width: int | None = None,
     backoff: float = 0.5,
     max_backoff: float = 10.0,
     connect_timeout: float = 10.0,
 ) -> int:
-    """Print the stream at `url` until `max_events` lines were printed (forever if None).
+    """Print the stream at `url` until `max_events` lines were printed (forever if None):
+    one JSON object per event with `json_lines`, else one line of at most `width`
+    columns (default: the terminal's width, asked for each line).
 
     Reconnects after any connection loss, waiting `backoff` seconds and doubling up to
     `max_backoff` (with jitter, so many watchers do not come back at once); the wait goes
-    back to `backoff` once a connection is up. Returns 0. Cancellation stops it at once.
+    back to `backoff` once a connection is up. Each failed attempt is one notice line
+    saying what failed and when the next attempt is. Returns 0. Cancellation stops it at
+    once.
     """
-    state = _Follower(filt or EventFilter(), max_events, out or sys.stdout, err or sys.stderr)
+    state = _Follower(filt or EventFilter(), max_events, out or sys.stdout, err or sys.stderr,
+                      json_lines=json_lines, width=width)
     if state.done:
         return 0
     delay = backoff
@@ -286,15 +346,47 @@ async def follow(
             detail = f"code {reason.code}" if reason is not None else "no close frame"
             if reason is not None and reason.reason:
                 detail += f": {reason.reason}"
-            state.notice(f"connection lost ({detail})")
+            problem = f"connection lost ({detail})"
         except (OSError, trio_websocket.HandshakeError, trio.BrokenResourceError) as e:
-            # trio-websocket's HandshakeError says nothing itself; its cause does.
-            detail = str(e) or str(e.__cause__ or "") or type(e).__name__
-            state.notice(f"cannot connect to {target}: {detail}")
+            problem = f"cannot reach {_http_base(url)} ({_connect_detail(e)}; is coordd running?)"
         wait = delay * random.uniform(0.8, 1.2)
-        state.notice(f"reconnecting in {wait:.2f}s")
+        state.notice(f"{problem}, retrying in {wait:.1f}s")
         await trio.sleep(wait)
         delay = min(delay * 2, max_backoff)
+
+
+def _http_base(url: str) -> str:
+    """`ws://host:port/ws?…` → `http://host:port`: the daemon's address as one opens it."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, parts.netloc, "", "", ""))
+
+
+def _connect_detail(e: BaseException) -> str:
+    """Why a connection attempt failed, in a few words (the root cause: trio-websocket's
+    HandshakeError says nothing itself, trio's OSError wraps one error per address)."""
+    for exc in _causes(e):
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, TimeoutError | trio.TooSlowError):
+            return "timed out"
+        if isinstance(exc, socket.gaierror):
+            return f"unknown host: {exc.strerror or exc}"
+    return str(e) or str(e.__cause__ or "") or type(e).__name__
+
+
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [e]
+    while todo:
+        exc = todo.pop(0)
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        yield exc
+        todo += [x for x in (exc.__cause__, exc.__context__) if x is not None]
+        if isinstance(exc, BaseExceptionGroup):
+            todo += list(exc.exceptions)
 
 
 def watch_main(args: argparse.Namespace) -> int:
@@ -317,7 +409,8 @@ def watch_main(args: argparse.Namespace) -> int:
         print("coordd watch: --max-events must be 0 or more", file=sys.stderr)
         return 2
     try:
-        return trio.run(partial(follow, url, filt=filt, max_events=max_events))
+        return trio.run(partial(follow, url, filt=filt, max_events=max_events,
+                                json_lines=bool(getattr(args, "json", False))))
     except (KeyboardInterrupt, BrokenPipeError):
         # Ctrl-C, or `coordd watch | head` whose reader is gone: both are a normal end.
         return 0

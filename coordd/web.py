@@ -2,7 +2,7 @@
 
 A thin adapter: paths, methods, CORS, authorisation and size limits live here; the
 semantics of every route are pure functions in `coordd.queries` that return the status
-and the body bytes. Routing follows the old monitor's order (spec §6.1) with one
+and the body bytes. Routing follows the old monitor's order with one
 catch-all route, so that trailing-slash variants are 404s (not redirects) and the raw,
 still percent-encoded path segment reaches the detail routes.
 
@@ -49,7 +49,7 @@ _READ_ONLY_ROUTES = frozenset(
      "/api/stats"}
 )
 _WS_PREFIX = "/api/work-sessions/"
-#: `GET /` and `/api`, shaped like the old monitor's index (spec §6.8).
+#: `GET /` and `/api`, shaped like the old monitor's index.
 _INDEX = orjson.dumps({
     "name": "Task Monitor API",
     "version": "1.3.0",
@@ -105,7 +105,8 @@ def _error(status: int, message: str) -> Response:
 
 
 def peer_is_loopback(host: str | None) -> bool:
-    """All of 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (spec §9 C16)."""
+    """All of 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (the old monitor
+    accepted only 127.0.0.1, ::1 and ::ffff:127.*)."""
     if not host:
         return False
     try:
@@ -258,7 +259,9 @@ def create_app(ctx: AppContext) -> QuartTrio:
                         return _error(401, "Unauthorized")
                 raw = await request.get_data(cache=False, as_text=False)
                 assert isinstance(raw, bytes)
-                status, answer = queries.patch_category(store, parts[0], raw, now)
+                # The overrides file is written and fsynced: off the event loop.
+                status, answer = await trio.to_thread.run_sync(
+                    queries.patch_category, store, parts[0], raw, now)
                 if status == 200 and ctx.on_category_change is not None:
                     ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
                 return _json(status, answer)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 
 
 class Daemon:
-    """One coordd process. `home` holds `.openclaw/logs/coordination-events.ndjson`."""
+    """One coordd process. `home` holds `.openclaw/logs/coordination-events.ndjson`.
 
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    `launcher` is put in front of the command (e.g. `unshare ... sh -c '...; exec "$@"'`);
+    `state_dir` defaults to `home/state`."""
+
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None,
+                 launcher: Sequence[str] = (), state_dir: Path | None = None) -> None:
         self.home = home
         self.args = list(args)
         self.extra_env = env or {}
+        self.launcher = list(launcher)
+        self._state_dir = state_dir
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[str] = []
@@ -56,14 +62,14 @@ class Daemon:
 
     @property
     def state_dir(self) -> Path:
-        return self.home / "state"
+        return self._state_dir or self.home / "state"
 
     def start(self, timeout: float = 30.0) -> Daemon:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TASK_MONITOR_", "MONGODB_", "NOTIFY_SOCKET", "COORDD_"))}
         env.update({"HOME": str(self.home), "TZ": "UTC", "PYTHONUNBUFFERED": "1"})
         env.update(self.extra_env)
-        cmd = [sys.executable, "-m", "coordd", "--port", "0", "--host", "127.0.0.1",
+        cmd = [*self.launcher, sys.executable, "-m", "coordd", "--port", "0", "--host", "127.0.0.1",
                "--state-dir", str(self.state_dir), *self.args]
         self._ready.clear()
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -35,8 +35,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(["--check", "--port", str(free_port()), *args])
+def run_check(capsys: pytest.CaptureFixture[str], *args: str,
+              offline: bool = True) -> tuple[int, str]:
+    """`coordd --check --offline` (the pre-start validation), or the probe of a daemon
+    on a port nobody listens on."""
+    code = main(["--check", *(["--offline"] if offline else []), "--port", str(free_port()),
+                 *args])
     return code, capsys.readouterr().out
 
 
@@ -45,15 +49,43 @@ def test_all_good_is_ok(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, out
     assert "PASS config" in out and "PASS log" in out and "PASS state" in out
     assert "PASS plugins: keywords" in out
-    assert "no daemon answers" in out
+    assert "daemon" not in out  # offline: no daemon is asked
     assert out.strip().endswith("overall: PASS")
+
+
+def test_no_daemon_is_critical(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_check(capsys, offline=False)
+    assert code == 2, out
+    assert "FAIL daemon: no daemon answers at http://127.0.0.1:" in out
+    assert "--check --offline" in out  # the hint names the pre-start validation
+    assert out.strip().endswith("overall: FAIL")
+    code, out = run_check(capsys, "--json", offline=False)
+    body = json.loads(out)
+    assert code == 2 and body["status"] == "fail"
+    assert body["checks"]["daemon"][0]["status"] == "fail"
+
+
+def test_check_subcommand_takes_offline(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--offline", "--port", str(free_port())]) == 0
+    assert "overall: PASS" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--offline"])
+    assert "--offline goes with --check" in capsys.readouterr().err
+
+
+def test_fresh_install_without_openclaw_json_is_ok(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (home / ".openclaw" / "openclaw.json").unlink()
+    code, out = run_check(capsys)
+    assert code == 0, out
+    assert "PASS openclaw:" in out and "defaults" in out
 
 
 def test_json_shape(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_check(capsys, "--json")
     body = json.loads(out)
     assert code == 0 and body["status"] == "pass"
-    for name in ("config", "log", "state", "openclaw", "plugins", "daemon"):
+    for name in ("config", "log", "state", "openclaw", "plugins"):
         assert name in body["checks"], name
         for item in body["checks"][name]:
             assert item["status"] in ("pass", "warn", "fail") and item["output"]
@@ -152,6 +184,12 @@ def test_probe_failure_is_unknown(home: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 3 and "UNKNOWN" in out and "disk on fire" in out
 
 
+def probe(home: Path, port: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "coordd", "--check", "--port", port, *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
 @pytest.mark.slow
 def test_running_daemon_is_probed(home: Path) -> None:
     from .daemon import Daemon
@@ -159,15 +197,39 @@ def test_running_daemon_is_probed(home: Path) -> None:
     d = Daemon(home).start()
     try:
         port = d.url.rsplit(":", 1)[1]
-        env = {**os.environ, "HOME": str(home)}
-        r = subprocess.run([sys.executable, "-m", "coordd", "--check", "--json", "--port", port,
-                            "--state-dir", str(d.state_dir)],
-                           capture_output=True, text=True, env=env, timeout=60)
+        r = probe(home, port, "--json")
         body = json.loads(r.stdout)
         assert body["checks"]["daemon"][0]["output"].startswith("running daemon healthy"), r.stdout
+        # The daemon's own component checks, as /api/health reports them.
+        assert body["checks"]["log"][0]["status"] == "pass"
+        assert body["checks"]["pipeline"][0]["status"] == "pass"
         assert r.returncode == 0
     finally:
         d.kill()
+
+
+@pytest.mark.slow
+def test_fresh_install_daemon_and_check_agree(home: Path) -> None:
+    from .daemon import Daemon
+
+    (home / ".openclaw" / "openclaw.json").unlink()
+    d = Daemon(home).start()
+    try:
+        health = d.get("/api/health").json()
+        assert health["status"] == "ok"
+        daemon_says = health["checks"]["openclaw"][0]
+        assert daemon_says["status"] == "pass" and "defaults" in daemon_says["output"]
+        port = d.url.rsplit(":", 1)[1]
+        online = probe(home, port, "--json")
+        assert online.returncode == 0, online.stdout
+        assert json.loads(online.stdout)["checks"]["openclaw"] == [daemon_says]
+        offline = probe(home, port, "--json", "--offline", "--state-dir", str(home / "st"))
+        assert offline.returncode == 0, offline.stdout
+        assert json.loads(offline.stdout)["checks"]["openclaw"][0] == daemon_says
+    finally:
+        d.kill()
+    said = [line for line in d.lines if "does not exist" in line and "main agents" in line]
+    assert len(said) == 1 and said[0].startswith("INFO "), d.output()
 
 
 def test_follower_skips_log_and_state_and_needs_mongodb(

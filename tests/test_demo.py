@@ -110,3 +110,29 @@ async def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict[str, float
     with pytest.raises(ValueError, match=message):
         await run_demo(tmp_path / "x.ndjson", **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "x.ndjson").exists()
+
+
+@pytest.mark.slow
+def test_demo_command_prints_where_to_look_and_cleans_up(tmp_path: Path) -> None:
+    import httpx
+
+    from .daemon import Daemon, wait_for
+
+    d = Daemon(tmp_path, "demo", "--rate", "50")
+    try:
+        d.start()
+        banner = wait_for(lambda: [line for line in d.lines if "watch --port" in line])
+        port = d.url.rsplit(":", 1)[1]
+        assert banner[0].endswith(f"coordd watch --port {port}")
+        text = d.output()
+        for path in ("/api/work-sessions", "/api/events?limit=20", "/api/stats"):
+            assert f"{d.url}{path}" in text
+            assert httpx.get(d.url + path, timeout=10).status_code == 200
+        log_line = next(line for line in d.lines if "synthetic log at" in line)
+        log = Path(log_line.split("synthetic log at ", 1)[1].split(" (", 1)[0])
+        workdir = log.parent.parent
+        assert workdir.name.startswith("coordd-demo-") and log.exists()
+        assert d.stop() == 0
+    finally:
+        d.kill()
+    assert not workdir.exists(), "the demo's temporary directory was left behind"

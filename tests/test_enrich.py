@@ -1,4 +1,5 @@
-"""Enrichment (spec §3): every verified example, §8.1, the §7 hash vector, the quirks."""
+"""Enrichment: every verified example of the old monitor, its classification tests, the
+MongoDB hash vector, the quirks."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def summary(out: dict[str, Any]) -> tuple[Any, ...]:
             out["categorySource"])
 
 
-# ------------------------------------------------------------------ §3.6 and §7
+# ------------------------------------------------------------------ shape and hash
 
 VERIFIED_IN = (
     '{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
@@ -94,7 +95,7 @@ def test_manual_confidence_hashes_as_integer_one(enrich: Any) -> None:
     assert '"categoryConfidence":1,' in hash_input(out)
 
 
-# ------------------------------------------------------------------ the §3 table
+# ------------------------------------------------------------------ the enrichment table
 
 TABLE = [
     ({"type": "task.updated", "agentId": "ruda", "ts": 1,
@@ -163,7 +164,7 @@ def test_rejected_values(value: Any) -> None:
     assert enricher.rejected == Counter({reason: 1})
 
 
-# ------------------------------------------------------------------ §8.1
+# ------------------------------------------------------------------ the old monitor's tests
 
 
 def test_8_1_spawn_to_worker_is_delegation(enrich: Any) -> None:
@@ -196,7 +197,7 @@ def test_8_1_reply_preview_is_qa_by_rule(enrich: Any) -> None:
     assert (out["collabCategory"], out["categorySource"]) == ("qa_validation", "rule")
 
 
-# ------------------------------------------------------------------ §3.5 scoring and quirks
+# ------------------------------------------------------------------ keyword scoring and quirks
 
 
 def category_of(enrich: Any, text: str, etype: str = "a2a.send") -> tuple[Any, ...]:
@@ -280,7 +281,7 @@ def test_collab_intent_is_in_haystack_and_kept_trimmed(enrich: Any) -> None:
     assert out["data"]["collabIntent"] == "wiki"
 
 
-# ------------------------------------------------------------------ §3.6 shape details
+# ------------------------------------------------------------------ shape details
 
 
 def test_existing_keys_keep_their_place_and_new_ones_append(enrich: Any) -> None:
@@ -331,7 +332,7 @@ def test_invalid_explicit_category_is_classified(enrich: Any) -> None:
     assert out["collabSubTags"] == []
 
 
-# ------------------------------------------------------------------ §3.3 / §3.4
+# ------------------------------------------------------------------ session types / roles
 
 MAINS = frozenset({"main", "ruda", "eden"})
 

@@ -103,7 +103,8 @@ def test_event_shaped_values_never_fail(value: dict[str, Any]) -> None:
 
 
 def reference_rule(etype: str, data: dict[str, Any]) -> Classification | None:
-    """Spec §3.5 (b) literally: join, lower-case, one substring test per keyword."""
+    """The old monitor's keyword scoring literally: join, lower-case, one substring test per
+    keyword."""
     parts = [etype]
     for field in keywords.HAYSTACK_FIELDS:
         value = data.get(field)

@@ -22,7 +22,7 @@ from coordd.model import event_time, parse_line
 N = 20_000
 SEED = 11
 
-#: Every type spec §1.3 lists as emitted (at HEAD or before `ff17f50eb`).
+#: Every type the gateway emits (at HEAD or before `ff17f50eb`).
 EMITTED_TYPES = {
     "task.started", "task.updated", "task.completed", "task.cancelled", "task.approved",
     "task.blocked", "task.resumed", "task.backlog_added", "task.backlog_picked",
@@ -34,7 +34,7 @@ EMITTED_TYPES = {
 LEGACY_TYPES = {"plan.submitted", "plan.approved", "plan.rejected", "continuation.complete",
                 "continuation.completed", "resume_reminder.sent"}
 
-#: The keyword table of spec §3.5 (test data: what the messages must exercise).
+#: The keyword classifier's table (test data: what the messages must exercise).
 KEYWORDS = {
     "engineering_build": ["implement", "implementation", "build", "feature", "refactor",
                           "bugfix", "fix", "코드", "구현", "개발", "리팩토링", "버그"],
@@ -133,7 +133,7 @@ def test_most_events_belong_to_a_work_session(events: list[dict[str, Any]]) -> N
     assert 0.04 < len(without) / N < 0.10
     assert all(e["data"]["workSessionId"].startswith("ws_")
                for e in events if "workSessionId" in e["data"])
-    # The runner and Discord events never know the work session (spec §1.4).
+    # The runner and Discord events never know the work session.
     for etype in ("continuation.sent", "continuation.backoff", "unblock.requested",
                   "zombie.abandoned", "backlog.auto_picked", "a2a.auto_route"):
         assert all("workSessionId" not in e["data"] for e in events if e["type"] == etype)

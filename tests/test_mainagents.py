@@ -1,4 +1,5 @@
-"""The main-agent set from openclaw.json (spec §3.1, §8.1 case 1, §9 C17)."""
+"""The main-agent set from openclaw.json (JSON or JSON5; the old monitor's first
+classification test)."""
 
 from __future__ import annotations
 
@@ -77,11 +78,23 @@ def test_broken_file_means_defaults_logged_and_reported(tmp_path: Path,
     assert len([r for r in caplog.records if str(path) in r.getMessage()]) == 1
 
 
-def test_missing_file_means_defaults_and_warns(tmp_path: Path) -> None:
-    agents = MainAgents(tmp_path / "absent.json")
-    assert agents.current() == DEFAULT_MAIN_AGENTS
+def test_missing_file_means_defaults_and_passes(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    # A fresh install has no openclaw.json: nothing to fix, said once at INFO.
+    agents = MainAgents(tmp_path / "absent.json", check_interval=0)
+    with caplog.at_level(logging.INFO, logger="coordd.mainagents"):
+        for _ in range(3):
+            assert agents.current() == DEFAULT_MAIN_AGENTS
     level, message = agents.status()
-    assert level == "warn" and "cannot be read" in message
+    assert level == "pass" and "does not exist" in message and "defaults" in message
+    said = [r for r in caplog.records if "absent.json" in r.getMessage()]
+    assert [r.levelname for r in said] == ["INFO"]
+
+
+def test_unreadable_file_means_defaults_and_warns(tmp_path: Path) -> None:
+    (tmp_path / "openclaw.json").mkdir()  # exists, cannot be read as a file
+    level, message = MainAgents(tmp_path / "openclaw.json").status()
+    assert level == "warn" and "defaults" in message
 
 
 def test_file_without_agents_warns(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""MongoDB documents and indexes (spec §7): the old recipe, coordd's fields, read-time status,
+"""MongoDB documents and indexes: the old recipe, coordd's fields, read-time status,
 and the schema set-up on a database the old monitor filled."""
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def test_legacy_document_is_the_old_recipe_with_the_hash_vector() -> None:
 
 
 def test_agent_fallback_differs_between_document_and_hash() -> None:
-    # §9 C15: the document says "unknown", the hash uses "" — both kept for compatibility.
+    # The old monitor's quirk: the document says "unknown", the hash
+    # uses "" — both kept for compatibility.
     a = enriched({"type": "task.started", "ts": 5, "data": {"taskId": "t"}})
     b = enriched({"type": "task.started", "agentId": "unknown", "ts": 5, "data": {"taskId": "t"}})
     da, db = legacy_event_document(a), legacy_event_document(b)
@@ -145,7 +146,7 @@ def test_old_monitor_document_round_trips_and_dedupes() -> None:
 
 
 def spec_session() -> list[Event]:
-    """§4.7's verified example (nowMs 1771329600000)."""
+    """The verified work-session example (nowMs 1771329600000)."""
     now = 1771329600000
     raws = [
         {"type": "task.started", "agentId": "ruda", "ts": now - 60_000,
@@ -185,7 +186,7 @@ def test_session_document_of_the_spec_example() -> None:
     assert doc["threads"][2]["conversationId"] == "c1"
     assert set(doc["threads"][0]) == {"id", "fromAgent", "toAgent", "startTime", "lastTime",
                                       "eventCount", "collabCategory"}
-    # coordd treats task.completed as terminal (§9 C8): QUIET, recorded for read time.
+    # coordd treats task.completed as terminal: QUIET, recorded for read time.
     assert doc["latestTerminal"] is True and doc["latestType"] == "task.completed"
     assert doc["status"] == "QUIET"
     assert (doc["lastSeq"], doc["epoch"], doc["updatedAt"]) == (5, "E", NOW)

@@ -1,5 +1,5 @@
-"""Category overrides (spec §4.6): reading rules, the atomic upstream-format write, and
-picking up another process's edit (§9 C4, C20)."""
+"""Category overrides: reading rules, the atomic upstream-format write, picking up another
+process's edit, the file's place in the state directory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coordd.model import CATEGORIES, CategoryVocabulary
-from coordd.overrides import Overrides, iso_ms
+from coordd.overrides import Overrides, adopt_legacy_file, iso_ms
 
 NOW = 1_771_329_600_000
 
@@ -173,3 +173,32 @@ def test_memory_only() -> None:
     ov.set("ws_1", "infra_ops", updated_by="me", now_ms=NOW)
     assert ov.get("ws_1") == "infra_ops"
     assert not ov.refresh(force=True)
+
+
+def test_legacy_file_is_copied_once(tmp_path: Path) -> None:
+    legacy = tmp_path / "home" / "ov.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({"w": {"collabCategory": "infra_ops", "updatedAt": "x"}}))
+    path = tmp_path / "state" / "ov.json"
+    assert adopt_legacy_file(path, legacy)
+    assert path.read_bytes() == legacy.read_bytes()
+    assert os.listdir(path.parent) == ["ov.json"]
+    assert make(path).get("w") == "infra_ops"
+    legacy.write_text("{}")
+    assert not adopt_legacy_file(path, legacy)  # the new file exists: left alone
+    assert make(path).get("w") == "infra_ops"
+    assert not adopt_legacy_file(tmp_path / "other.json", tmp_path / "missing.json")
+    assert not (tmp_path / "other.json").exists()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    ov = make(tmp_path / "ov.json")
+    threads = [threading.Thread(target=ov.set, args=(f"w{i}", "infra_ops"),
+                                kwargs={"updated_by": None, "now_ms": NOW}) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(json.loads((tmp_path / "ov.json").read_text())) == {f"w{i}" for i in range(8)}

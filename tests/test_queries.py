@@ -1,4 +1,4 @@
-"""The REST semantics (spec §6.3–6.7 with the §9 fixes): every parameter quirk, cursor
+"""The REST semantics (the old monitor's, with its defects fixed): every parameter quirk, cursor
 pagination while events arrive, the search and stats routes, and an in-process replay of
 the old monitor's recorded answers on both parity corpora."""
 

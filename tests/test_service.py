@@ -3,6 +3,7 @@ graceful shutdown, live reload."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -101,3 +102,91 @@ async def test_reload_applies_what_it_can(tmp_path: Path) -> None:
         assert service.reload() == []
         assert service.config.logging.level == "DEBUG"
         service.request_shutdown()
+
+
+async def test_category_write_runs_off_the_event_loop(tmp_path: Path) -> None:
+    import threading
+
+    service = Service(config(tmp_path))
+    ov = service.overrides
+    writers: list[threading.Thread] = []
+    real_write = ov._write
+
+    def recording_write(entries: object) -> None:
+        writers.append(threading.current_thread())
+        real_write(entries)  # type: ignore[arg-type]
+
+    ov._write = recording_write  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(service.run)
+        async with httpx.AsyncClient() as client:
+            r = await client.patch(f"http://127.0.0.1:{info.port}/api/work-sessions/w/category",
+                                   json={"collabCategory": "infra_ops"})
+        assert r.status_code == 200, r.text
+        service.request_shutdown()
+    assert writers and writers[0] is not threading.main_thread()
+    assert "w" in (tmp_path / "overrides.json").read_text()
+
+
+@pytest.mark.slow
+def test_a_busy_port_is_one_line_and_exit_1_before_the_history(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    log = tmp_path / ".openclaw" / "logs" / "coordination-events.ndjson"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"type":"a2a.send","agentId":"ruda","ts":1,"data":{}}\n' * 1000)
+    with socket.socket() as busy:  # another monitor on the port
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_MONITOR_",
+                                                                         "MONGODB_", "COORDD_"))}
+        r = subprocess.run([sys.executable, "-m", "coordd", "--port", str(port),
+                            "--state-dir", str(tmp_path / "state")],
+                           env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr  # no traceback, and no history read before it
+    assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
+    assert "another monitor" in lines[0] and "--port" in lines[0]
+    assert not (tmp_path / "state" / "checkpoint.json").exists()
+
+
+def test_listen_problems_say_what_to_do() -> None:
+    import socket
+
+    from coordd.service import ListenError, listen_socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ListenError, match=r"already in use .*--port"):
+            listen_socket("127.0.0.1", port)
+    with pytest.raises(ListenError, match=r"no such address .*--host"):
+        listen_socket("192.0.2.1", 0)  # TEST-NET-1: not an address of this machine
+    with listen_socket("127.0.0.1", 0) as ok:
+        assert ok.getsockname()[1] > 0
+
+
+@pytest.mark.slow
+def test_an_empty_home_gets_the_log_directory(tmp_path: Path) -> None:
+    from .daemon import Daemon, event
+
+    d = Daemon(tmp_path)  # nothing in HOME: no ~/.openclaw at all
+    try:
+        d.start()
+        assert d.log_path.parent.is_dir()
+        assert any(line.startswith("INFO ") and "created the log directory" in line
+                   and str(d.log_path.parent) in line for line in d.lines), d.output()
+        # What the README's quickstart does next: append a line with the shell, then ask.
+        with open(d.log_path, "a") as f:  # `>>` creates the file, not the directory
+            f.write(json.dumps(event(1)) + "\n")
+        assert d.wait_events(1)[0]["data"]["n"] == 1
+        assert d.stop() == 0
+    finally:
+        d.kill()

@@ -1,4 +1,4 @@
-"""Work sessions (spec §4): the upstream cases (§8.2), the verified example (§4.7), the §8.6
+"""Work sessions: the upstream test cases, the verified example, the additional acceptance
 cases that belong here, and incremental == from-scratch under random batches, filters and
 evictions."""
 
@@ -37,7 +37,7 @@ def store_of(*events: Event, **kw: Any) -> Store:
     return s
 
 
-# ---------------------------------------------------------------------------- §8.2
+# ---------------------------------------------------------------------------- upstream cases
 
 
 def test_two_conversations_make_two_threads() -> None:
@@ -107,7 +107,7 @@ def test_empty_and_unknown_type_filters() -> None:
     assert only["eventCount"] == 1
 
 
-# ---------------------------------------------------------------------------- §4.7
+# ---------------------------------------------------------------------------- verified example
 
 
 def verified_example() -> list[Event]:
@@ -127,7 +127,7 @@ def verified_example() -> list[Event]:
 
 def test_verified_example() -> None:
     (ws,) = sessions(store_of(*verified_example()))
-    # Upstream says ACTIVE; coordd treats task.completed as terminal (§9 C8).
+    # Upstream says ACTIVE; coordd treats task.completed as terminal.
     assert ws["status"] == "QUIET"
     assert ws["eventCount"] == 5 and ws["threadCount"] == 4
     assert ws["collabCategory"] == "planning_decision"
@@ -152,7 +152,7 @@ def test_verified_example() -> None:
     assert ws == reference_sessions(verified_example())[0]
 
 
-# ---------------------------------------------------------------------------- §8.6 and rules
+# ---------------------------------------------------------------------------- more cases and rules
 
 
 def test_failed_task_is_terminal() -> None:

@@ -217,7 +217,7 @@ def test_other_plugins_or_snapshot_off_mean_a_start_from_the_log(home: Path) -> 
 def test_check_says_whether_the_next_start_loads_the_snapshot(home: Path) -> None:
     def check() -> list[str]:
         out = subprocess.run(
-            [sys.executable, "-m", "coordd", "--check", "--json", "--state-dir",
+            [sys.executable, "-m", "coordd", "--check", "--offline", "--json", "--state-dir",
              str(home / "state")], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
             capture_output=True, text=True, timeout=60)
         return [c["output"] for c in json.loads(out.stdout)["checks"]["state"]]

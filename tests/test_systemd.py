@@ -3,6 +3,7 @@ watchdog withheld when ingestion stalls, and the unit file checked where systemd
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -177,3 +178,79 @@ def test_unit_file_exposure_is_ok() -> None:
         pytest.skip("this systemd-analyze has no --offline")
     overall = [line for line in r.stdout.splitlines() if "Overall exposure level" in line]
     assert overall and " OK" in overall[0], r.stdout[-2000:]
+
+
+# ---------------------------------------------------------------- the unit's file sandbox
+
+UNIT = ROOT / "systemd" / "coordd.service"
+UNIT_HOME = "/home/openclaw"  # the unit's paths name this home; the test's HOME stands in
+
+
+def unit_paths(key: str) -> list[str]:
+    """The unit's `key=` paths that lie in the home directory, without the "-" prefix."""
+    out = []
+    for line in UNIT.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            out += [p.lstrip("-") for p in value.split() if p.lstrip("-").startswith(UNIT_HOME)]
+    return out
+
+
+def sandbox_launcher(home: Path) -> list[str]:
+    """`unshare --mount` with the unit's home sandbox: `ProtectHome=read-only` (home bound
+    read-only) with the unit's `ReadWritePaths=` inside it bound writable on top, as
+    systemd sets it up. The script checks the home really is read-only, then execs."""
+    rw = [p.replace(UNIT_HOME, str(home), 1) for p in unit_paths("ReadWritePaths")]
+    script = "\n".join([
+        "set -e",
+        'mount --bind "$HOME" "$HOME"',
+        *(f'if [ -e "{p}" ]; then mount --bind "{p}" "{p}"; fi' for p in rw),
+        'mount -o remount,bind,ro "$HOME"',
+        'if touch "$HOME/.rw-probe" 2>/dev/null; then echo "home is writable" >&2; exit 99; fi',
+        'exec "$@"',
+    ])
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sandbox"]
+
+
+def unshare_permitted() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        "mount --bind / /mnt && umount /mnt"],
+                       capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+@pytest.mark.slow
+def test_category_edit_works_in_the_units_file_sandbox(tmp_path: Path) -> None:
+    if not unshare_permitted():
+        pytest.skip("unshare --mount with bind mounts is not permitted here (needs root or "
+                    "user namespaces): the unit's ProtectHome= sandbox cannot be reproduced")
+    home, state = tmp_path / "home", tmp_path / "state"  # state: the unit's StateDirectory=
+    legacy = home / ".openclaw" / "work-session-category-overrides.json"
+    legacy.parent.mkdir(parents=True)
+    legacy_text = json.dumps({"ws_0": {"collabCategory": "legal_compliance",
+                                       "updatedAt": "2026-01-01T00:00:00.000Z"}}, indent=2) + "\n"
+    legacy.write_text(legacy_text)
+    d = Daemon(home, launcher=sandbox_launcher(home), state_dir=state)
+    try:
+        d.append(event(1), event(11))
+        d.start()
+        d.wait_events(2)
+        # The old monitor's file is read once: its override applies.
+        r = d.get("/api/work-sessions/ws_0")
+        assert r.status_code == 200 and r.json()["session"]["collabCategory"] == \
+            "legal_compliance", r.text
+        r = d.request("PATCH", "/api/work-sessions/ws_1/category",
+                      json={"collabCategory": "qa_validation", "updatedBy": "ops"})
+        assert r.status_code == 200, r.text + "\n" + d.output()
+        saved = json.loads((state / "work-session-category-overrides.json").read_text())
+        assert saved["ws_1"]["collabCategory"] == "qa_validation"
+        assert saved["ws_0"]["collabCategory"] == "legal_compliance"
+        assert d.get("/api/work-sessions/ws_1").json()["session"]["collabCategory"] == \
+            "qa_validation"
+        assert d.stop() == 0
+    finally:
+        d.kill()
+    assert legacy.read_text() == legacy_text  # the old file is left as it was
+    assert not (home / ".rw-probe").exists()

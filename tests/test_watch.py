@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import io
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +21,16 @@ from quart import websocket
 from quart_trio import QuartTrio
 
 from coordd.hub import Hub
-from coordd.watch import EventFilter, follow, format_line, split_csv, watch_main, watch_url
+from coordd.watch import (
+    EventFilter,
+    fit,
+    follow,
+    format_line,
+    split_csv,
+    text_cols,
+    watch_main,
+    watch_url,
+)
 from tests.test_hub import GUARD, T0, events, make_event, start_server
 
 # ---------------------------------------------------------------------------- helpers
@@ -92,6 +103,7 @@ class Result(list[int]):
 async def run_follow(url: str, out: Sink, err: io.StringIO, result: Result, **kw: Any) -> None:
     kw.setdefault("backoff", 0.01)
     kw.setdefault("max_backoff", 0.05)
+    kw.setdefault("width", 200)
     result.append(await follow(url, out=out, err=err, **kw))
     result.done.set()
 
@@ -101,33 +113,80 @@ async def run_follow(url: str, out: Sink, err: io.StringIO, result: Result, **kw
 
 def test_line_format_in_local_time(tz: Any) -> None:
     tz("UTC")
-    line = format_line(enriched())
-    assert line == ("12:12:38.110  a2a.send              main → ruda           "
-                    "engineering_build   코드 구현 진행 상황 공유")
+    line = format_line(enriched(), width=200)
+    assert line == ("12:12:38  a2a.send      main → ruda     ws_1          "
+                    "engineering_build  코드 구현 진행 상황 공유")
     tz("Asia/Seoul")
-    assert format_line(enriched()).startswith("21:12:38.110  a2a.send  ")
+    assert format_line(enriched(), width=200).startswith("21:12:38  a2a.send  ")
+
+
+LONG = enriched(
+    "continuation.start", agentId="a-very-long-agent-name",
+    data={"fromAgent": "a-very-long-agent-name", "toAgent": "another-long-one",
+          "workSessionId": "ws_764f1344-0212-4b89-8a9e-a7ee9385caaf",
+          "message": "코드 구현 진행 상황 공유 " * 20})
+
+
+@pytest.mark.parametrize("width", [80, 100, 60, 30])
+def test_lines_fit_the_terminal_width(tz: Any, width: int) -> None:
+    tz("UTC")
+    for event in (enriched(), LONG, enriched(data={"message": "x" * 300})):
+        line = format_line(event, width=width)
+        assert text_cols(line) <= width, line
+
+
+def test_the_preview_takes_what_the_width_leaves(tz: Any) -> None:
+    tz("UTC")
+    at80 = format_line(enriched(data={"message": "코드 구현 " * 30}), width=80)
+    at120 = format_line(enriched(data={"message": "코드 구현 " * 30}), width=120)
+    assert at80.endswith("…") and at120.endswith("…")
+    # Wide characters (2 columns) and the space before a cut may leave a column or two.
+    assert 77 <= text_cols(at80) <= 80 and 117 <= text_cols(at120) <= 120
+    assert at120.startswith(at80[:-1].rstrip())
+
+
+def test_the_default_width_is_the_terminals(tz: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tz("UTC")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert text_cols(format_line(LONG)) <= 80
+    monkeypatch.setenv("COLUMNS", "200")
+    assert text_cols(format_line(LONG)) > 80
+
+
+def test_the_line_shows_the_work_session(tz: Any) -> None:
+    tz("UTC")
+    line = format_line(LONG, width=200)
+    assert "ws_764f1344…" in line  # a long id shows its start
+    assert "  ws_1  " in format_line(enriched(), width=200)
+    assert "  -  " in format_line({"type": "a2a.send", "data": {}}, now_ms=T0, width=200)
+
+
+def test_fit_counts_terminal_columns() -> None:
+    assert text_cols("코드") == 4 and text_cols("e\u0301") == 1
+    assert fit("코드 구현", 5) == "코드…"
+    assert fit("abc", 3) == "abc" and fit("abcd", 3) == "ab…"
 
 
 def test_line_is_one_line_with_a_bounded_clean_preview(tz: Any) -> None:
     tz("UTC")
     long = "first line\nsecond\tline \x1b[31mred\x1b[0m " + "word " * 40
-    line = format_line(enriched(data={"message": long}))
+    line = format_line(enriched(data={"message": long}), width=120)
     assert "\n" not in line and "\x1b" not in line and "\t" not in line
     preview = line.split("engineering_build", 1)[1].strip()
     assert preview.startswith("first line second line red word word")
-    assert preview == "first line second line red " + "word " * 6 + "wo…"
+    assert line.endswith("…") and text_cols(line) <= 120
 
 
 def test_line_fallbacks(tz: Any) -> None:
     tz("UTC")
     ev = {"type": "task.updated", "data": {"taskId": "task_1"}, "timestamp": "bad"}
-    line = format_line(ev, now_ms=T0 + 5)
-    # No time in the event: the arrival time. No agents: "?". No category: "-".
-    assert line == ("12:12:38.115  task.updated          ? → ?                 -"
-                    "                   task_1")
+    line = format_line(ev, now_ms=T0 + 5, width=200)
+    # No time in the event: the arrival time. No agents: "?". No session or category: "-".
+    assert line == ("12:12:38  task.updated  ? → ?           -             -"
+                    "                  task_1")
     reply = enriched(data={"message": None, "replyPreview": "the reply"})
     del reply["data"]["message"]
-    assert format_line(reply).endswith("  the reply")
+    assert format_line(reply, width=200).endswith("  the reply")
 
 
 # ---------------------------------------------------------------------------- filters
@@ -283,7 +342,11 @@ async def test_follow_retries_until_the_server_is_up(nursery: trio.Nursery) -> N
     out, err, result = Sink(), Sink(), Result()
     url = f"ws://127.0.0.1:{port}/ws"
     nursery.start_soon(partial(run_follow, url, out, err, result, max_events=2))
-    await err.wait_text("cannot connect")
+    # One line saying so, before each retry.
+    await err.wait_text("retrying")
+    first = err.lines()[0]
+    assert first.startswith(f"coordd watch: cannot reach http://127.0.0.1:{port} "
+                            "(connection refused; is coordd running?), retrying in "), first
     app = QuartTrio(__name__)
 
     @app.websocket("/ws")
@@ -301,3 +364,83 @@ async def test_follow_retries_until_the_server_is_up(nursery: trio.Nursery) -> N
     assert result == [0]
     assert [seq_of(line) for line in out.lines()] == [1, 2]
 
+
+
+async def test_json_prints_one_object_per_event(nursery: trio.Nursery) -> None:
+    import json
+
+    hub = Hub(epoch=lambda: "E1")
+    server = await start_server(nursery, hub)
+    out, err, result = Sink(), io.StringIO(), Result()
+    nursery.start_soon(partial(run_follow, server.url, out, err, result, max_events=3,
+                               json_lines=True))
+    with trio.fail_after(GUARD):
+        await hub.wait_clients(1)
+    hub.publish(events(1, 3))
+    await result.wait()
+    printed = [json.loads(line) for line in out.lines()]
+    assert [e["seq"] for e in printed] == [1, 2, 3]
+    assert all(e["data"]["workSessionId"] == "ws_1" and e["type"] == "a2a.send"
+               for e in printed)
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def watch_cmd(*args: str, columns: int = 80) -> subprocess.Popen[str]:
+    import os
+    import sys
+
+    env = {**os.environ, "COLUMNS": str(columns), "TZ": "UTC"}
+    return subprocess.Popen([sys.executable, "-m", "coordd", "watch", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_watch_command_against_the_daemon(tmp_path: Path) -> None:
+    import json
+
+    from .daemon import Daemon, event
+
+    d = Daemon(tmp_path).start()
+    try:
+        port = d.url.rsplit(":", 1)[1]
+        long = {"message": "코드 구현 진행 상황 공유 " * 10,
+                "workSessionId": "ws_764f1344-0212-4b89-8a9e-a7ee9385caaf"}
+        for args, columns in ((["--json"], 80), ([], 80)):
+            proc = watch_cmd("--port", port, "--max-events", "2", *args, columns=columns)
+            try:
+                assert proc.stderr is not None
+                assert "connected to" in proc.stderr.readline()
+                d.append(event(1), event(2, **long))
+                out, _ = proc.communicate(timeout=30)
+            finally:
+                proc.kill()
+            assert proc.returncode == 0
+            lines = out.splitlines()
+            assert len(lines) == 2, out
+            if args:
+                assert [json.loads(line)["data"]["n"] for line in lines] == [1, 2]
+            else:
+                assert all(text_cols(line) <= 80 for line in lines), out
+                assert "ws_0" in lines[0] and "ws_764f1344…" in lines[1]
+            d.log_path.write_text("")  # the next round starts on an empty log
+    finally:
+        d.kill()
+
+
+@pytest.mark.slow
+def test_watch_command_without_a_daemon_says_so() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = watch_cmd("--port", str(port))
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first.startswith(f"coordd watch: cannot reach http://127.0.0.1:{port} (connection "
+                            "refused; is coordd running?), retrying in "), first

@@ -1,9 +1,9 @@
 """Test helpers: enriched-event builders and a from-scratch work-session builder.
 
-`reference_sessions` transcribes spec §4 literally (sort by TS stably, walk, create on first
-event, update rules, summaries, stable sorts) over plain dicts. It shares nothing with
-`coordd.sessions` but the spec's per-event helpers from `coordd.model`, so the incremental
-views can be checked against it.
+`reference_sessions` transcribes the old monitor's work-session algorithm literally (sort
+by TS stably, walk, create on first event, update rules, summaries, stable sorts) over
+plain dicts. It shares nothing with `coordd.sessions` but the per-event helpers from
+`coordd.model`, so the incremental views can be checked against it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def enriched(
     tags: Iterable[str] = (),
     **data: Any,
 ) -> dict[str, Any]:
-    """An enriched event (spec §3.6 shape, enriched fields given explicitly)."""
+    """An enriched event (the old monitor's shape, enriched fields given explicitly)."""
     d: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
     if ws is not None:
         d["workSessionId"] = ws
@@ -63,7 +63,8 @@ def ev(seq: int, etype: str, ts: float, ws: str | None = "ws_1", **kw: Any) -> E
 
 
 def session_status(last: float, latest: Mapping[str, Any], now_ms: float) -> str:
-    """Spec §4.5 with the C8 fix (model.is_terminal)."""
+    """The old monitor's status rule, with task.completed / task.cancelled terminal
+    (model.is_terminal)."""
     if now_ms - last > 86_400_000:
         return "ARCHIVED"
     return "QUIET" if is_terminal(latest) else "ACTIVE"
@@ -98,7 +99,7 @@ def reference_sessions(
     types: Iterable[str] | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Work-session summaries of `events` (given in log order), spec §4, as JSON values."""
+    """Work-session summaries of `events` (given in log order), as JSON values."""
     dicts = [orjson.loads(e.json) if isinstance(e, Event) else dict(e) for e in events]
     role_f = {r for r in roles or () if r in ROLES} or None
     type_f = {t for t in (S(x) for x in types or ()) if t is not None} or None

@@ -1,4 +1,4 @@
-"""The built-in keyword classifier (spec §3.5 (b), source `rule`).
+"""The built-in keyword classifier (the old monitor's keyword scoring, source `rule`).
 
 Registered through the `coordd` entry-point group like any third-party plugin, and
 `trylast`, so an installed classifier that answers wins over it.
@@ -35,7 +35,8 @@ __all__ = [
     "coordd_classify_event",
 ]
 
-#: Keyword lists per category, in canonical category order and list order (spec §3.5).
+#: Keyword lists per category, in canonical category order and list order (the old
+#: monitor's).
 KEYWORDS: Final[Mapping[str, tuple[str, ...]]] = {
     "engineering_build": ("implement", "implementation", "build", "feature", "refactor",
                           "bugfix", "fix", "코드", "구현", "개발", "리팩토링", "버그"),
@@ -167,7 +168,7 @@ def classification_for_mask(mask: int) -> Classification | None:
 def coordd_classify_event(
     event: Mapping[str, Any], data: Mapping[str, Any]
 ) -> Classification | None:
-    """Score the keyword table against the event's haystack (spec §3.5 (b))."""
+    """Score the keyword table against the event's haystack."""
     # The hot path, in one frame: the hit mask is the OR of the (cached) masks of the
     # type and of each haystack field present; its classification is cached too.
     cached = _text_cache.get
