@@ -89,7 +89,9 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
             "/api/work-sessions/{id}/category": {"patch": {
                 "summary": "Override a work session's category",
                 "description": "Needs `X-Task-Monitor-Token` when a write token is configured; "
-                               "otherwise only loopback peers may write.",
+                               "otherwise only loopback peers may write. A browser page may "
+                               "write only from an origin in `[server] allowed_origins` "
+                               "(else 403).",
                 "parameters": [ws_id, _param("X-Task-Monitor-Token", "Write token.",
                                              where="header")],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -97,7 +99,7 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
                     "properties": {"collabCategory": {"type": "string", "enum": list(categories)},
                                    "updatedBy": {"type": "string"}}}}}},
                 "responses": {"200": _ok("OverrideResult", "Stored"), "400": _ERROR,
-                              "401": _ERROR, "413": _ERROR}}},
+                              "401": _ERROR, "403": _ERROR, "413": _ERROR}}},
             "/api/events/search": {"get": {
                 "summary": "Literal, case-insensitive search in messages, agents and types",
                 "parameters": [_param("q", "Search text (literal, not a regular expression)."),
