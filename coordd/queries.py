@@ -458,15 +458,19 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
                      now_ms: float) -> Response:
-    """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here."""
+    """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here.
+    `<id>` is the `workSessionId` or the list's `id` (`ws:<workSessionId>`)."""
     try:
-        ws_id = decode_segment(ws_id_raw_segment)
+        raw_id = decode_segment(ws_id_raw_segment)
         role = text_param(params, "role")
         if role is not None and role not in _ROLE_SET:
             raise BadRequest(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
         types = csv_param(params, "type")
     except BadRequest as exc:
         return error(400, str(exc))
+    ws_id = session_id(store, raw_id)
+    if ws_id is None:
+        return error(404, f"Work session not found: {raw_id}")
     ov = store.overrides
     ov.refresh()
     flt = Filter(frozenset((role,)) if role else None, frozenset(types) or None)
@@ -482,19 +486,49 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
             agg = build_session(ws_id, [e for e in base.events() if flt.matches(e)])
         cache = None
     if agg is None:
-        return error(404, f"Work session not found: {ws_id}")
+        return error(404, f"Work session not found: {raw_id}")
     parts = [b'{"session":', *session_parts(agg, now_ms, ov.get(ws_id), cache), b",",
              dumps({"role": role, "type": types, "tier": "memory"})[1:]]
     return 200, b"".join(parts)
 
 
+def session_id(store: Store, ws_id: str) -> str | None:
+    """The `workSessionId` that `ws_id` names among the held sessions: itself, or the
+    list's `id` form `ws:<workSessionId>`; None when there is no such session."""
+    sessions = store.view(UNFILTERED).sessions
+    if ws_id in sessions:
+        return ws_id
+    if ws_id.startswith("ws:") and ws_id[3:] in sessions:
+        return ws_id[3:]
+    return None
+
+
+def _create_param(params: Params) -> bool:
+    raw = text_param(params, "create")
+    if raw in (None, "", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise BadRequest(f"invalid create {raw!r}: expected 1 (store the override even though "
+                     "no such work session is held) or 0")
+
+
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
-                   now_ms: float) -> Response:
-    """`PATCH /api/work-sessions/<id>/category` (spec §6.6), after the web layer's auth."""
+                   now_ms: float, params: Params = ()) -> Response:
+    """`PATCH /api/work-sessions/<id>/category` (spec §6.6), after the web layer's auth.
+
+    `<id>` as for the detail route; an unknown session is a 404 unless `create=1`, which
+    stores the override under `<id>` as given (for a session whose events are still to
+    come)."""
     try:
-        ws_id = decode_segment(ws_id_raw_segment)
+        raw_id = decode_segment(ws_id_raw_segment)
+        create = _create_param(params)
     except BadRequest as exc:
         return error(400, str(exc))
+    ws_id = session_id(store, raw_id) or (raw_id if create else None)
+    if ws_id is None:
+        return error(404, f"Work session not found: {raw_id} (to store an override for a "
+                          "work session that has no events yet, add ?create=1)")
     try:
         doc = loads(body.decode("utf-8", "replace"))
     except ValueError:

@@ -355,7 +355,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
                     return _error(401, refusal)
                 raw = await request.get_data(cache=False, as_text=False)
                 assert isinstance(raw, bytes)
-                status, answer = queries.patch_category(store, parts[0], raw, now)
+                status, answer = queries.patch_category(store, parts[0], raw, now, params)
                 if status == 200 and ctx.on_category_change is not None:
                     ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
                 return _json(status, answer)
