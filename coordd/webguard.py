@@ -11,8 +11,8 @@ Two guards in front of every route, the hand-written fast path and the WebSocket
   origin. Reads keep `Access-Control-Allow-Origin: *`.
 * **DNS rebinding.** A request that arrives on a loopback address (always the case when
   `[server] host` is one) must name a loopback host in its `Host` header: `localhost` (or
-  a name under `.localhost`), an address of 127.0.0.0/8 or `::1`, with any port, or a name
-  listed in `[server] allowed_hosts`. Anything else is answered 421: a page on
+  a name under `.localhost`), an address of 127.0.0.0/8, `::1` or `0.0.0.0`, with any
+  port, or a name listed in `[server] allowed_hosts`. Anything else is answered 421: a page on
   `http://attacker.example` whose name was re-pointed at 127.0.0.1 sends
   `Host: attacker.example`.
 
@@ -78,8 +78,11 @@ def host_name(host: str) -> str:
 
 def is_loopback_name(name: str) -> bool:
     """`localhost`, a name under `.localhost` (browsers resolve those to loopback
-    themselves), or a loopback address."""
-    return name == "localhost" or name.endswith(".localhost") or peer_is_loopback(name)
+    themselves), a loopback address, or `0.0.0.0` / `::` (which reach this machine; no
+    page but a local one can be served under them)."""
+    if name == "localhost" or name.endswith(".localhost") or peer_is_loopback(name):
+        return True
+    return name in ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,7 +284,7 @@ async def test_a_foreign_host_on_loopback_is_misdirected(path: str) -> None:
 
 @pytest.mark.parametrize("host", ["localhost", "LOCALHOST:3847", "app.localhost:80",
                                   "127.0.0.1:3847", "127.8.9.10", "[::1]:3847", "[::1]",
-                                  "localhost.:3847"])
+                                  "localhost.:3847", "0.0.0.0:3847"])
 async def test_loopback_names_are_served(host: str) -> None:
     r = await request(guarded_app(), "GET", "/api/events", server="127.0.0.1",
                       headers={"Host": host})
