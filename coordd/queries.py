@@ -458,7 +458,7 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
                      now_ms: float) -> Response:
-    """`GET /api/work-sessions/<id>` (spec §6.5); the id segment is percent-decoded here.
+    """`GET /api/work-sessions/<id>`; the id segment is percent-decoded here.
     `<id>` is the `workSessionId` or the list's `id` (`ws:<workSessionId>`)."""
     try:
         raw_id = decode_segment(ws_id_raw_segment)
@@ -515,7 +515,7 @@ def _create_param(params: Params) -> bool:
 
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
                    now_ms: float, params: Params = ()) -> Response:
-    """`PATCH /api/work-sessions/<id>/category` (spec §6.6), after the web layer's auth.
+    """`PATCH /api/work-sessions/<id>/category`, after the web layer's auth.
 
     `<id>` as for the detail route; an unknown session is a 404 unless `create=1`, which
     stores the override under `<id>` as given (for a session whose events are still to
