@@ -56,6 +56,8 @@ class ServerConfig:
     shutdown_grace: float = 5.0
     max_body_bytes: int = 65536
     max_query_bytes: int = 8192
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "MONGODB_URI": ("mongo", "uri"),
 }
 
+_ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#@]+/?")
+_HOST = re.compile(r"\*|[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
+
 _CHECKS: dict[str, tuple[str, Any]] = {
     # key -> (description, predicate) for values that must be in range
     "port": ("a port: an integer from 0 to 65535 (0: any free port)", lambda v: 0 <= v <= 65535),
@@ -256,6 +261,10 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "buffer_events": ("an integer of at least 1", lambda v: v >= 1),
     "backoff_max": ("a number above 0", lambda v: v > 0),
     "max_threads": ("an integer of at least 1", lambda v: v >= 1),
+    "allowed_origins": ('a list of origins such as "http://localhost:3102" (scheme://host[:port], '
+                        'no path), or ["*"] for any', lambda v: all(map(_ORIGIN.fullmatch, v))),
+    "allowed_hosts": ('a list of host names such as "coordd.example.org" (no scheme, port or '
+                      'path), or ["*"] for any', lambda v: all(map(_HOST.fullmatch, v))),
 }
 
 

@@ -50,8 +50,8 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
                        explode=True)
     view_category = _param("viewCategory", "`all` or one category.",
                            {"type": "string", "enum": ["all", *categories]})
-    ws_id = _param("id", "The raw work-session id (percent-encoded), without the `ws:` prefix.",
-                   where="path", required=True)
+    ws_id = _param("id", "The work-session id (percent-encoded): the `workSessionId`, or the "
+                   "list's `id` (`ws:<workSessionId>`).", where="path", required=True)
     event_schema = {"type": "object", "description": "An enriched event plus `seq`.",
                     "additionalProperties": True,
                     "properties": {"type": {"type": "string"}, "agentId": {"type": "string"},
@@ -90,15 +90,21 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
             "/api/work-sessions/{id}/category": {"patch": {
                 "summary": "Override a work session's category",
                 "description": "Needs `X-Task-Monitor-Token` when a write token is configured; "
-                               "otherwise only loopback peers may write.",
+                               "otherwise only loopback peers may write. A browser page may "
+                               "write only from an origin in `[server] allowed_origins` "
+                               "(else 403).",
                 "parameters": [ws_id, _param("X-Task-Monitor-Token", "Write token.",
-                                             where="header")],
+                                             where="header"),
+                               _param("create", "`1`: store the override even though no such "
+                                      "session is held (its events are still to come); "
+                                      "otherwise an unknown session is a 404.",
+                                      {"type": "string", "enum": ["0", "1"]})],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["collabCategory"],
                     "properties": {"collabCategory": {"type": "string", "enum": list(categories)},
                                    "updatedBy": {"type": "string"}}}}}},
                 "responses": {"200": _ok("OverrideResult", "Stored"), "400": _ERROR,
-                              "401": _ERROR, "413": _ERROR}}},
+                              "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR}}},
             "/api/events/search": {"get": {
                 "summary": "Literal, case-insensitive search in messages, agents and types",
                 "parameters": [_param("q", "Search text (literal, not a regular expression)."),

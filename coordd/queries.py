@@ -464,15 +464,19 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
                      now_ms: float) -> Response:
-    """`GET /api/work-sessions/<id>`; the id segment is percent-decoded here."""
+    """`GET /api/work-sessions/<id>`; the id segment is percent-decoded here.
+    `<id>` is the `workSessionId` or the list's `id` (`ws:<workSessionId>`)."""
     try:
-        ws_id = decode_segment(ws_id_raw_segment)
+        raw_id = decode_segment(ws_id_raw_segment)
         role = text_param(params, "role")
         if role is not None and role not in _ROLE_SET:
             raise BadRequest(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
         types = csv_param(params, "type")
     except BadRequest as exc:
         return error(400, str(exc))
+    ws_id = session_id(store, raw_id)
+    if ws_id is None:
+        return error(404, f"Work session not found: {raw_id}")
     ov = store.overrides
     ov.refresh()
     flt = Filter(frozenset((role,)) if role else None, frozenset(types) or None)
@@ -488,38 +492,86 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
             agg = build_session(ws_id, [e for e in base.events() if flt.matches(e)])
         cache = None
     if agg is None:
-        return error(404, f"Work session not found: {ws_id}")
+        return error(404, f"Work session not found: {raw_id}")
     parts = [b'{"session":', *session_parts(agg, now_ms, ov.get(ws_id), cache), b",",
              dumps({"role": role, "type": types, "tier": "memory"})[1:]]
     return 200, b"".join(parts)
 
 
+def session_id(store: Store, ws_id: str) -> str | None:
+    """The `workSessionId` that `ws_id` names among the held sessions: itself, or the
+    list's `id` form `ws:<workSessionId>`; None when there is no such session."""
+    sessions = store.view(UNFILTERED).sessions
+    if ws_id in sessions:
+        return ws_id
+    if ws_id.startswith("ws:") and ws_id[3:] in sessions:
+        return ws_id[3:]
+    return None
+
+
+def _create_param(params: Params) -> bool:
+    raw = text_param(params, "create")
+    if raw in (None, "", "0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise BadRequest(f"invalid create {raw!r}: expected 1 (store the override even though "
+                     "no such work session is held) or 0")
+
+
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
-                   now_ms: float) -> Response:
-    """`PATCH /api/work-sessions/<id>/category`, after the web layer's auth."""
+                   now_ms: float, params: Params = ()) -> Response:
+    """`PATCH /api/work-sessions/<id>/category`, after the web layer's auth.
+
+    `<id>` as for the detail route; an unknown session is a 404 unless `create=1`, which
+    stores the override under `<id>` as given (for a session whose events are still to
+    come). See `patch_category_job` to write the file off the event loop."""
+    return patch_category_job(store, ws_id_raw_segment, body, now_ms, params)()
+
+
+def patch_category_job(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
+                       now_ms: float, params: Params = ()) -> Callable[[], Response]:
+    """`patch_category` in two steps: this call validates and resolves the session among
+    the held ones (on the event loop: it reads the store); the returned function writes
+    the overrides file (blocking, fsynced), touches only `store.overrides` and may run in
+    a worker thread."""
     try:
-        ws_id = decode_segment(ws_id_raw_segment)
+        raw_id = decode_segment(ws_id_raw_segment)
+        create = _create_param(params)
     except BadRequest as exc:
-        return error(400, str(exc))
+        return _answer(error(400, str(exc)))
+    ws_id = session_id(store, raw_id) or (raw_id if create else None)
+    if ws_id is None:
+        return _answer(error(404, f"Work session not found: {raw_id} (to store an override for "
+                                  "a work session that has no events yet, add ?create=1)"))
     try:
         doc = loads(body.decode("utf-8", "replace"))
     except ValueError:
-        return error(400, "Invalid JSON body")
+        return _answer(error(400, "Invalid JSON body"))
     if type(doc) is not dict:
-        return error(400, "Request body must be a JSON object")
+        return _answer(error(400, "Request body must be a JSON object"))
     ov = store.overrides
     category = S(doc.get("collabCategory"))
     if category is None or category not in ov.categories:
         raw = doc.get("collabCategory")
         got = "missing" if raw is None else f"got {raw!r}"
-        return error(400, f"collabCategory is required and must be one of "
-                          f"{ov.categories.listing()} ({got})")
-    try:
-        entry = ov.set(ws_id, category, updated_by=S(doc.get("updatedBy")), now_ms=now_ms)
-    except OSError as exc:
-        log.error("cannot write category overrides %s: %s", ov.path, exc)
-        return error(500, "Failed to save the category override")
-    return _json(200, {"ok": True, "workSessionId": ws_id, "override": entry.as_json()})
+        return _answer(error(400, f"collabCategory is required and must be one of "
+                                  f"{ov.categories.listing()} ({got})"))
+    updated_by = S(doc.get("updatedBy"))
+
+    def write() -> Response:
+        try:
+            entry = ov.set(ws_id, category, updated_by=updated_by, now_ms=now_ms)
+        except OSError as exc:
+            log.error("cannot write category overrides %s: %s", ov.path, exc)
+            return error(500, "Failed to save the category override")
+        return _json(200, {"ok": True, "workSessionId": ws_id, "override": entry.as_json()})
+
+    return write
+
+
+def _answer(response: Response) -> Callable[[], Response]:
+    return lambda: response
 
 
 def search_events(store: Store, params: Params, now_ms: float) -> Response:

@@ -55,6 +55,7 @@ from .store import Store
 from .tailer import Tailer
 from .tailfile import resumes_from
 from .web import AppContext, create_app
+from .webguard import Guard
 
 if TYPE_CHECKING:
     from .follower import Follower
@@ -199,6 +200,7 @@ class Service:
         self.metrics.add_source(self._metric_families)
         ctx = AppContext(
             store=self.store, mongo=self.mongo_queries, write_token=cfg.server.write_token,
+            guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,

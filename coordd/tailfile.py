@@ -159,6 +159,19 @@ class LogFile:
         self.hist_end = 0
         return True
 
+    def _learn_prefix(self, start: int, data: bytes) -> None:
+        """Extend the short fingerprint prefix with bytes just read at `start`.
+
+        `check()` compares the file's first bytes with `prefix`. Bytes read after the last
+        check (a partial line, say) must be in it too: otherwise a file cut to 0 and
+        refilled past the read position looks as if it had only grown, and the new
+        content would be glued to the buffered partial line. `fid` (what checkpoints
+        name) is left as it was: the next `check()` brings it up to date.
+        """
+        have = len(self.prefix)
+        if have < FP_MAX and start <= have < start + len(data):
+            self.prefix += data[have - start : FP_MAX - start]
+
     def read(self, read_size: int, max_line_bytes: int) -> ReadResult:
         """Read up to `read_size` bytes at `read_pos` and return the lines they complete."""
         start = self.read_pos
@@ -181,6 +194,7 @@ class LogFile:
         self.read_pos = start + n
         if self.read_pos > self.size:
             self.size = self.read_pos
+        self._learn_prefix(start, data[:n])
         tail = parts.pop()
         too_long = 0
         if parts:

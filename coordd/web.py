@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import ipaddress
 import logging
 import time
 import urllib.parse
@@ -30,11 +29,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import __version__, queries
 from .store import Store
+from .webguard import Guard, peer_is_loopback
 
 if TYPE_CHECKING:
     from .mongo_queries import MongoQueries
 
-__all__ = ["AppContext", "create_app"]
+__all__ = ["AppContext", "create_app", "peer_is_loopback", "token_matches"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PATCH, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, X-Task-Monitor-Token, Cookie",
 }
+#: Preflights that may not write (an origin not in `[server] allowed_origins`): reads only.
+_READ_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Allow-Headers": CORS_HEADERS["Access-Control-Allow-Headers"],
+    "Vary": "Origin",
+}
+_TOKEN_HEADER = "X-Task-Monitor-Token"
 _ALLOWED_METHODS = frozenset({"GET", "POST", "PATCH", "OPTIONS", "HEAD"})
 _READ_ONLY_ROUTES = frozenset(
     {"/api/health", "/api/events", "/api/events/search", "/api/work-sessions/search",
@@ -79,6 +87,8 @@ class AppContext:
     #: The MongoDB-backed routes, when `[mongo] uri` is set.
     mongo: MongoQueries | None = None
     write_token: str = ""
+    #: Origins that may write, names the server answers to on loopback (`coordd.webguard`).
+    guard: Guard = field(default_factory=Guard)
     max_body_bytes: int = 65536
     max_query_bytes: int = 8192
     clock: Callable[[], float] = lambda: time.time() * 1000
@@ -104,20 +114,6 @@ def _error(status: int, message: str) -> Response:
     return _json(status, orjson.dumps({"error": message}))
 
 
-def peer_is_loopback(host: str | None) -> bool:
-    """All of 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (the old monitor
-    accepted only 127.0.0.1, ::1 and ::ffff:127.*)."""
-    if not host:
-        return False
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
-
-
 def token_matches(expected: str, given: str | None) -> bool:
     """Both sides trimmed, compared in constant time; an empty header never matches."""
     given = (given or "").strip()
@@ -135,6 +131,83 @@ def _is_fast_read(route: str) -> bool:
 
 
 _RAW_CORS = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    """The first value of header `name` (lower case) in an ASGI scope."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _discard_body(receive: Any) -> None:
+    """Take the request body off the connection, or hypercorn will not keep it alive for
+    the next request."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+
+
+async def _send_json(send: Any, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", b"%d" % len(body)), *_RAW_CORS]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Guarded:
+    """ASGI middleware in front of everything (Quart's routes, the fast reads and the
+    WebSocket): refuses a misdirected `Host` (421) and cross-origin writes (403), see
+    `coordd.webguard`. The guard is read per request, so a reload can replace it."""
+
+    def __init__(self, inner: Any, ctx: AppContext) -> None:
+        self.inner = inner
+        self.ctx = ctx
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
+        status, why = self._refusal(scope)
+        if why is None:
+            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
+        log.debug("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), why)
+        body = orjson.dumps({"error": why})
+        if kind == "websocket":
+            await _refuse_websocket(scope, receive, send, status, body)
+        else:
+            await _discard_body(receive)
+            await _send_json(send, status, body)
+        return None
+
+    def _refusal(self, scope: Any) -> tuple[int, str | None]:
+        guard = self.ctx.guard
+        server = scope.get("server")
+        why = guard.host_refusal(_header(scope, b"host"), server[0] if server else None)
+        if why is not None:
+            return 421, why
+        if scope["type"] == "http":
+            return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"))
+        return 0, None
+
+
+async def _refuse_websocket(scope: Any, receive: Any, send: Any, status: int,
+                            body: bytes) -> None:
+    """Answer a WebSocket handshake with an HTTP error (or, without the ASGI extension
+    for that, a close before accepting, which the server turns into a 403)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", b"%d" % len(body))]
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
 
 
 class _FastReads:
@@ -160,12 +233,7 @@ class _FastReads:
         if not _is_fast_read(route) or len(qs) > self.ctx.max_query_bytes:
             return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
         ctx = self.ctx
-        # Take the (empty) request body off the connection, or hypercorn will not keep it
-        # alive for the next request.
-        while True:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
+        await _discard_body(receive)
         params = urllib.parse.parse_qsl(qs.decode("utf-8", "replace"), keep_blank_values=True)
         started = time.perf_counter()
         ctx.in_flight += 1
@@ -175,15 +243,47 @@ class _FastReads:
             except Exception:
                 log.exception("GET %s failed", route)
                 status, body = 500, b'{"error":"Internal server error"}'
-            headers = [(b"content-type", b"application/json"),
-                       (b"content-length", b"%d" % len(body)), *_RAW_CORS]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send, status, body)
         finally:
             ctx.in_flight -= 1
             if ctx.observe is not None:
                 ctx.observe(route, "GET", time.perf_counter() - started)
         return None
+
+
+def _preflight(guard: Guard, origin: str | None, wanted: str | None) -> Response:
+    """`OPTIONS`: the old monitor's answer without an `Origin` (not a browser); for a
+    browser, writes only for an origin in `[server] allowed_origins`."""
+    if origin is None:
+        return Response(b"", status=204, headers=CORS_HEADERS)
+    if guard.origin_allowed(origin):
+        return Response(b"", status=204, headers={
+            **CORS_HEADERS, "Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+    why = guard.write_refusal((wanted or "").strip().upper(), origin)
+    if why is not None:
+        return Response(orjson.dumps({"error": why}), status=403, headers=_READ_CORS,
+                        content_type="application/json")
+    return Response(b"", status=204, headers=_READ_CORS)
+
+
+def _write_refusal(ctx: AppContext) -> str | None:
+    """Why the current request may not write (401), or None: the token when one is
+    configured, else a loopback peer."""
+    if ctx.write_token.strip():
+        given = request.headers.get(_TOKEN_HEADER)
+        if not (given or "").strip():
+            return (f"Unauthorized: missing the {_TOKEN_HEADER} header (a write token is "
+                    "configured: send it as `X-Task-Monitor-Token: <token>`)")
+        if not token_matches(ctx.write_token, given):
+            return (f"Unauthorized: the {_TOKEN_HEADER} header does not match the "
+                    "configured write token")
+        return None
+    client = request.scope.get("client")
+    if not peer_is_loopback(client[0] if client else None):
+        return ("Unauthorized: without a write token only loopback peers may write; set "
+                "[server] write_token (or TASK_MONITOR_WRITE_TOKEN) and send it in the "
+                f"{_TOKEN_HEADER} header")
+    return None
 
 
 def create_app(ctx: AppContext) -> QuartTrio:
@@ -197,7 +297,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
         route = raw_path.decode("latin-1").split("?", 1)[0]
         method = request.method
         if method == "OPTIONS":
-            return Response(b"", status=204, headers=CORS_HEADERS)
+            return _preflight(ctx.guard, request.headers.get("Origin"),
+                              request.headers.get("Access-Control-Request-Method"))
         if method not in _ALLOWED_METHODS:
             return _error(405, "Method not allowed")
         qs = request.scope.get("query_string", b"")
@@ -249,19 +350,15 @@ def create_app(ctx: AppContext) -> QuartTrio:
             if len(parts) == 2 and parts[1] == "category" and parts[0]:
                 if method != "PATCH":
                     return _error(405, "Method not allowed")
-                if ctx.write_token.strip():
-                    given = request.headers.get("X-Task-Monitor-Token")
-                    if not token_matches(ctx.write_token, given):
-                        return _error(401, "Unauthorized")
-                else:
-                    client = request.scope.get("client")
-                    if not peer_is_loopback(client[0] if client else None):
-                        return _error(401, "Unauthorized")
+                refusal = _write_refusal(ctx)
+                if refusal is not None:
+                    return _error(401, refusal)
                 raw = await request.get_data(cache=False, as_text=False)
                 assert isinstance(raw, bytes)
-                # The overrides file is written and fsynced: off the event loop.
-                status, answer = await trio.to_thread.run_sync(
-                    queries.patch_category, store, parts[0], raw, now)
+                # Validated here (it reads the store); the overrides file is written and
+                # fsynced off the event loop.
+                job = queries.patch_category_job(store, parts[0], raw, now, params)
+                status, answer = await trio.to_thread.run_sync(job)
                 if status == 200 and ctx.on_category_change is not None:
                     ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
                 return _json(status, answer)
@@ -296,7 +393,8 @@ def create_app(ctx: AppContext) -> QuartTrio:
             return queries.get_work_sessions(store, params, now)
         return queries.get_work_session(store, route[len(_WS_PREFIX):], params, now)
 
-    app.asgi_app = _FastReads(app.asgi_app, ctx, read)  # type: ignore[method-assign]
+    app.asgi_app = _Guarded(  # type: ignore[method-assign]
+        _FastReads(app.asgi_app, ctx, read), ctx)
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "HEAD"]
     app.add_url_rule("/", "root", dispatch, methods=methods, defaults={"path": ""})

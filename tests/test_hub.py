@@ -397,6 +397,7 @@ async def test_replay_window_boundary(nursery: trio.Nursery) -> None:
         ({"since": "-1"}, "invalid since: not a non-negative integer"),
         ({"since": "1.5", "epoch": "E1"}, "invalid since: not a non-negative integer"),
         ({"since": 99, "epoch": "E1"}, "since is ahead of the server"),
+        ({"since": 21, "epoch": "E1"}, "since is ahead of the server"),  # one past the last
     ],
 )
 async def test_resync_required_then_live(

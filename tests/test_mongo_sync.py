@@ -534,6 +534,84 @@ async def test_one_document_mongodb_refuses_is_skipped_not_retried_forever(
     assert "refuses event seq 13" in caplog.text
 
 
+class _Proxy:
+    """Every attribute and item of `inner`, except what a subclass defines."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._inner[name]
+
+
+class _OneMixedFailure(_Proxy):
+    """An events collection whose first bulk insert fails for two reasons at once: its
+    first document is already there (11000) and its second is refused (121, validation);
+    the rest of that batch is inserted, as MongoDB does for an unordered insert."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.failed: list[Any] = []
+
+    def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> Any:
+        from pymongo.errors import BulkWriteError
+
+        if self.failed:
+            return self._inner.insert_many(docs, ordered=ordered)
+        self._inner.insert_one(dict(docs[0]))
+        self._inner.insert_many([dict(d) for d in docs[2:]], ordered=False)
+        self.failed.append(docs[1]["seq"])
+        raise BulkWriteError({
+            "writeErrors": [
+                {"index": 0, "code": 11000, "errmsg": "E11000 duplicate key error"},
+                {"index": 1, "code": 121, "errmsg": "Document failed validation"}],
+            "writeConcernErrors": [], "nInserted": len(docs) - 2})
+
+
+async def test_a_bulk_error_besides_duplicates_is_not_swallowed(autojump_clock: Any) -> None:
+    db = Db("mongomock")
+    events_coll = _OneMixedFailure(db.coll(EVENTS))
+
+    class Database(_Proxy):
+        def __getitem__(self, name: str) -> Any:
+            return events_coll if name == EVENTS else self._inner[name]
+
+    class Client(_Proxy):
+        def __getitem__(self, name: str) -> Any:
+            return Database(self._inner[name])
+
+    sink = PymongoSink(Client(db.client), db.database)
+    docs = [event_document(ev, epoch="E1", inserted_at=NOW, has_session=False)
+            for ev in Daemon().feed(enriched_events(5))]
+    with pytest.raises(Exception, match="Document failed validation"):
+        sink.write_events(docs)
+    assert sink.read_marker() is None
+    # Through the worker: the failed attempt does not move the marker past the refused
+    # event; the retry writes it, and every event lands exactly once.
+    db2 = Db("mongomock")
+    events_coll = _OneMixedFailure(db2.coll(EVENTS))
+    sink = PymongoSink(Client(db2.client), db2.database)
+    d = Daemon()
+    evs = d.feed(enriched_events(30))
+    worker = SyncWorker(sink, d.source(), FAST, run_sync=inline)
+    markers: list[Any] = []
+    real_write_marker = sink.write_marker
+
+    def write_marker(marker: SyncMarker, at: Any) -> None:
+        markers.append(marker)
+        real_write_marker(marker, at)
+
+    sink.write_marker = write_marker  # type: ignore[method-assign]
+    await run_until_synced(worker, 30)
+    assert events_coll.failed, "the mixed failure was not exercised"
+    assert worker.statistics().errors >= 1
+    assert_exactly_once(db2, evs)
+    assert markers and markers[-1] == SyncMarker("E1", 30)
+
+
 async def test_lone_surrogates_and_huge_integers_are_stored_as_javascript_did() -> None:
     db = Db("mongomock")
     d = Daemon()

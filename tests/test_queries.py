@@ -305,9 +305,47 @@ def test_patch_errors(store: Store) -> None:
         assert msg == ("collabCategory is required and must be one of "
                        f"{', '.join(CATEGORIES)} ({got})")
     assert "percent" in bad(queries.patch_category, store, "%E0%A4%A", b"{}")
-    code, _ = call(queries.patch_category, store, "no_such_session",
-                   b'{"collabCategory":"infra_ops"}')
-    assert code == 200  # overriding an unknown session is allowed
+    code, body = call(queries.patch_category, store, "no_such_session",
+                      b'{"collabCategory":"infra_ops"}')
+    assert code == 404
+    assert body["error"].startswith("Work session not found: no_such_session")
+    assert "?create=1" in body["error"]
+    code, body = patch(store, "ws_1", b"{}", [("create", "y")])
+    assert code == 400 and "create" in body["error"]
+
+
+def patch(store: Store, segment: str, body: bytes, params: P) -> tuple[int, Any]:
+    code, answer = queries.patch_category(store, segment, body, NOW, params)
+    return code, orjson.loads(answer)
+
+
+def test_patch_of_a_session_still_to_come_needs_create(store: Store) -> None:
+    good = b'{"collabCategory":"infra_ops"}'
+    code, body = patch(store, "ws_later", good, [("create", "1")])
+    assert code == 200 and body["workSessionId"] == "ws_later"
+    store.extend([ev(251, "a2a.send", NOW, ws="ws_later")])
+    code, body = call(queries.get_work_session, store, "ws_later", [])
+    assert body["session"]["collabCategory"] == "infra_ops"
+
+
+def test_the_list_id_names_the_session_on_the_detail_and_patch_routes(store: Store) -> None:
+    store.extend([ev(251, "a2a.send", NOW, ws="ws:literal")])
+    listed = work(store, [("limit", "1000")])["sessions"]
+    ws_1 = next(s for s in listed if s["workSessionId"] == "ws_1")
+    assert ws_1["id"] == "ws:ws_1"
+    code, body = call(queries.get_work_session, store, urllib.parse.quote(ws_1["id"]), [])
+    assert code == 200 and body["session"]["workSessionId"] == "ws_1"
+    code, body = call(queries.patch_category, store, "ws%3Aws_1",
+                      b'{"collabCategory":"infra_ops"}')
+    assert code == 200 and body["workSessionId"] == "ws_1"
+    code, body = call(queries.get_work_session, store, "ws_1", [])
+    assert body["session"]["collabCategory"] == "infra_ops"
+    # An id that itself starts with `ws:` is found as it is, and by its list id.
+    for seg in ("ws:literal", "ws:ws:literal"):
+        code, body = call(queries.get_work_session, store, seg, [])
+        assert code == 200 and body["session"]["workSessionId"] == "ws:literal", seg
+    code, body = call(queries.get_work_session, store, "ws:nope", [])
+    assert (code, body) == (404, {"error": "Work session not found: ws:nope"})
 
 
 # ---------------------------------------------------------------------------- search, stats
@@ -579,3 +617,19 @@ def test_filtered_pages_are_the_filtered_walk_for_every_status_and_category() ->
                     assert [s["workSessionId"] for s in got["sessions"]] == want[:4]
                     assert got["totalMatched"] == len(want)
                     assert (got["nextCursor"] is not None) == (len(want) > 4)
+
+
+def test_status_pages_when_archived_sessions_ended_in_a_terminal_event() -> None:
+    # 3 live sessions and 1 archived one whose last event was terminal: the archived side
+    # of the order is the smaller one, and its terminal session is not QUIET any more.
+    store = Store()
+    store.extend([ev(1, "task.completed", NOW - 3 * DAY, "ws_old"),
+                  ev(2, "a2a.send", NOW - 3000, "ws_a"), ev(3, "a2a.send", NOW - 2000, "ws_b"),
+                  ev(4, "a2a.send", NOW - 1000, "ws_c")])
+    active = work(store, [("status", "ACTIVE")])
+    assert [s["workSessionId"] for s in active["sessions"]] == ["ws_c", "ws_b", "ws_a"]
+    assert active["totalMatched"] == 3
+    assert work(store, [("status", "QUIET")])["totalMatched"] == 0
+    archived = work(store, [("status", "ARCHIVED")])
+    assert [s["workSessionId"] for s in archived["sessions"]] == ["ws_old"]
+    assert archived["sessions"][0]["status"] == "ARCHIVED"

@@ -21,6 +21,7 @@ import trio
 from coordd import inotify as inotify_mod
 from coordd.checkpoint import Checkpoint, FileId, file_id, read_prefix
 from coordd.tailer import NO_FILE, LineBatch, Tailer
+from coordd.tailfile import REPLACED, SHRUNK, LogFile, open_log
 
 NAME = "coordination-events.ndjson"
 POLL = 1.0
@@ -396,6 +397,86 @@ async def test_cut_in_place_re_emits_nothing(tmp_path: Path, autojump_clock: obj
         append(log, b'X"}\n')
         assert await h.settled_lines() == [b'{"n":"X"}']
         assert h.tailer.statistics().truncations == 2
+
+
+def _look(lf: LogFile) -> None:
+    """What the tailer does when it looks at its live file (before reading on)."""
+    verdict = lf.check()
+    if verdict == REPLACED:
+        lf.restart()
+    elif verdict == SHRUNK:
+        lf.cut()
+
+
+def _read_all(lf: LogFile) -> list[bytes]:
+    out: list[bytes] = []
+    while True:
+        res = lf.read(1 << 16, 1 << 20)
+        out += res.lines
+        if res.eof:
+            return out
+
+
+@pytest.mark.parametrize("look_while_empty", [True, False])
+def test_cut_inside_a_buffered_partial_line(tmp_path: Path, look_while_empty: bool) -> None:
+    # The writer wrote `parti` (no newline), read after the last look; then the file was cut
+    # to 0 and refilled. Whether or not the tailer looks while the file is empty, the new
+    # lines come whole and the stale partial line is dropped.
+    log = tmp_path / NAME
+    log.write_bytes(b"")
+    lf = open_log(log)
+    assert lf is not None
+    try:
+        append(log, b"parti")
+        assert _read_all(lf) == []
+        assert (lf.offset, lf.read_pos) == (0, 5)
+        os.truncate(log, 0)
+        if look_while_empty:
+            _look(lf)  # size 0 is below the read position (not the consumed offset, 0)
+        append(log, b"NEW\nb1\n")
+        _look(lf)
+        assert _read_all(lf) == [b"NEW", b"b1"]
+    finally:
+        lf.close()
+
+
+def test_cut_inside_a_buffered_partial_line_past_the_fingerprint(tmp_path: Path) -> None:
+    # The first 1024 bytes survive the cut, so only the size can tell: it is below the read
+    # position (the partial line's end), though not below the consumed offset.
+    log = tmp_path / NAME
+    head = numbered("a", 200)
+    log.write_bytes(head)
+    lf = open_log(log)
+    assert lf is not None
+    try:
+        assert len(_read_all(lf)) == 200
+        append(log, b"parti")
+        _look(lf)
+        assert _read_all(lf) == []
+        os.truncate(log, len(head) + 2)
+        _look(lf)
+        append(log, b"X\nb1\n")
+        _look(lf)
+        assert _read_all(lf) == [b"paX", b"b1"]
+    finally:
+        lf.close()
+
+
+async def test_cut_inside_a_partial_line_read_after_the_last_look(
+        tmp_path: Path, autojump_clock: object) -> None:
+    # The live file is opened (empty) at start, and `parti` is written to it while the
+    # rotated sibling is handed on: it is read without a look in between.
+    log = tmp_path / NAME
+    (tmp_path / "coordination-events-1.ndjson").write_bytes(numbered("a", 20))
+    log.write_bytes(b"")
+    async with tailing(log, capacity=0, read_size=64) as h:
+        append(log, b"parti")
+        assert len(lines_of(await h.caught_up())) == 20
+        assert h.tailer.statistics().size == 5
+        os.truncate(log, 0)
+        append(log, b"NEW\nb1\n")
+        assert await h.settled_lines() == [b"NEW", b"b1"]
+        assert h.tailer.statistics().skipped == {"truncated": 1}
 
 
 async def test_cut_below_every_known_line_end_rereads(tmp_path: Path,

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from coordd.checkpoint import Checkpoint
 from coordd.tailer import LineBatch, Tailer
-from coordd.tailfile import scan_back
+from coordd.tailfile import REPLACED, SHRUNK, LogFile, open_log, scan_back
 
 NAME = "coordination-events.ndjson"
 
@@ -260,3 +260,100 @@ def test_restart_from_any_checkpoint_splits_history_from_new(
     # History first, then new: the flag never goes back.
     flags = [b.history for b in again if b.lines]
     assert flags == sorted(flags, reverse=True)
+
+
+# ---------------------------------------------------------------------------- rewrites
+
+_TEXT = st.text(st.one_of(_CHARS, st.just("\n")), min_size=1, max_size=12).map(str.encode)
+Op = tuple[str, bytes | int | None]
+
+
+@st.composite
+def rewritten_logs(draw: st.DrawFn) -> tuple[list[Op], list[bytes]]:
+    """What one open log file goes through: appends, reads of any size, looks (re-stat and
+    re-fingerprint, as the tailer does before reading on) and rewrites in place: cut to 0,
+    maybe a look, refilled with content that differs from the old somewhere in their common
+    length (so the rewrite can be told from growth or a cut), then a look. The tailer has
+    read everything before a rewrite, with no look since its last reads: what it read last
+    may be only in its buffer."""
+    ops: list[Op] = []
+    generations = [b""]
+    for _ in range(draw(st.integers(1, 20))):
+        kind = draw(st.sampled_from(["append", "append", "read", "look", "rewrite"]))
+        if kind == "append":
+            data = draw(_TEXT)
+            generations[-1] += data
+            ops.append(("append", data))
+        elif kind == "read":
+            ops.append(("read", draw(st.sampled_from([1, 2, 5, 64]))))
+        elif kind == "look":
+            ops.append(("look", None))
+        else:
+            old = generations[-1]
+            ops += [("drain", None), ("truncate", None)]
+            if draw(st.booleans()):
+                ops.append(("look", None))
+            data = draw(_TEXT.filter(lambda b, old=old: _differs(old, b)))
+            generations.append(data)
+            # The tailer looks before it reads on (a rewrite while it reads is only seen
+            # at its next look).
+            ops += [("append", data), ("look", None)]
+    expected = [line for g in generations for line in g.split(b"\n")[:-1]]
+    return ops, expected
+
+
+def _differs(old: bytes, new: bytes) -> bool:
+    """Whether `new` differs from `old` within their common length (or `old` is empty)."""
+    return not old or any(a != b for a, b in zip(old, new, strict=False))
+
+
+def _look(lf: LogFile) -> None:
+    verdict = lf.check()
+    if verdict == REPLACED:
+        lf.restart()
+    elif verdict == SHRUNK:
+        lf.cut()
+
+
+def _drain_file(lf: LogFile, read_size: int) -> list[bytes]:
+    out: list[bytes] = []
+    while True:
+        res = lf.read(read_size, 1 << 20)
+        out += res.lines
+        if res.eof:
+            return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=rewritten_logs())
+def test_rewrites_in_place_are_never_glued_to_old_bytes(case: tuple[list[Op], list[bytes]]
+                                                        ) -> None:
+    """Every complete line of every generation of the file, once, in order; a partial line
+    cut off by a rewrite is dropped, never glued to the new content."""
+    ops, expected = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / NAME
+        path.write_bytes(b"")
+        lf = open_log(path)
+        assert lf is not None
+        got: list[bytes] = []
+        try:
+            for kind, arg in ops:
+                if kind == "append":
+                    assert isinstance(arg, bytes)
+                    with path.open("ab") as f:
+                        f.write(arg)
+                elif kind == "read":
+                    assert isinstance(arg, int)
+                    got += lf.read(arg, 1 << 20).lines
+                elif kind == "look":
+                    _look(lf)
+                elif kind == "drain":
+                    got += _drain_file(lf, 64)
+                else:
+                    os.truncate(path, 0)
+            _look(lf)
+            got += _drain_file(lf, 64)
+        finally:
+            lf.close()
+    assert got == expected
