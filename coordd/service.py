@@ -268,7 +268,8 @@ class Service:
 
     def _snapshot_fingerprint(self) -> str:
         plugins = [(p["name"], p["version"]) for p in self.plugins.describe() if p["enabled"]]
-        return snapshot_fingerprint(plugins, self.main_agents.current(), self.categories.names)
+        return snapshot_fingerprint(plugins, self.main_agents.current(), self.categories.names,
+                                    self.config.plugins.settings)
 
     def _read_snapshot(self, cp: Checkpoint) -> list[Event] | None:
         """In a worker thread at start: the snapshot's events for `cp`, or None."""

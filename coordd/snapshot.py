@@ -33,9 +33,9 @@ import logging
 import marshal
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -60,13 +60,17 @@ _FORMAT: Final = 1
 
 
 def snapshot_fingerprint(plugins: Iterable[tuple[str, str | None]],
-                         main_agents: Iterable[str], categories: Iterable[str] = ()) -> str:
+                         main_agents: Iterable[str], categories: Iterable[str] = (),
+                         settings: Mapping[str, Any] | None = None) -> str:
     """What the stored events depend on, as a digest: coordd's version, record layout and
-    line rules, the enabled classifier plugins `(name, version)`, the main agents and the
-    category vocabulary (what the plugins declare may change with their settings)."""
+    line rules, the enabled classifier plugins `(name, version)`, the main agents, the
+    category vocabulary and the plugins' settings (`[plugins.<name>]` tables: a changed
+    pattern classifies the same log differently)."""
     doc = [__version__, list(RECORD_FIELDS), LINE_RULES_VERSION,
-           sorted([n, v or ""] for n, v in plugins), sorted(main_agents), list(categories)]
-    return hashlib.sha256(orjson.dumps(doc)).hexdigest()
+           sorted([n, v or ""] for n, v in plugins), sorted(main_agents), list(categories),
+           settings or {}]
+    return hashlib.sha256(orjson.dumps(doc, default=str,
+                                       option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def write_snapshot(state_dir: Path, events: Sequence[Event], cp: Checkpoint,

@@ -107,6 +107,20 @@ def test_an_override_to_a_plugin_category_survives_a_restart(daemon: Daemon) -> 
     assert sorted(s["workSessionId"] for s in listed["sessions"]) == ["ws_bill", "ws_code"]
 
 
+
+def test_a_changed_plugin_pattern_reclassifies_after_a_restart(daemon: Daemon,
+                                                               tmp_path: Path) -> None:
+    """The shutdown snapshot holds enriched events: it must not be reused once a plugin's
+    settings changed, or the old classification outlives the new pattern."""
+    d = daemon
+    assert d.get("/api/work-sessions/ws_ops").json()["session"]["collabCategory"] == "infra_ops"
+    assert d.stop() == 0  # a clean stop writes the snapshot
+    (tmp_path / "coordd.toml").write_text(CONFIG.replace("\\binvoice\\b", "\\binfra\\b"))
+    d.start()
+    assert d.get("/api/work-sessions/ws_ops").json()["session"]["collabCategory"] == "billing"
+    assert [e["collabCategory"] for e in d.events()] == [
+        "engineering_build", "engineering_build", "engineering_build", "billing"]
+
 def coordd(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
     full = {**os.environ, "HOME": str(home), **(env or {})}
     full.pop("COORDD_PLUGINS", None)
