@@ -2,7 +2,7 @@
 
     python bench/bench_daemon.py [--events 100000] [--requests 500]
 
-Generates a realistic log with `coordd.gen`, starts the real daemon as a subprocess on it
+Generates a realistic log with `coordd.synth.gen`, starts the real daemon as a subprocess on it
 (temporary HOME, 127.0.0.1, port 0), and measures
 - cold start: spawn until the first `/api/work-sessions` answers (target ≤ 1.25 s);
 - p50/p99 of each route over sequential keep-alive requests (targets: ≤ 10 ms for
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coordd.gen import AGENTS, write_log  # noqa: E402
+from coordd.synth.gen import AGENTS, write_log  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

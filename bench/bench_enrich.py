@@ -1,7 +1,7 @@
 """Benchmark of the enrichment stage (role, session types, category) on a realistic generated log.
 
 1. Throughput of `Enricher.enrich` with only the built-in keyword classifier (loaded
-   through its entry point, as in production), on the lines of `coordd.gen` (default
+   through its entry point, as in production), on the lines of `coordd.synth.gen` (default
    100,000). As in the pipeline, each line is parsed with orjson and enriched at once
    (while its dict is still in the CPU caches); a parse-only pass over the same lines
    is timed too, and the enrichment's cost is the difference. Target: >= 100,000
@@ -42,12 +42,12 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordd import hookimpl
-from coordd.default_plugins import keywords
-from coordd.enrich import Enricher
-from coordd.gen import lines
-from coordd.gen_text import MAIN_AGENTS
-from coordd.mainagents import DEFAULT_MAIN_AGENTS
-from coordd.plugins import PluginHost
+from coordd.core.enrich import Enricher
+from coordd.plugins import keywords
+from coordd.plugins.host import PluginHost
+from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
+from coordd.synth.gen import lines
+from coordd.synth.text import MAIN_AGENTS
 
 REFERENCE_PARSE_RATE = 100_000 / 0.17  # architecture.md, "Performance facts"
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
     raw = list(lines(args.events, seed=args.seed))
-    print(f"log: {len(raw):,} events from coordd.gen (seed {args.seed}), "
+    print(f"log: {len(raw):,} events from coordd.synth.gen (seed {args.seed}), "
           f"{sum(map(len, raw)) / len(raw):.0f} bytes per line on average")
 
     builtin = make_enricher([])

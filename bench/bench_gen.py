@@ -1,4 +1,4 @@
-"""Benchmark of the synthetic log generator (`coordd.gen`).
+"""Benchmark of the synthetic log generator (`coordd.synth.gen`).
 
 1. `generate(n)` (events as dicts) and `lines(n)` (serialised lines), default 100,000
    events. Target: well under 2 s each.
@@ -31,7 +31,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coordd.gen import generate, lines, write_log
+from coordd.synth.gen import generate, lines, write_log
 
 
 def _best(repeat: int, work: Callable[[], object]) -> tuple[float, float]:

@@ -32,15 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coordd.enrich import Enricher
-from coordd.gen import lines
-from coordd.gen_text import MAIN_AGENTS
-from coordd.hub_messages import Batch
-from coordd.mainagents import DEFAULT_MAIN_AGENTS
-from coordd.model import Event
-from coordd.pipeline import Pipeline
-from coordd.plugins import PluginHost
-from coordd.store import Store
+from coordd.core.enrich import Enricher
+from coordd.core.model import Event
+from coordd.core.store import Store
+from coordd.live.messages import Batch
+from coordd.plugins.host import PluginHost
+from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
+from coordd.synth.gen import lines
+from coordd.synth.text import MAIN_AGENTS
+from coordd.tail.pipeline import Pipeline
 
 
 class _Builder:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
     else:
         store = cold(history, builder, args.history)
-    # As in the daemon after ready (coordd.gcpolicy): the history is frozen out of the
+    # As in the daemon after ready (coordd.service.gcpolicy): the history is frozen out of the
     # collector's sight.
     gc.collect(1)
     gc.freeze()

@@ -49,17 +49,17 @@ import trio.lowlevel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coordd.default_plugins import keywords
-from coordd.enrich import Enricher
-from coordd.gen import generate, lines
-from coordd.mainagents import DEFAULT_MAIN_AGENTS
-from coordd.model import Event
-from coordd.mongo_schema import prepare_document, session_documents
-from coordd.mongo_sink import MemorySink, WriteResult
-from coordd.mongo_sync import SyncSettings, SyncSource, SyncWorker
-from coordd.plugins import PluginHost
-from coordd.sessions import UNFILTERED
-from coordd.store import Store
+from coordd.core.enrich import Enricher
+from coordd.core.model import Event
+from coordd.core.sessions import UNFILTERED
+from coordd.core.store import Store
+from coordd.mongo.schema import prepare_document, session_documents
+from coordd.mongo.sink import MemorySink, WriteResult
+from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
+from coordd.plugins import keywords
+from coordd.plugins.host import PluginHost
+from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
+from coordd.synth.gen import generate, lines
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 REFERENCE_PARSE_RATE = 100_000 / 0.17  # architecture.md, "Performance facts"

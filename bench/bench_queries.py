@@ -1,6 +1,6 @@
 """Benchmark of the store and the REST query layer at 100,000 events (issue 4's numbers).
 
-1. Builds `--events` enriched events (default 100,000) from `coordd.gen` — work sessions,
+1. Builds `--events` enriched events (default 100,000) from `coordd.synth.gen` — work sessions,
    every event type, Korean and English text — enriched by the real `Enricher` with the
    built-in classifier, plus `--live` more events that arrive later.
 2. Ingest: `Store.extend` in batches of `--batch` (default 100) into an empty store, events
@@ -49,16 +49,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coordd import queries
-from coordd.enrich import Enricher
-from coordd.gen import generate
-from coordd.gen_text import MAIN_AGENTS
-from coordd.mainagents import DEFAULT_MAIN_AGENTS
-from coordd.model import Event, loads
-from coordd.overrides import Overrides
-from coordd.plugins import PluginHost
-from coordd.sessions import UNFILTERED
-from coordd.store import Store
+from coordd.core import queries
+from coordd.core.enrich import Enricher
+from coordd.core.model import Event, loads
+from coordd.core.overrides import Overrides
+from coordd.core.sessions import UNFILTERED
+from coordd.core.store import Store
+from coordd.plugins.host import PluginHost
+from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
+from coordd.synth.gen import generate
+from coordd.synth.text import MAIN_AGENTS
 
 P = list[tuple[str, str]]
 TARGETS = {"work-sessions": 10.0, "task-hub": 10.0, "status page": 5.0,
@@ -74,7 +74,7 @@ def rss_mib() -> float:
 
 
 def build_events(n: int, seed: int) -> Iterator[Event]:
-    """The events of `coordd.gen`, enriched as the daemon does, numbered from 1."""
+    """The events of `coordd.synth.gen`, enriched as the daemon does, numbered from 1."""
     host = PluginHost(allow=["keywords"])
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     initial = list(islice(source, args.events))
     t_build = time.perf_counter() - t0
-    print(f"log: {len(initial):,} events from coordd.gen (seed {args.seed}), "
+    print(f"log: {len(initial):,} events from coordd.synth.gen (seed {args.seed}), "
           f"{sum(len(e.json) for e in initial) / len(initial):.0f} bytes of JSON each; "
           f"generate+enrich+Event: {len(initial) / t_build:,.0f} events/s")
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import trio
 
-from coordd.tailer import LineBatch, Tailer
+from coordd.tail.tailer import LineBatch, Tailer
 
 NAME = "coordination-events.ndjson"
 
@@ -47,7 +47,7 @@ NAME = "coordination-events.ndjson"
 
 
 def _fallback_log(path: Path, n: int, seed: int) -> int:
-    """~480-byte lines shaped like real coordination events (when coordd.gen is absent)."""
+    """~480-byte lines shaped like real coordination events (when coordd.synth.gen is absent)."""
     rng = random.Random(seed)
     agents = ["ruda", "eden", "seum", "dajim", "yunseul", "miri", "onsae", "ieum", "nuri"]
     words = ["배포", "검토", "테스트", "review", "deploy", "the", "metrics", "확인", "fix", "✅",
@@ -74,10 +74,10 @@ def _fallback_log(path: Path, n: int, seed: int) -> int:
 
 def make_log(path: Path, n: int, seed: int) -> tuple[int, str]:
     try:
-        from coordd.gen import write_log
+        from coordd.synth.gen import write_log
     except ImportError:
         return _fallback_log(path, n, seed), "built-in fallback generator"
-    return write_log(path, n, seed=seed), "coordd.gen.write_log"
+    return write_log(path, n, seed=seed), "coordd.synth.gen.write_log"
 
 
 # ---------------------------------------------------------------------------- 1. cold read

@@ -1,7 +1,7 @@
 """Benchmark of live push: log append → WebSocket frame, through the real daemon.
 
 The daemon runs as a subprocess (`python -m coordd run`) on a temporary log pre-filled with
-`--history` realistic events from `coordd.gen` (default 100,000). WebSocket clients run in
+`--history` realistic events from `coordd.synth.gen` (default 100,000). WebSocket clients run in
 `--procs` separate worker processes, so that the clients' own parsing does not share a
 process with the writer. `--client trio-websocket` (the default) is the client `coordd
 watch` uses; `--client raw` is a minimal RFC 6455 client on plain sockets that costs a
@@ -64,7 +64,7 @@ class Tracker:
     exactly once, in order, from its first `connected` seq to the end marker."""
 
     def __init__(self, end_id: str, lat_ns: list[int]) -> None:
-        from coordd.model import loads  # JSON.parse-compatible: the log has lone surrogates
+        from coordd.core.model import loads  # JSON.parse-compatible: the log has lone surrogates
 
         self.loads = loads
         self.end_id = end_id
@@ -428,7 +428,7 @@ def latency_phase(daemon: Daemon, fd: int, clients: int, procs: int, samples: in
 
 def ingest_phase(daemon: Daemon, fd: int, clients: int, procs: int, n: int,
                  rate: float, kind: str) -> None:
-    from coordd.gen import lines
+    from coordd.synth.gen import lines
 
     payload = list(lines(n, seed=7))
     workers = Workers(daemon.ws_url, clients, procs, "ingest-end", kind)
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="client implementation in the worker processes")
     args = p.parse_args(argv)
 
-    from coordd.gen import write_log
+    from coordd.synth.gen import write_log
 
     print(f"bench_ws: {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")

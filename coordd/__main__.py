@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import CoorddError
+from coordd import __version__
+from coordd.errors import CoorddError
 
 __all__ = ["console_main", "main"]
 
@@ -136,7 +136,7 @@ def console_main() -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import exit_code, render_json, render_plain, run_checks
+    from coordd.cli.check import exit_code, render_json, render_plain, run_checks
 
     try:
         checks = run_checks(args.config, cli_overrides(args), offline=args.offline)
@@ -151,8 +151,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .plugins import PluginHost, allow_list_from_env
+    from coordd.config import load_config
+    from coordd.plugins.host import PluginHost, allow_list_from_env
 
     cfg = load_config(args.config, overrides=cli_overrides(args))
     host = PluginHost(settings=cfg.plugins.settings, disabled=cfg.plugins.disabled,
@@ -184,9 +184,9 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     the `ServiceInfo` once it listens."""
     import trio
 
-    from .config import load_config
-    from .logs import setup_logging
-    from .service import ComponentCrashed, ListenError, Service
+    from coordd.config import load_config
+    from coordd.service.logs import setup_logging
+    from coordd.service.service import ComponentCrashed, ListenError, Service
 
     overrides = config_overrides or cli_overrides(args)
     cfg = load_config(args.config, overrides=overrides)
@@ -249,8 +249,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_in(args: argparse.Namespace, workdir: Path) -> int:
     from functools import partial
 
-    from .demo import run_demo
-    from .gen import AGENTS
+    from coordd.cli.demo import run_demo
+    from coordd.synth.gen import AGENTS
 
     log_path = workdir / "logs" / "coordination-events.ndjson"
     log_path.parent.mkdir(parents=True)
@@ -293,7 +293,7 @@ def _demo_banner(info: Any) -> None:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from .watch import watch_main
+    from coordd.cli.watch import watch_main
 
     return watch_main(args)
 

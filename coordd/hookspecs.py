@@ -1,7 +1,7 @@
 """The coordd plugin API: hook specifications and the type classifiers return.
 
 Plugin authors import `coordd.hookimpl` and `coordd.Classification`; everything else
-here is read by `coordd.plugins.PluginHost`, the only code that calls the hooks.
+here is read by `coordd.plugins.host.PluginHost`, the only code that calls the hooks.
 
 Every hook is called *per plugin* with that plugin's own `[plugins.<name>]` settings
 table, and implementations may accept any subset of a hook's arguments (pluggy

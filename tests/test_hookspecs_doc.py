@@ -63,7 +63,7 @@ def test_hook_documents_firstresult_and_versionadded(name: str) -> None:
 
 
 def test_every_hook_has_a_test_of_its_own() -> None:
-    tree = ast.parse((ROOT / "tests" / "test_plugins.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "tests" / "plugins" / "test_plugins.py").read_text(encoding="utf-8"))
     tests = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
     missing = [n for n in hookspecs.HOOK_NAMES if f"test_hook_{n}" not in tests]
     assert missing == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .daemon import Daemon
+from tests.daemon import Daemon
 
 pytestmark = pytest.mark.slow
 

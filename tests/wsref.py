@@ -2,8 +2,8 @@
 
 `reference_sessions` transcribes the old monitor's work-session algorithm literally (sort
 by TS stably, walk, create on first event, update rules, summaries, stable sorts) over
-plain dicts. It shares nothing with `coordd.sessions` but the per-event helpers from
-`coordd.model`, so the incremental views can be checked against it.
+plain dicts. It shares nothing with `coordd.core.sessions` but the per-event helpers from
+`coordd.core.model`, so the incremental views can be checked against it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from coordd.model import (
+from coordd.core.model import (
     CATEGORIES,
     ROLES,
     Event,

@@ -16,8 +16,8 @@ except ImportError:  # run from a checkout without installing
     import coordd_rules
 
 from coordd import Classification
-from coordd.enrich import Enricher
-from coordd.plugins import PluginHost
+from coordd.core.enrich import Enricher
+from coordd.plugins.host import PluginHost
 
 
 def configured(settings: Mapping[str, Any]) -> coordd_rules.RulesPlugin:
@@ -95,7 +95,7 @@ def test_bad_settings_name_the_key(settings: dict[str, Any], message: str | None
 
 
 def test_inside_a_coordd_host_rules_beat_the_builtin_keywords() -> None:
-    from coordd.default_plugins import keywords
+    from coordd.plugins import keywords
 
     host = PluginHost(load_entry_points=False,
                       extra=[("keywords", keywords), ("rules", coordd_rules.RulesPlugin())],

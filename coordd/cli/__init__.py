@@ -1,0 +1,2 @@
+"""Command-line tools beside the daemon: `--check`, `watch` and `demo`.
+"""

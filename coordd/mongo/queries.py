@@ -1,0 +1,386 @@
+"""The REST routes MongoDB answers when `[mongo] uri` is set: search, paging, ranges, stats.
+
+Same parameters, validation and response shapes as the in-memory functions of
+`coordd.core.queries` (whose parameter helpers this module uses), plus `"tier": "mongo"`:
+
+* `/api/events/search` — a case-insensitive *literal* match (`re.escape`d into the regular
+  expression, never `q` as given) on `data.message`, `data.replyPreview`,
+  `data.fromAgent`, `data.toAgent` and `type`, over every document (the old monitor's
+  too), newest first (`ts`, then `seq`), `total` by a count of the same filter. When `q`
+  holds a word with white space on both sides, every matching document holds that word
+  whole, so the text index (`coordd_text`, no language) narrows the scan without
+  changing the answer; otherwise the regular expression alone decides.
+* `/api/work-sessions/search` — the same match on the threads' agents, the category and
+  the id of the session documents, most recent first; each summary is built from the
+  session's events (from memory when memory holds all of them).
+* `/api/events` — memory answers while it can (the newest pages, and `since` no older
+  than the oldest event it holds); its `nextCursor` then continues where memory ends.
+  A cursor (or `since`) that reaches before the store's first event is answered from the
+  documents of the current epoch, by `seq` — the same cursor format, epoch-checked. The
+  counts (`total`, `totalMatched`, `categoryCounts`) are those of the tier that answered.
+* `/api/stats` — memory when `since` is within what it holds, else the aggregation
+  pipelines of `coordd.mongo.stats` over every document coordd wrote (memoised per range
+  for `stats_max_age` seconds).
+
+Every pymongo call runs in `trio.to_thread.run_sync` under this object's own
+`CapacityLimiter`, bounded by `timeout` seconds. When MongoDB fails (or is too slow) the
+in-memory answer is given instead, with `"tier": "memory"` and `"degraded": "<error>"`:
+never a 500 because of MongoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import trio
+
+from coordd.core import queries
+from coordd.core.model import CategoryVocabulary, dumps
+from coordd.core.queries import (
+    BadRequest,
+    EventsQuery,
+    Params,
+    Response,
+    count_param,
+    error,
+    events_query,
+    events_tail,
+    instant_param,
+    limit_param,
+    list_document,
+    roles_param,
+    text_param,
+    view_category_param,
+)
+from coordd.core.sessions import UNFILTERED, SessionAgg, build_session
+from coordd.core.store import Store
+from coordd.core.summaries import render_session
+from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
+from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
+from coordd.mongo.stats import mongo_stats
+
+__all__ = ["MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
+
+log = logging.getLogger(__name__)
+
+_WORD: Final = re.compile(r"[A-Za-z0-9]+")
+#: How often a missing text index is looked for again.
+_TEXT_RECHECK: Final = 60.0
+_LOG_EVERY: Final = 30.0
+
+
+def degrade(body: bytes, reason: str) -> bytes:
+    """An in-memory answer (a JSON object) with `"degraded": reason` added."""
+    return body[:-1] + b',"degraded":' + dumps(reason) + b"}"
+
+
+def interior_word(q: str) -> str | None:
+    """The longest ASCII word of `q` with white space on both sides *within* `q`, or
+    None: a document containing `q` contains that word whole, so a text-index lookup of
+    it can only narrow the scan, never change the answer."""
+    tokens = q.split()
+    if len(tokens) < 3 or q != q.strip():
+        return None
+    words = [t for t in tokens[1:-1] if _WORD.fullmatch(t)]
+    return max(words, key=len) if words else None
+
+
+def _regex(q: str) -> dict[str, Any]:
+    return {"$regex": re.escape(q), "$options": "i"}
+
+
+@dataclass(frozen=True, slots=True)
+class MongoQueryStats:
+    """Answers by tier, fallbacks and the last MongoDB error (for health and metrics)."""
+
+    mongo: int
+    memory: int
+    degraded: int
+    last_error: str | None
+    text_index: bool
+
+
+class MongoQueries:
+    """The MongoDB-backed routes; see the module docstring."""
+
+    def __init__(self, db: Callable[[], Any], store: Callable[[], Store], *,
+                 limiter: trio.CapacityLimiter | None = None, timeout: float = 10.0,
+                 stats_max_age: float = 5.0,
+                 run_sync: Callable[..., Any] | None = None) -> None:
+        """`db()`: the `pymongo.database.Database` (blocking: called in the worker
+        thread). `store()`: the in-memory store (a follower may replace it)."""
+        self._db = db
+        self._store = store
+        self._limiter = limiter or trio.CapacityLimiter(4)
+        self.timeout = timeout
+        self.stats_max_age = stats_max_age
+        self._run_sync = run_sync or trio.to_thread.run_sync
+        self._text: bool | None = None
+        self._text_checked = -float("inf")
+        self._stats_memo: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
+        self._n = {"mongo": 0, "memory": 0, "degraded": 0}
+        self._last_error: str | None = None
+        self._last_logged = -float("inf")
+
+    def statistics(self) -> MongoQueryStats:
+        """A snapshot (see `MongoQueryStats`)."""
+        return MongoQueryStats(self._n["mongo"], self._n["memory"], self._n["degraded"],
+                               self._last_error, bool(self._text))
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _answer(self, blocking: Callable[[Any], Response],
+                      fallback: Callable[[], Response], *,
+                      threaded_fallback: bool = False) -> Response:
+        """`blocking(db)` in a worker thread; on failure `fallback()` (in a thread of its
+        own when `threaded_fallback`: a search of memory takes a while), marked degraded."""
+        try:
+            with trio.fail_after(self.timeout):
+                answer: Response = await self._run_sync(
+                    lambda: blocking(self._db()), limiter=self._limiter,
+                    abandon_on_cancel=True)
+            self._n["mongo"] += 1
+            return answer
+        except trio.TooSlowError:
+            reason = f"MongoDB did not answer within {self.timeout:g} s ([mongo] operation_timeout)"
+        except Exception as e:
+            reason = _reason(e)
+        self._n["degraded"] += 1
+        self._last_error = reason
+        now = time.monotonic()
+        if now - self._last_logged >= _LOG_EVERY:
+            self._last_logged = now
+            log.warning("answering from memory: %s", reason)
+        if threaded_fallback:
+            status, body = await trio.to_thread.run_sync(fallback)
+        else:
+            status, body = fallback()
+        return status, degrade(body, reason) if status == 200 else body
+
+    def _memory(self, answer: Response) -> Response:
+        self._n["memory"] += 1
+        return answer
+
+    # ------------------------------------------------------------------ search
+
+    async def search_events(self, params: Params, now_ms: float) -> Response:
+        """`GET /api/events/search` from MongoDB (see the module docstring)."""
+        store = self._store()
+        try:
+            limit = limit_param(params, 50)
+            offset = count_param(params, "offset", 0)
+            roles = roles_param(params)
+            view_cat = view_category_param(store, params)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        q = text_param(params, "q")
+        memory = queries.search_events_job(store, params, now_ms)
+        if q is None:
+            return self._memory(memory())
+        flt: dict[str, Any] = {"$or": [{f: _regex(q)} for f in SEARCH_FIELDS]}
+        if roles:
+            flt["eventRole"] = {"$in": roles}
+        if view_cat is not None and view_cat != "all":
+            flt["collabCategory"] = view_cat
+        word = interior_word(q)
+
+        def run(db: Any) -> Response:
+            coll = db[EVENTS]
+            query = flt
+            if word is not None and self._has_text_index(coll):
+                query = {**flt, "$text": {"$search": word}}
+            try:
+                total = coll.count_documents(query)
+                docs = list(coll.find(query, EVENT_PROJECTION).sort([("ts", -1), ("seq", -1)])
+                            .skip(offset).limit(limit))
+            except Exception:
+                if query is flt:
+                    raise
+                self._text = False  # the index is not what we think: the regex alone
+                total = coll.count_documents(flt)
+                docs = list(coll.find(flt, EVENT_PROJECTION).sort([("ts", -1), ("seq", -1)])
+                            .skip(offset).limit(limit))
+            tail = {"count": len(docs), "total": total, "offset": offset, "limit": limit,
+                    "query": q, "tier": "mongo"}
+            return 200, list_document(b"events", [document_json(d) for d in docs], tail)
+
+        return await self._answer(run, memory, threaded_fallback=True)
+
+    def _has_text_index(self, coll: Any) -> bool:
+        """Whether coordd's text index is there (looked for again now and then)."""
+        now = time.monotonic()
+        if self._text is None or (not self._text and now - self._text_checked > _TEXT_RECHECK):
+            self._text_checked = now
+            info = coll.index_information().get(TEXT_INDEX)
+            self._text = info is not None and {k for k, _ in info.get("key", ())} == {
+                "_fts", "_ftsx"}
+        return bool(self._text)
+
+    async def search_work_sessions(self, params: Params, now_ms: float) -> Response:
+        """`GET /api/work-sessions/search` from MongoDB."""
+        store = self._store()
+        try:
+            limit = limit_param(params, 50)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        q = text_param(params, "q")
+        if q is None:
+            return self._memory(queries.search_work_sessions(store, params, now_ms))
+        rx = _regex(q)
+        flt = {"$or": [{"threads.fromAgent": rx}, {"threads.toAgent": rx},
+                       {"collabCategory": rx}, {"_id": rx}]}
+        ov = store.overrides
+        ov.refresh()
+        overrides = ov.categories_by_session()
+        held = store.view(UNFILTERED).sessions
+
+        def run(db: Any) -> Response:
+            sessions = db[SESSIONS]
+            total = sessions.count_documents(flt)
+            docs = list(sessions.find(flt, {"_id": 1, "eventCount": 1})
+                        .sort([("lastTime", -1), ("_id", 1)]).limit(limit))
+            aggs = _session_aggs(db, docs, held, ov.categories)
+            items = [render_session(agg, now_ms, overrides.get(agg.ws_id),
+                                    store.cache if held.get(agg.ws_id) is agg else None)
+                     for agg in aggs]
+            tail = {"count": len(items), "total": total, "query": q, "tier": "mongo"}
+            return 200, list_document(b"sessions", items, tail)
+
+        return await self._answer(
+            run, lambda: queries.search_work_sessions(store, params, now_ms))
+
+    # ------------------------------------------------------------------ paging
+
+    async def get_events(self, params: Params, now_ms: float) -> Response:
+        """`GET /api/events`: from memory while it holds the page, else from MongoDB."""
+        store = self._store()
+        try:
+            q = events_query(store, params)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        first = store.first_seq
+        older = first > 1  # events of this epoch before the window (MongoDB has them)
+        if older and q.since is not None and _held_since(store, q.since):
+            older = False  # every event at or after `since` is in memory
+        if not older or (q.since is None and (q.before is None or q.before > first)):
+            # Memory holds the page; its cursor goes on into MongoDB where memory ends.
+            return self._memory(queries.get_events(
+                store, params, now_ms, history_before=first if older else None))
+
+        def run(db: Any) -> Response:
+            return _events_from_mongo(db, store, q)
+
+        return await self._answer(run, lambda: queries.get_events(store, params, now_ms))
+
+    # ------------------------------------------------------------------ stats
+
+    async def get_stats(self, params: Params, now_ms: float) -> Response:
+        """`GET /api/stats`: from memory when `since` is within what it holds, else from
+        MongoDB's aggregation pipelines."""
+        store = self._store()
+        try:
+            since = instant_param(params, "since")
+            until = instant_param(params, "until")
+        except BadRequest as exc:
+            return error(400, str(exc))
+        if since is not None and (store.first_seq <= 1 or _held_since(store, since)):
+            return self._memory(queries.get_stats(store, params, now_ms))
+        key = (since, until, store.epoch)
+        hit = self._stats_memo.get(key)
+        if hit is not None and 0 <= now_ms - hit[0] <= self.stats_max_age * 1000:
+            self._n["mongo"] += 1
+            return 200, dumps(hit[1])
+
+        def run(db: Any) -> Response:
+            body = {"since": since, "until": until, **mongo_stats(db, store, since, until),
+                    "tier": "mongo"}
+            self._stats_memo = {k: v for k, v in self._stats_memo.items()
+                                if now_ms - v[0] <= self.stats_max_age * 1000}
+            self._stats_memo[key] = (now_ms, body)
+            return 200, dumps(body)
+
+        return await self._answer(run, lambda: queries.get_stats(store, params, now_ms))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).split(", Timeout:")[0].split(", Topology Description:")[0]
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return f"MongoDB failed: {type(e).__name__}: {text}"
+
+
+def _held_since(store: Store, since: float) -> bool:
+    """Whether memory holds every event at or after `since`: its oldest event (by time)
+    is no later than `since` (the log is in time order but for small skews)."""
+    oldest = next(store.iter_by_time(), None)
+    return oldest is not None and oldest.ts <= since
+
+
+def _events_from_mongo(db: Any, store: Store, q: EventsQuery) -> Response:
+    """Blocking: an `/api/events` page from the current epoch's documents."""
+    coll = db[EVENTS]
+    epoch = store.epoch
+    flt: dict[str, Any] = {"epoch": epoch}
+    f = q.filters()
+    if f["roles"] is not None:
+        flt["derived.role"] = {"$in": sorted(f["roles"])}
+    if f["types"] is not None:
+        flt["type"] = {"$in": sorted(f["types"])}
+    if f["category"] is not None:
+        flt["derived.category"] = f["category"]
+    rng: dict[str, Any] = {}
+    if q.since is not None:
+        rng["$gte"] = q.since
+    if q.until is not None:
+        rng["$lt"] = q.until
+    if rng:
+        flt["ts"] = rng
+    cats: dict[str, int] = {}
+    for row in coll.aggregate([{"$match": flt},
+                               {"$group": {"_id": "$derived.category", "n": {"$sum": 1}}}]):
+        cats[str(row["_id"])] = row["n"]
+    page_flt = flt if q.before is None else {**flt, "seq": {"$lt": q.before}}
+    docs = list(coll.find(page_flt, EVENT_PROJECTION).sort("seq", -1).limit(q.limit + 1))
+    more = len(docs) > q.limit
+    del docs[q.limit:]
+    docs.reverse()
+    total = coll.count_documents({"epoch": epoch})
+    tail = events_tail(q, count=len(docs), total=total, matched=sum(cats.values()),
+                       cats=cats, next_seq=docs[0]["seq"] if more and docs else None,
+                       epoch=epoch, seq=store.last_seq, tier="mongo")
+    return 200, list_document(b"events", [document_json(d) for d in docs], tail)
+
+
+def _session_aggs(db: Any, docs: list[Mapping[str, Any]], held: Mapping[str, SessionAgg],
+                  categories: CategoryVocabulary) -> list[SessionAgg]:
+    """Aggregates for session documents, in their order: memory's where it holds every
+    event of the session, else built from the session's event documents."""
+    out: dict[str, SessionAgg | None] = {}
+    load: list[str] = []
+    for d in docs:
+        ws_id = d["_id"]
+        agg = held.get(ws_id)
+        if agg is not None and agg.count >= (d.get("eventCount") or 0):
+            out[ws_id] = agg
+        else:
+            out[ws_id] = None
+            load.append(ws_id)
+    if load:
+        events: dict[str, list[Any]] = {}
+        for doc in db[EVENTS].find(
+                {"$or": [{"workSessionId": {"$in": load}},
+                         {"workSessionId": {"$exists": False},
+                          "data.workSessionId": {"$in": load}}]}, EVENT_PROJECTION):
+            ev = document_event(doc, categories)
+            if ev.ws_id is not None:
+                events.setdefault(ev.ws_id, []).append(ev)
+        for ws_id in load:
+            out[ws_id] = build_session(ws_id, events.get(ws_id, ()))
+    return [agg for agg in out.values() if agg is not None]

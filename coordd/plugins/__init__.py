@@ -1,0 +1,2 @@
+"""The pluggy plugin host, the classifier chain and the built-in keyword classifier.
+"""

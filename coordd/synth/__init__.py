@@ -1,0 +1,2 @@
+"""The synthetic coordination-log generator used by the demo, tests and benchmarks.
+"""

@@ -1,0 +1,2 @@
+"""The HTTP/WebSocket frontend: the Quart-Trio app, OpenAPI and `/metrics`.
+"""

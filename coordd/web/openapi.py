@@ -1,0 +1,196 @@
+"""The OpenAPI 3.1 document served at `/openapi.json`.
+
+It describes the routes Task-Hub uses (wire-compatible with the old monitor) and the new
+ones (cursor pagination, `until`, `/api/stats`, `/-/plugins`, `/metrics`, `/ws`). Built
+once at start-up; the valid category list includes plugin-introduced categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from coordd import __version__
+from coordd.core.model import ROLES, STATUSES
+
+__all__ = ["openapi_document"]
+
+
+def _param(name: str, description: str, schema: dict[str, Any] | None = None,
+           *, where: str = "query", required: bool = False, explode: bool | None = None
+           ) -> dict[str, Any]:
+    p: dict[str, Any] = {"name": name, "in": where, "required": required,
+                         "description": description, "schema": schema or {"type": "string"}}
+    if explode is not None:
+        p["explode"] = explode
+    return p
+
+
+_ERROR = {"description": "Invalid request", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
+    """Build the document; `categories` are the valid `collabCategory` values (the
+    vocabulary: the built-in ones, then those the enabled plugins declare)."""
+    limit = _param("limit", "Plain non-negative decimal integer; 0 or absent means the default.",
+                   {"type": "integer", "minimum": 0})
+    since = _param("since", "Lower time bound (inclusive): ISO-8601 (a naive time is UTC) or "
+                   "epoch milliseconds.")
+    until = _param("until", "Upper time bound (exclusive): ISO-8601 (naive = UTC) or epoch ms.")
+    cursor = _param("cursor", "Opaque cursor from a previous answer's `nextCursor`.")
+    csv_roles = _param("role", "Event roles, comma-separated or repeated: " + ", ".join(ROLES),
+                       explode=True)
+    csv_types = _param("type", "Event types, comma-separated or repeated (free-form).",
+                       explode=True)
+    view_category = _param("viewCategory", "`all` or one category.",
+                           {"type": "string", "enum": ["all", *categories]})
+    ws_id = _param("id", "The work-session id (percent-encoded): the `workSessionId`, or the "
+                   "list's `id` (`ws:<workSessionId>`).", where="path", required=True)
+    event_schema = {"type": "object", "description": "An enriched event plus `seq`.",
+                    "additionalProperties": True,
+                    "properties": {"type": {"type": "string"}, "agentId": {"type": "string"},
+                                   "ts": {"type": "number"}, "data": {"type": "object"},
+                                   "eventRole": {"type": "string", "enum": list(ROLES)},
+                                   "collabCategory": {"type": "string"},
+                                   "seq": {"type": "integer"}}}
+    category_counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "coordd", "version": __version__,
+                 "description": "Work sessions and coordination events of a multi-agent system. "
+                                "Wire-compatible with the TypeScript task monitor."},
+        "paths": {
+            "/api/health": {"get": {"summary": "Health with component checks", "responses": {
+                "200": _ok("Health", "Healthy (warnings possible)"),
+                "503": _ok("Health", "A check is critical")}}},
+            "/api/events": {"get": {
+                "summary": "Events in log order (the last `limit` matches)",
+                "parameters": [limit, since, until, csv_roles, csv_types, view_category, cursor],
+                "responses": {"200": _ok("Events", "Matching events"), "400": _ERROR}}},
+            "/api/work-sessions": {"get": {
+                "summary": "Work sessions, most recent first",
+                "parameters": [
+                    limit, csv_roles, csv_types, view_category, cursor, since, until,
+                    _param("status", "Comma-separated or repeated: " + ", ".join(STATUSES),
+                           explode=True),
+                    _param("subTag", "Keep sessions with this sub-tag (case-insensitive)."),
+                ],
+                "responses": {"200": _ok("WorkSessions", "Matching sessions"), "400": _ERROR}}},
+            "/api/work-sessions/{id}": {"get": {
+                "summary": "One work session with its threads and events",
+                "parameters": [ws_id, _param("role", "One role filter."), csv_types],
+                "responses": {"200": _ok("WorkSessionDetail", "The session"), "400": _ERROR,
+                              "404": _ERROR}}},
+            "/api/work-sessions/{id}/category": {"patch": {
+                "summary": "Override a work session's category",
+                "description": "Needs `X-Task-Monitor-Token` when a write token is configured; "
+                               "otherwise only loopback peers may write. A browser page may "
+                               "write only from an origin in `[server] allowed_origins` "
+                               "(else 403).",
+                "parameters": [ws_id, _param("X-Task-Monitor-Token", "Write token.",
+                                             where="header"),
+                               _param("create", "`1`: store the override even though no such "
+                                      "session is held (its events are still to come); "
+                                      "otherwise an unknown session is a 404.",
+                                      {"type": "string", "enum": ["0", "1"]})],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["collabCategory"],
+                    "properties": {"collabCategory": {"type": "string", "enum": list(categories)},
+                                   "updatedBy": {"type": "string"}}}}}},
+                "responses": {"200": _ok("OverrideResult", "Stored"), "400": _ERROR,
+                              "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR}}},
+            "/api/events/search": {"get": {
+                "summary": "Literal, case-insensitive search in messages, agents and types",
+                "parameters": [_param("q", "Search text (literal, not a regular expression)."),
+                               limit, _param("offset", "Skip this many.", {"type": "integer"}),
+                               _param("role", "One role."), view_category],
+                "responses": {"200": _ok("EventSearch", "Matches, newest first")}}},
+            "/api/work-sessions/search": {"get": {
+                "summary": "Literal search in agents, category and id",
+                "parameters": [_param("q", "Search text (literal)."), limit],
+                "responses": {"200": _ok("SessionSearch", "Matches, most recent first")}}},
+            "/api/stats": {"get": {
+                "summary": "Counts and figures over a time range",
+                "parameters": [since, until],
+                "responses": {"200": {"description": "Statistics", "content": {
+                    "application/json": {"schema": {"type": "object"}}}}, "400": _ERROR}}},
+            "/-/plugins": {"get": {"summary": "Loaded plugins", "responses": {"200": {
+                "description": "name, version, hooks, enabled",
+                "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/ws": {"get": {
+                "summary": "WebSocket live push (upgrade); resume with ?since=<seq>&epoch=<epoch>",
+                "parameters": [_param("since", "Last seq received.", {"type": "integer"}),
+                               _param("epoch", "Epoch of that seq.")],
+                "responses": {"101": {"description": "Switching protocols"},
+                              "404": _ERROR}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string"}}},
+            "Event": event_schema,
+            "Health": {"type": "object", "required": ["status", "timestamp"], "properties": {
+                "status": {"type": "string"}, "timestamp": {"type": "string"},
+                "checks": {"type": "object"}}},
+            "Events": {"type": "object", "properties": {
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                "count": {"type": "integer"}, "total": {"type": "integer"},
+                "totalMatched": {"type": "integer"}, "role": {"type": ["string", "null"]},
+                "type": {"type": "array", "items": {"type": "string"}},
+                "viewCategory": {"type": ["string", "null"]}, "categoryCounts": category_counts,
+                "tier": {"type": "string", "enum": ["memory", "mongo"],
+                         "description": "Which storage tier answered."},
+                "degraded": {"type": "string",
+                             "description": "Present when MongoDB failed and memory answered."},
+                "epoch": {"type": "string"}, "seq": {"type": "integer"},
+                "nextCursor": {"type": ["string", "null"]}}},
+            "WorkSession": {"type": "object", "additionalProperties": True, "properties": {
+                "id": {"type": "string"}, "workSessionId": {"type": "string"},
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "startTime": {"type": "number"}, "lastTime": {"type": "number"},
+                "durationMs": {"type": "number"}, "threadCount": {"type": "integer"},
+                "eventCount": {"type": "integer"},
+                "collabCategory": {"type": "string", "enum": list(categories)},
+                "collabSubTags": {"type": "array", "items": {"type": "string"}},
+                "categorySource": {"type": "string"}, "roleCounts": {"type": "object"},
+                "threads": {"type": "array", "items": {"type": "object"}}}},
+            "WorkSessions": {"type": "object", "properties": {
+                "sessions": {"type": "array",
+                             "items": {"$ref": "#/components/schemas/WorkSession"}},
+                "count": {"type": "integer"}, "totalMatched": {"type": "integer"},
+                "totalSessions": {"type": "integer"}, "categoryCounts": category_counts,
+                "nextCursor": {"type": ["string", "null"]}}},
+            "WorkSessionDetail": {"type": "object", "properties": {
+                "session": {"$ref": "#/components/schemas/WorkSession"},
+                "role": {"type": ["string", "null"]},
+                "type": {"type": "array", "items": {"type": "string"}}}},
+            "OverrideResult": {"type": "object", "properties": {
+                "ok": {"type": "boolean"}, "workSessionId": {"type": "string"},
+                "override": {"type": "object"}}},
+            "EventSearch": {"type": "object", "properties": {
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                "count": {"type": "integer"}, "total": {"type": "integer"},
+                "offset": {"type": "integer"}, "limit": {"type": "integer"},
+                "tier": {"type": "string", "enum": ["memory", "mongo"],
+                         "description": "Which storage tier answered."},
+                "degraded": {"type": "string",
+                             "description": "Present when MongoDB failed and memory answered."},
+                "query": {"type": "string"}}},
+            "SessionSearch": {"type": "object", "properties": {
+                "sessions": {"type": "array", "items": {"type": "object"}},
+                "count": {"type": "integer"}, "total": {"type": "integer"},
+                "tier": {"type": "string", "enum": ["memory", "mongo"],
+                         "description": "Which storage tier answered."},
+                "degraded": {"type": "string",
+                             "description": "Present when MongoDB failed and memory answered."},
+                "query": {"type": "string"}}},
+        }},
+    }

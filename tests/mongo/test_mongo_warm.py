@@ -1,0 +1,205 @@
+"""Warm restart: a restarted daemon takes its history from MongoDB instead of parsing the log
+again, and ends up exactly where a cold start would (same events, seqs, epoch, sessions);
+anything that makes MongoDB's copy unusable means a cold start."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+
+from coordd.core import queries
+from coordd.core.model import Event
+from coordd.core.store import Store
+from coordd.mongo.load import load_warm_history, warm_history
+from coordd.mongo.schema import EVENTS
+from coordd.mongo.sink import PymongoSink, SyncMarker
+from coordd.mongo.sync import SyncSource, SyncWorker
+from coordd.synth.gen import lines
+from coordd.tail.checkpoint import Checkpoint, load_checkpoint
+from coordd.tail.pipeline import Pipeline
+from coordd.tail.tailer import Tailer
+from tests.mongo.test_mongo_sync import ENRICHER, FAST, Db
+from tests.tail.test_pipeline import F1, FakeTailer, line
+
+MAX = 200
+NOW = 1_790_000_000_000.0
+
+
+class CountingEnricher:
+    """The test enricher, counting the events it is asked to enrich."""
+
+    def __init__(self) -> None:
+        self.rejected = ENRICHER.rejected
+        self.calls = 0
+
+    def enrich(self, value: Any) -> Any:
+        self.calls += 1
+        return ENRICHER.enrich(value)
+
+
+def write(path: Path, n: int, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        for raw in lines(n, seed=seed):
+            f.write(raw)
+
+
+def source(store: Store) -> SyncSource:
+    from coordd.core.sessions import UNFILTERED
+    from coordd.mongo.schema import session_documents
+
+    return SyncSource(
+        epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
+        first_seq=lambda: store.first_seq, events_since=store.events_since,
+        session_docs=lambda ids: session_documents(
+            store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
+            epoch=store.epoch, now_ms=NOW))
+
+
+async def run(log: Path, state: Path, *, db: Db | None = None,
+              history: Sequence[Event] | None = None) -> tuple[Store, CountingEnricher]:
+    """One daemon run: read what is on disk (history from `history` when given), sync it
+    to `db` when given, stop (the checkpoint is written on the way out)."""
+    cp = load_checkpoint(state)
+    store = Store(max_events=MAX)
+    enricher = CountingEnricher()
+    tailer = Tailer(log, checkpoint=cp, watch="poll", poll_interval=0.05, history_limit=MAX)
+    p = Pipeline(tailer, enricher, store, state_dir=state, checkpoint=cp,
+                 checkpoint_interval=0.01, history_events=history)
+    worker = SyncWorker(db.sink, source(store), FAST) if db is not None else None
+    if worker is not None:
+        p.listeners.append(worker.offer)
+    with trio.fail_after(60):  # a hang guard, not a timing assertion
+        async with trio.open_nursery() as nursery:
+            await nursery.start(p.run)
+            if worker is not None:
+                await nursery.start(worker.run)
+                await worker.wait_synced(store.last_seq)
+            nursery.cancel_scope.cancel()
+    return store, enricher
+
+
+def picture(store: Store) -> dict[str, Any]:
+    """Everything a client can see of a store."""
+    def body(answer: tuple[int, bytes]) -> Any:
+        return orjson.loads(answer[1])
+
+    return {
+        "events": [(ev.seq, ev.json) for ev in store.iter_events()],
+        "epoch": store.epoch, "last_seq": store.last_seq,
+        "rest": body(queries.get_events(store, [("limit", "1000")], NOW)),
+        "sessions": body(queries.get_work_sessions(store, [("limit", "1000")], NOW)),
+        "conversations": body(queries.get_work_sessions(
+            store, [("role", "conversation.main"), ("type", "a2a.response")], NOW)),
+    }
+
+
+async def warm(db: Db, state: Path, log: Path) -> list[Event] | None:
+    return await load_warm_history(db.sink, load_checkpoint(state), log, max_events=MAX,
+                                   max_wait=30)
+
+
+async def test_a_warm_restart_equals_a_cold_one_and_parses_no_history(tmp_path: Path) -> None:
+    log, state = tmp_path / "logs" / "coordination-events.ndjson", tmp_path / "state"
+    db = Db("mongomock")
+    write(log, 300, seed=1)
+    first, _ = await run(log, state, db=db)
+    assert len(first) == MAX and first.last_seq == MAX  # the newest MAX lines, from 1
+
+    history = await warm(db, state, log)
+    assert history is not None and [e.seq for e in history] == list(range(1, MAX + 1))
+    second, enricher = await run(log, state, history=history)
+    assert enricher.calls == 0  # nothing parsed or enriched again
+    assert picture(second) == picture(first)
+
+    # New lines while it was down: warm again, and a cold start from the same checkpoint.
+    write(log, 40, seed=2)
+    cold_state = tmp_path / "cold"
+    shutil.copytree(state, cold_state)
+    history = await warm(db, state, log)
+    assert history is not None
+    third, enricher = await run(log, state, history=history)
+    assert enricher.calls == 40
+    cold, _ = await run(log, cold_state)
+    assert picture(third) == picture(cold)
+    assert third.last_seq == MAX + 40 and third.epoch == first.epoch
+
+
+async def test_what_makes_mongodbs_copy_unusable_means_a_cold_start(tmp_path: Path) -> None:
+    log, state = tmp_path / "logs" / "coordination-events.ndjson", tmp_path / "state"
+    db = Db("mongomock")
+    write(log, 120, seed=3)
+    await run(log, state, db=db)
+    cp = load_checkpoint(state)
+    assert cp is not None and await warm(db, state, log) is not None
+
+    def marker(m: SyncMarker) -> None:
+        db.sink.write_marker(m, db.sink.db()[EVENTS].find_one()["insertedAt"])
+
+    assert warm_history(db.sink, _with(cp, seq=cp.seq + 1), max_events=MAX) is None  # behind
+    marker(SyncMarker("other", 120))
+    assert await warm(db, state, log) is None  # another epoch
+    marker(SyncMarker(cp.epoch, 120))
+    db.coll(EVENTS).update_one({"seq": 110}, {"$unset": {"enriched": ""}})
+    assert await warm(db, state, log) is None  # written before coordd kept the event
+    db.coll(EVENTS).delete_one({"seq": 110})
+    assert await warm(db, state, log) is None  # a hole in the window
+    assert await load_warm_history(db.sink, None, log, max_events=MAX, max_wait=30) is None
+    log.rename(log.with_name("elsewhere.ndjson"))
+    write(log, 5, seed=4)  # a new log: the checkpoint's file is gone
+    assert await warm(db, state, log) is None
+
+
+async def test_an_unreachable_mongodb_at_start_means_a_cold_start(tmp_path: Path) -> None:
+    log, state = tmp_path / "logs" / "coordination-events.ndjson", tmp_path / "state"
+    write(log, 10, seed=5)
+    await run(log, state)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = PymongoSink.from_uri(f"mongodb://127.0.0.1:{port}/", server_selection_timeout=0.2,
+                                operation_timeout=0.5)
+    try:
+        assert await load_warm_history(sink, load_checkpoint(state), log, max_events=MAX,
+                                       max_wait=30) is None
+    finally:
+        sink.close()
+
+
+async def test_loaded_history_is_discarded_when_the_tailer_does_not_resume(
+        tmp_path: Path) -> None:
+    cp = Checkpoint(F1, 100, 2, "E1")
+    history = [Event(1, ENRICHER.enrich(orjson.loads(line(7))) or {}),
+               Event(2, ENRICHER.enrich(orjson.loads(line(8))) or {})]
+    from coordd.tail.tailer import LineBatch
+
+    for resumed, want in ((True, [7, 8, 3]), (False, [1, 2, 3])):
+        batches = [LineBatch([line(1), line(2)], F1, 100, history=True, caught_up=True),
+                   LineBatch([line(3)], F1, 150, history=False)]
+        store = Store()
+        enricher = CountingEnricher()
+        p = Pipeline(FakeTailer(batches, resumed), enricher, store,  # type: ignore[arg-type]
+                     state_dir=tmp_path, checkpoint=cp, checkpoint_interval=0.01,
+                     history_events=history)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(p.run)
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+        got = [orjson.loads(ev.json)["data"]["n"] for ev in store.iter_events()]
+        assert got == want
+        assert enricher.calls == (1 if resumed else 3)
+        assert (p.epoch == "E1") is resumed
+        if resumed:
+            assert [ev.seq for ev in store.iter_events()] == [1, 2, 3]
+
+
+def _with(cp: Checkpoint, **kw: Any) -> Checkpoint:
+    from dataclasses import replace
+
+    return replace(cp, **kw)
