@@ -185,8 +185,9 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     import trio
 
     from coordd.config import load_config
+    from coordd.errors import ComponentCrashed, ListenError
     from coordd.service.logs import setup_logging
-    from coordd.service.service import ComponentCrashed, ListenError, Service
+    from coordd.service.service import Service
 
     overrides = config_overrides or cli_overrides(args)
     cfg = load_config(args.config, overrides=overrides)

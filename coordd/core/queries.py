@@ -48,6 +48,7 @@ from coordd.core.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.core.stats import compute_stats
 from coordd.core.store import Store
 from coordd.core.summaries import BlobCache, session_parts
+from coordd.errors import BadRequest
 
 __all__ = [
     "BadRequest",
@@ -92,10 +93,6 @@ _PLAIN_INT: Final = re.compile(r"[0-9]+")
 _EPOCH_MS: Final = re.compile(r"-?[0-9]+")
 _BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _HUGE: Final = 10**18
-
-
-class BadRequest(ValueError):
-    """A request parameter or body that cannot be used; the message says why."""
 
 
 # ---------------------------------------------------------------------------- helpers

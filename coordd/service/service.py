@@ -38,7 +38,7 @@ from coordd.core.enrich import Enricher
 from coordd.core.model import Event
 from coordd.core.overrides import Overrides, adopt_legacy_file
 from coordd.core.store import Store
-from coordd.errors import CoorddError, StateError
+from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
 from coordd.live.hub import Hub
 from coordd.mongo.tier import build_follower, build_sync_worker, mongo_checks
 from coordd.plugins.host import PluginHost, allow_list_from_env
@@ -63,21 +63,9 @@ if TYPE_CHECKING:
     from coordd.mongo.sink import PymongoSink
     from coordd.mongo.sync import SyncWorker
 
-__all__ = ["ComponentCrashed", "ListenError", "Service", "ServiceInfo"]
+__all__ = ["Service", "ServiceInfo"]
 
 log = logging.getLogger(__name__)
-
-
-class ListenError(CoorddError):
-    """The listen address cannot be bound (busy port, no such address, no permission)."""
-
-
-class ComponentCrashed(CoorddError):
-    """A long-lived component failed or stopped on its own; the daemon must exit non-zero."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"component {name!r} stopped unexpectedly")
-        self.name = name
 
 
 @dataclass(frozen=True, slots=True)

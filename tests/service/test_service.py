@@ -11,7 +11,8 @@ import pytest
 import trio
 
 from coordd.config import Config, load_config
-from coordd.service.service import ComponentCrashed, Service
+from coordd.errors import ComponentCrashed
+from coordd.service.service import Service
 
 
 def config(tmp_path: Path, **extra: dict[str, object]) -> Config:
@@ -159,7 +160,8 @@ def test_a_busy_port_is_one_line_and_exit_1_before_the_history(tmp_path: Path) -
 def test_listen_problems_say_what_to_do() -> None:
     import socket
 
-    from coordd.service.service import ListenError, listen_socket
+    from coordd.errors import ListenError
+    from coordd.service.service import listen_socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
