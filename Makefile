@@ -32,9 +32,11 @@ test: $(STAMP_TEST)
 demo: $(STAMP_RUN)
 	$(BIN)/coordd demo $(ARGS)
 
+## lint: ruff, mypy and the layers contract (import-linter, see docs/architecture.md)
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/mypy coordd
+	$(BIN)/lint-imports
 
 ## bench: every benchmark in bench/ (prints figures; see BENCHMARKS.md)
 bench: $(STAMP_TEST)
