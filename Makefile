@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP_RUN  = $(VENV)/.installed-run
 STAMP_TEST = $(VENV)/.installed-test
 
-.PHONY: run test lint bench demo clean
+.PHONY: run test test-mongo lint bench demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(STAMP_RUN)
 ## test: install the test dependencies and run the whole suite
 test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## test-mongo: the real-server suite against FerretDB (built once into .cache/ferretdb; needs Go)
+test-mongo: $(STAMP_TEST)
+	PYTHON=$(abspath $(BIN)/python) scripts/test-mongo.sh $(PYTEST_ARGS)
 
 ## demo: the daemon on a live synthetic log
 demo: $(STAMP_RUN)
