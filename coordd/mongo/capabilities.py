@@ -10,7 +10,7 @@ each where the server has it and a documented fallback where it does not:
 | `text_index` | `/api/events/search` and session search | a regex prefilter over a bounded cursor |
 | `change_streams` | a follower hears new events at once | polling the sync marker |
 | `ttl_index` | `[mongo] ttl_days` retention | the retention pass deletes old events itself |
-| `expressions` | status and stats computed by the server | computed in Python over a bounded cursor |
+| `expressions` | status and stats on the server | computed in Python over a bounded cursor |
 | `accumulators` | `/api/stats` groups on the server | computed in Python over a bounded cursor |
 
 `probe(database)` is blocking (pymongo): run it in a worker thread. Each probe works on a
