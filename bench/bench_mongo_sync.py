@@ -50,7 +50,7 @@ import trio.lowlevel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.mongo.schema import prepare_document, session_documents

@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordd.core import queries
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import loads
 from coordd.core.overrides import Overrides
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store

@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from coordd.core.model import ROLE_SET as _ROLE_SET
-from coordd.core.model import Event, N, Prepare, S, event_from_parts
+from coordd.core.event import Event, Prepare, event_from_parts
+from coordd.core.jsvalues import N, S
+from coordd.core.vocabulary import ROLE_SET as _ROLE_SET
 from coordd.hookspecs import Classification
 from coordd.plugins.host import PluginHost
 

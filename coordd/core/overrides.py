@@ -23,7 +23,6 @@ monitor's file from `~/.openclaw` once, when the state directory has none yet.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -35,19 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary, S, loads
+from coordd.core.jsvalues import S, iso_ms, loads
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 
-__all__ = ["Override", "Overrides", "adopt_legacy_file", "atomic_write", "iso_ms"]
+__all__ = ["Override", "Overrides", "adopt_legacy_file", "atomic_write"]
 
 log = logging.getLogger(__name__)
 
 _NO_STAT: Final = (0, -1, 0)
-
-
-def iso_ms(epoch_ms: float) -> str:
-    """JavaScript's `Date.prototype.toISOString()`: UTC, milliseconds, `Z`."""
-    when = _dt.datetime.fromtimestamp(epoch_ms / 1000.0, tz=_dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

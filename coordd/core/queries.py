@@ -31,23 +31,13 @@ from itertools import chain, islice, repeat
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-from coordd.core.model import (
-    BUILTIN_VOCABULARY,
-    ROLE_SET,
-    ROLES,
-    STATUSES,
-    CategoryVocabulary,
-    S,
-    dumps,
-    js_trim,
-    loads,
-    parse_js_date,
-)
+from coordd.core.jsvalues import S, dumps, js_trim, loads, parse_js_date
 from coordd.core.search import events_matching, sessions_matching
 from coordd.core.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.core.stats import compute_stats
 from coordd.core.store import Store
 from coordd.core.summaries import BlobCache, session_parts
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, ROLE_SET, ROLES, STATUSES, CategoryVocabulary
 from coordd.errors import BadRequest
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Events arrive in batches in log order (strictly increasing `seq`). The store keeps the
 newest `max_events` (applied at start, on reload and on every append) and, per event, only the
-compact `model.Event` record, indexed by `eventindex.EventIndex` for the REST filters.
+compact `event.Event` record, indexed by `eventindex.EventIndex` for the REST filters.
 
 Work sessions live in `sessions.View`s. The unfiltered view and the pinned ones (by
 default Task-Hub's conversations view) are updated by every `extend`; other filtered views
@@ -20,8 +20,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from coordd.core.event import Event
 from coordd.core.eventindex import EventIndex, event_outcome
-from coordd.core.model import Event
 from coordd.core.overrides import Overrides
 from coordd.core.sessions import TASK_HUB_VIEW, UNFILTERED, Filter, View
 from coordd.core.summaries import BlobCache

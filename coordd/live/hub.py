@@ -51,7 +51,7 @@ from typing import Any, Final, Protocol
 import orjson
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.live.messages import WELCOME, Batch, Envelope, chunks, coalesce
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_TOO_SLOW", "Hub", "HubStats"]

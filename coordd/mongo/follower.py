@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.load import events_after, latest_events

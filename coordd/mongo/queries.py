@@ -40,7 +40,7 @@ from typing import Any, Final
 import trio
 
 from coordd.core import queries
-from coordd.core.model import CategoryVocabulary, dumps
+from coordd.core.jsvalues import dumps
 from coordd.core.queries import (
     BadRequest,
     EventsQuery,
@@ -60,6 +60,7 @@ from coordd.core.queries import (
 from coordd.core.sessions import UNFILTERED, SessionAgg, build_session
 from coordd.core.store import Store
 from coordd.core.summaries import render_session
+from coordd.core.vocabulary import CategoryVocabulary
 from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
 from coordd.mongo.stats import mongo_stats

@@ -34,7 +34,8 @@ from typing import Any
 
 import trio
 
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary, Event, parse_line
+from coordd.core.event import Event, parse_line
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 from coordd.tail.checkpoint import Checkpoint, matches
 from coordd.tail.logfile import list_siblings
 

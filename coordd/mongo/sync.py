@@ -45,7 +45,7 @@ from typing import Any, Final
 
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.errors import SinkUnavailable
 from coordd.mongo.schema import event_document, utc_now
 from coordd.mongo.sink import RetentionResult, Sink, SyncMarker, WriteResult

@@ -31,7 +31,7 @@ from typing import Any, Final
 import pluggy
 
 from coordd import __version__, hookspecs
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 from coordd.hookspecs import Classification
 from coordd.plugins.chain import (
     CallRecord,

@@ -35,7 +35,7 @@ from quart import websocket
 
 from coordd.config import Config, load_config
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.overrides import Overrides, adopt_legacy_file
 from coordd.core.store import Store
 from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError

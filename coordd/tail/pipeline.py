@@ -33,7 +33,8 @@ import trio
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _orjson_loads
 
-from coordd.core.model import BUILTIN_VOCABULARY, Event, Prepare, parse_line
+from coordd.core.event import Event, Prepare, parse_line
+from coordd.core.vocabulary import BUILTIN_VOCABULARY
 from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from coordd.tail.tailer import LineBatch, Tailer

@@ -2,7 +2,7 @@
 
 Parsing and enriching 100,000 log lines is most of a cold start (~40 µs a line on a small
 machine). At a clean shutdown, right after the final checkpoint, the pipeline writes every
-stored event as a plain record (`coordd.core.model.event_record`: the enriched JSON and the
+stored event as a plain record (`coordd.core.event.event_record`: the enriched JSON and the
 fields extracted from it) to `snapshot.bin` in the state directory; the next start loads
 those records instead of the log lines up to the checkpoint, which the pipeline then
 drops unparsed (the same path as a warm restart from MongoDB).
@@ -40,7 +40,7 @@ from typing import Any, Final
 import orjson
 
 from coordd import __version__
-from coordd.core.model import (
+from coordd.core.event import (
     LINE_RULES_VERSION,
     RECORD_FIELDS,
     Event,

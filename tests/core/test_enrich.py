@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from coordd.core.enrich import Enricher, event_role, key_type, session_types
-from coordd.core.model import dumps, event_hash, hash_input, parse_line
+from coordd.core.event import parse_line
+from coordd.core.jsvalues import dumps, event_hash, hash_input
 from coordd.plugins.host import PluginHost
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS, MainAgents
 
@@ -488,7 +489,7 @@ def test_every_event_the_old_monitor_served_is_reproduced(tmp_path: Path, corpus
 def test_enrich_event_matches_event_of_enrich_on_a_generated_log() -> None:
     """Every line of a realistic generated log (with junk): the fused record equals
     `Event(0, enrich(value))` field for field, and rejections are counted alike."""
-    from coordd.core.model import Event
+    from coordd.core.event import Event
     from coordd.synth.gen import lines
 
     fused_enricher, plain_enricher = make(), make()
@@ -515,7 +516,7 @@ def test_a_plugin_category_is_the_event_record_category() -> None:
     """A declared category is the record's category (filters, sessions and stats read it);
     a category outside the vocabulary is taken as engineering_build, as before."""
     from coordd import Classification, hookimpl
-    from coordd.core.model import Event
+    from coordd.core.event import Event
     from coordd.plugins import keywords
 
     class Billing:

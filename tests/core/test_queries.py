@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordd.core import queries
-from coordd.core.model import CATEGORIES, Event, parse_line
+from coordd.core.event import Event, parse_line
 from coordd.core.overrides import Overrides
 from coordd.core.store import Store
+from coordd.core.vocabulary import CATEGORIES
 from tests.wsref import NOW, enriched, ev
 
 DAY = 86_400_000

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import event_hash, parse_line
+from coordd.core.event import parse_line
+from coordd.core.jsvalues import event_hash
 from coordd.mongo.reread import LogRereader
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost

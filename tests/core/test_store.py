@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordd.core.model import CATEGORIES, ROLES, Event
+from coordd.core.event import Event
 from coordd.core.sessions import Filter
 from coordd.core.store import Store
+from coordd.core.vocabulary import CATEGORIES, ROLES
 from tests.wsref import NOW, enriched, ev
 
 DAY = 86_400_000

@@ -12,7 +12,7 @@ import orjson
 import trio
 
 from coordd.core import queries
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable

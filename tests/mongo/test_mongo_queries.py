@@ -279,7 +279,7 @@ def test_degrade_adds_the_reason() -> None:
 
 
 async def test_the_old_monitors_documents_are_found_and_shown(world: World) -> None:
-    from coordd.core.model import event_hash
+    from coordd.core.jsvalues import event_hash
     from coordd.mongo.load import document_event
     from coordd.mongo.schema import EVENTS, legacy_event_document
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from coordd.core.model import event_hash
+from coordd.core.jsvalues import event_hash
 from coordd.core.sessions import status_of
 from coordd.mongo.schema import (
     EVENTS,

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordd.core.model import (
-    Event,
-    _dumps_splitting_data,
+from coordd.core.event import Event
+from coordd.core.jsvalues import (
     _js_normalise,
     dumps,
+    dumps_splitting_data,
     event_hash,
     hash_input,
     js_stringify,
@@ -303,7 +303,7 @@ def test_event_hash_in_bytes_is_the_hash_of_the_old_recipe_string(data: Any) -> 
 def test_splitting_data_out_changes_neither_the_json_nor_the_event(data: Any) -> None:
     event = {"type": "t", "data": data, "after": [1, "x"]}
     before = repr(event)
-    out, data_json = _dumps_splitting_data(event)
+    out, data_json = dumps_splitting_data(event)
     assert repr(event) == before  # `data` is put back
     assert out == dumps(event)
     if data_json is not None:

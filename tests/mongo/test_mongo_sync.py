@@ -20,7 +20,8 @@ import trio
 import trio.lowlevel
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event, event_hash, loads, parse_line
+from coordd.core.event import Event, parse_line
+from coordd.core.jsvalues import event_hash, loads
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.mongo.reread import LogRereader, iter_lines

@@ -14,7 +14,7 @@ import orjson
 import trio
 
 from coordd.core import queries
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.mongo.load import load_warm_history, warm_history
 from coordd.mongo.schema import EVENTS

@@ -15,7 +15,7 @@ import pytest
 
 from coordd import Classification, hookimpl
 from coordd.core.enrich import Enricher
-from coordd.core.model import CATEGORIES
+from coordd.core.vocabulary import CATEGORIES
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.plugins.host import PluginHost
 from coordd.tail.checkpoint import Checkpoint, FileId, load_checkpoint
