@@ -71,7 +71,7 @@ def make_enricher() -> Enricher:
     host = PluginHost(allow=["keywords"])
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
-    return Enricher(host, lambda: mains)
+    return Enricher(host, host.vocabulary(), lambda: mains)
 
 
 def cold(history: list[bytes], builder: _Builder, capacity: int) -> Store:

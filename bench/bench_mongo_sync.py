@@ -106,7 +106,7 @@ class CountingSink(MemorySink):
 def make_enricher() -> Enricher:
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
-    return Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 def source_cost(n: int = 20_000, repeat: int = 5) -> float:

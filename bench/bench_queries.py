@@ -79,7 +79,7 @@ def build_events(n: int, seed: int) -> Iterator[Event]:
     host = PluginHost(allow=["keywords"])
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
-    enricher = Enricher(host, lambda: mains)
+    enricher = Enricher(host, host.vocabulary(), lambda: mains)
     seq = 0
     for raw in generate(n, seed=seed):
         value = enricher.enrich(raw)

@@ -2,8 +2,10 @@
 
 Pure: no I/O of its own (the main-agent set comes from a callable), no trio. The
 category comes from, in order: an explicit valid `data.collabCategory` (source
-`manual`), the classifier plugins through `PluginHost.classify` (the built-in keyword
-classifier last, source `rule`), and the fallback by role (source `fallback`).
+`manual`), the classifier plugins through a `Classifier` (in production the plugin host,
+`coordd.plugins.host.PluginHost`, which asks the built-in keyword classifier last, source
+`rule`), and the fallback by role (source `fallback`). The valid categories are a
+`CategoryVocabulary` handed in with the classifier.
 
 `Enricher.enrich` takes any JSON value and returns the enriched event (the
 input's keys in order, `type` trimmed and `data` enriched in place, the enrichment
@@ -24,16 +26,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from coordd.core.event import Event, Prepare, event_from_parts
 from coordd.core.jsvalues import N, S
 from coordd.core.vocabulary import ROLE_SET as _ROLE_SET
+from coordd.core.vocabulary import CategoryVocabulary
 from coordd.hookspecs import Classification
-from coordd.plugins.host import PluginHost
 
 __all__ = [
     "SESSION_TYPES",
+    "Classifier",
+    "Classify",
     "Enricher",
     "event_role",
     "key_type",
@@ -52,6 +56,21 @@ _FALLBACK_CATEGORY: Final = {"orchestration.task": "planning_decision",
                              "system.observability": "infra_ops"}
 _FALLBACK_CONFIDENCE: Final = 0.2
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+
+#: Classifies one event: `(event, data, role, from_session_type, to_session_type)` ->
+#: the first valid answer, or None for the fallback. Never raises.
+Classify = Callable[[Mapping[str, Any], Mapping[str, Any], str, str, str],
+                    Classification | None]
+
+
+class Classifier(Protocol):
+    """What enrichment needs of the classifier plugins (`PluginHost` in production)."""
+
+    def classifier(self) -> Classify:
+        """The function that classifies one event, bound once by the `Enricher` (it is
+        called for every event without an explicit category). Raises `RuntimeError`
+        when the classifiers are not ready yet (a plugin host not started)."""
+        ...
 
 
 def key_type(key: str | None) -> str:
@@ -160,17 +179,17 @@ def _manual_sub_tags(value: Any) -> list[str]:
 class Enricher:
     """Enriches parsed events; see the module docstring."""
 
-    def __init__(self, host: PluginHost, main_agents: Callable[[], frozenset[str]],
-                 *, log_interval: float = 60.0,
+    def __init__(self, classifier: Classifier, vocabulary: CategoryVocabulary,
+                 main_agents: Callable[[], frozenset[str]], *, log_interval: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`host` must be started; `main_agents()` is asked once per event (keep it cheap)."""
-        if not host.started:
-            raise RuntimeError("start the PluginHost before building an Enricher")
-        self._host = host
-        #: The valid categories (the host's, fixed at its start).
-        self.categories = host.vocabulary()
-        self._category_set = self.categories.members
-        self._classify = host.classifier()
+        """`classifier` must be ready (a `PluginHost` started: `RuntimeError` otherwise);
+        `vocabulary`: the valid categories, those the classifier's answers are checked
+        against (`PluginHost.vocabulary()`); `main_agents()` is asked once per event
+        (keep it cheap)."""
+        self._classify = classifier.classifier()
+        #: The valid categories.
+        self.categories = vocabulary
+        self._category_set = vocabulary.members
         self._main_agents = main_agents
         self._log_interval = log_interval
         self._clock = clock

@@ -65,7 +65,7 @@ def build_sync_worker(service: Service, checkpoint: Checkpoint | None) -> SyncWo
         return cp if cp is not None and cp.epoch == store.epoch else None
 
     # The re-read runs in its own thread: it gets its own Enricher.
-    reread_enricher = Enricher(service.plugins, service.main_agents.current)
+    reread_enricher = Enricher(service.plugins, service.categories, service.main_agents.current)
     rereader = LogRereader(cfg.log_path(), reread_enricher.enrich, anchor,
                            read_rotated=cfg.log.read_rotated,
                            max_line_bytes=cfg.log.max_line_bytes,

@@ -163,7 +163,7 @@ class Service:
         cfg = self.config
         self._prepare_state_dir()
         self._adopt_legacy_overrides()
-        self.enricher = Enricher(self.plugins, self.main_agents.current)
+        self.enricher = Enricher(self.plugins, self.categories, self.main_agents.current)
         following = cfg.mode.follower
         if cfg.mongo.uri:
             from coordd.mongo.queries import MongoQueries

@@ -57,7 +57,7 @@ event_like = st.fixed_dictionaries(
 
 
 def _fresh() -> Enricher:
-    return Enricher(_host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(_host, _host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 def _check_enriched(value: dict[str, Any], out: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ BAD = (b'{"type":"a2a.send","agentId":"ruda","ts":1767000000002,'
 def enricher() -> Enricher:
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
-    return Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 def good(n: int) -> bytes:

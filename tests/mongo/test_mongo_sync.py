@@ -51,7 +51,7 @@ def make() -> Enricher:
     fall back to another category, and the same line would hash differently."""
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
-    return Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 ENRICHER = make()

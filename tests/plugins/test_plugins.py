@@ -41,7 +41,7 @@ class Strict:
     """An Enricher for events that must be accepted."""
 
     def __init__(self, host: PluginHost) -> None:
-        self.inner = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+        self.inner = Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
     def enrich(self, value: Any) -> dict[str, Any]:
         out = self.inner.enrich(value)

@@ -47,7 +47,7 @@ class FakeTailer:
 def enricher() -> Enricher:
     host = PluginHost(load_entry_points=False, extra=[_keywords()])
     host.start()
-    return Enricher(host, lambda: frozenset({"main", "ruda"}))
+    return Enricher(host, host.vocabulary(), lambda: frozenset({"main", "ruda"}))
 
 
 def _keywords() -> Any:
