@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Final
@@ -42,12 +42,12 @@ __all__ = [
     "ParseResult",
     "Prepare",
     "agents_of",
-    "event_from_enriched",
-    "event_from_parts",
+    "event_from_enrichment",
     "event_from_record",
     "event_record",
     "is_terminal",
     "parse_line",
+    "resolve_agents",
     "thread_key",
 ]
 
@@ -152,29 +152,30 @@ def _category_of(event: Mapping[str, Any], data: Mapping[str, Any],
     return DEFAULT_CATEGORY
 
 
-def _sub_tags_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, ...]:
+def _raw_sub_tags(event: Mapping[str, Any], data: Mapping[str, Any]) -> Sequence[Any]:
+    """`collabSubTags` as the event (else its data) lists them, untrimmed."""
     tags = event.get("collabSubTags")
     if type(tags) is not list:
         tags = data.get("collabSubTags")
         if type(tags) is not list:
             return ()
-    out = []
-    for tag in tags:
-        t = S(tag)
-        if t is not None:
-            out.append(_intern(t))
-            if len(out) == 5:
-                break
-    return tuple(out)
+    return tags
+
+
+def resolve_agents(event: Mapping[str, Any],
+                   data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The agents an event names: sender (`data.fromAgent`, `data.senderAgentId`, else
+    `agentId`) and recipient (`data.toAgent`, else `data.targetAgentId`), trimmed; None
+    when absent. (`coordd.core.enrich` resolves them inline, the same way.)"""
+    src = S(data.get("fromAgent")) or S(data.get("senderAgentId")) or S(event.get("agentId"))
+    dst = S(data.get("toAgent")) or S(data.get("targetAgentId"))
+    return src, dst
 
 
 def agents_of(event: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, str]:
-    """Thread agents: sender (`fromAgent`, `senderAgentId`, else `agentId`) and recipient
-    (`toAgent`, else `targetAgentId`), `"unknown"` standing for absent."""
-    src = (S(data.get("fromAgent")) or S(data.get("senderAgentId"))
-           or S(event.get("agentId")) or "unknown")
-    dst = S(data.get("toAgent")) or S(data.get("targetAgentId")) or "unknown"
-    return src, dst
+    """Thread agents: `resolve_agents`, `"unknown"` standing for absent."""
+    src, dst = resolve_agents(event, data)
+    return src or "unknown", dst or "unknown"
 
 
 def thread_key(event: Mapping[str, Any], data: Mapping[str, Any], ts: int | float) -> str:
@@ -209,6 +210,10 @@ class Event:
     and the work-session builder read, extracted once. Instances are treated as
     immutable after construction, except `seq` (numbered on the event loop) and the
     transient `source`.
+
+    Two ways in, one builder (`_assemble`): `Event(seq, enriched)` extracts the fields from
+    an enriched event as stored (read back from MongoDB, tests); the enricher hands on what
+    it computed instead (`event_from_enrichment`).
     """
 
     __slots__ = (
@@ -243,7 +248,7 @@ class Event:
     to_agent: str
     terminal: bool
     json: bytes
-    #: What the pipeline's `Prepare` made of the event while it was fresh in the cache
+    #: What the enricher's `Prepare` made of the event while it was fresh in the cache
     #: (the MongoDB document, all but its write-time fields), kept only while the sync
     #: worker has the event buffered (then dropped); None otherwise. Read it once into a
     #: local: the worker may clear it.
@@ -251,26 +256,14 @@ class Event:
 
     def __init__(self, seq: int, enriched: Mapping[str, Any], json_bytes: bytes | None = None,
                  categories: CategoryVocabulary = BUILTIN_VOCABULARY):
-        """`categories`: the valid categories; any other `collabCategory` is taken as
-        `engineering_build` (the enriched JSON keeps what it says)."""
+        """The record of an enriched event as stored. `json_bytes`: its compact JSON when
+        the caller has it. `categories`: the valid categories; any other `collabCategory`
+        is taken as `engineering_build` (the enriched JSON keeps what it says)."""
         data = O(enriched.get("data"))
-        ts = event_time(enriched)
-        self.seq = seq
-        self.ts = ts
-        self.type = _intern(str(enriched.get("type")))
-        self.agent_id = _interned(S(enriched.get("agentId")))
-        self.role = _role_of(enriched, data)
-        self.category = _category_of(enriched, data, categories.members)
-        self.sub_tags = _sub_tags_of(enriched, data)
-        self.ws_id = _interned(S(data.get("workSessionId")))
-        # Interned: thread keys, conversation ids and tags repeat across events
-        # (~25 MiB saved at 100k events).
-        self.thread = _intern(thread_key(enriched, data, ts))
-        self.conversation_id = _interned(S(data.get("conversationId")))
-        src, dst = agents_of(enriched, data)
-        self.from_agent = _intern(src)
-        self.to_agent = _intern(dst)
-        self.terminal = is_terminal(enriched)
+        src, dst = resolve_agents(enriched, data)
+        _assemble(self, seq, enriched, data, str(enriched.get("type")), _role_of(enriched, data),
+                  _category_of(enriched, data, categories.members),
+                  _raw_sub_tags(enriched, data), src, dst, categories)
         self.json = json_bytes if json_bytes is not None else dumps(enriched)
         self.source = None
 
@@ -294,30 +287,16 @@ class Event:
         return f"Event(seq={self.seq}, type={self.type!r}, ts={self.ts}, ws={self.ws_id!r})"
 
 
-def event_from_enriched(seq: int, enriched: Mapping[str, Any],
-                        categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> Event:
-    """Build the store's record for an enriched event."""
-    return Event(seq, enriched, categories=categories)
-
-
 _new_event = Event.__new__
 
 
-def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any],
-                     etype: str, role: str, category: str, sub_tags: list[str], *,
-                     prepare: Prepare | None = None,
-                     categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> Event:
-    """`Event(seq, enriched, categories=categories)` from what the enricher just computed,
-    without re-reading it.
-
-    `etype` is the enriched `type`, `role` its `eventRole` (one of `ROLES`), `category`
-    and `sub_tags` its `collabCategory` / `collabSubTags`, `data` its `data` (or the
-    original data: the enrichment keys are not read). The result is field for field what
-    `Event(seq, enriched)` builds (tests/test_enrich.py checks it over generated and
-    hypothesis events); this path skips re-extracting the enrichment fields and the
-    double agent lookup, which cost a third of the record's construction.
-    """
-    ev = _new_event(Event)
+def _assemble(ev: Event, seq: int, enriched: Mapping[str, Any], data: Mapping[str, Any],
+              etype: str, role: str | None, category: str, sub_tags: Sequence[Any],
+              from_agent: str | None, to_agent: str | None,
+              categories: CategoryVocabulary) -> None:
+    """Every field of `ev` but `json` and `source`, from the extracted ones: the category
+    checked against `categories`, the sub-tags trimmed (at most 5), the agents defaulted,
+    the thread keyed, the repeating strings interned (~25 MiB saved at 100k events)."""
     ev.seq = seq
     ev.ts = ts = event_time(enriched)
     ev.type = _intern(etype)
@@ -342,12 +321,8 @@ def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any]
     ev.ws_id = None if v is None else _interned(S(v))
     v = get("conversationId")
     conv = None if v is None else S(v)
-    # agents_of, inlined: only present values are trimmed.
-    src = (((v := get("fromAgent")) is not None and S(v))
-           or ((v := get("senderAgentId")) is not None and S(v))
-           or ((v := enriched.get("agentId")) is not None and S(v)) or "unknown")
-    dst = (((v := get("toAgent")) is not None and S(v))
-           or ((v := get("targetAgentId")) is not None and S(v)) or "unknown")
+    src = from_agent or "unknown"
+    dst = to_agent or "unknown"
     ev.from_agent = _intern(src)
     ev.to_agent = _intern(dst)
     if conv is not None:
@@ -361,6 +336,27 @@ def event_from_parts(seq: int, enriched: dict[str, Any], data: Mapping[str, Any]
         else:
             ev.thread = _intern(f"event:{etype}:{math.floor(ts / THREAD_BUCKET_MS)}")
     ev.terminal = is_terminal(enriched)
+
+
+def event_from_enrichment(seq: int, enriched: dict[str, Any], data: Mapping[str, Any],
+                          etype: str, role: str, category: str, sub_tags: list[str],
+                          from_agent: str | None, to_agent: str | None, *,
+                          categories: CategoryVocabulary,
+                          prepare: Prepare | None = None) -> Event:
+    """The record of an event the enricher just enriched, from what it computed (no
+    second extraction).
+
+    `etype` is the enriched `type`, `role` its `eventRole` (one of `ROLES`), `category`
+    and `sub_tags` its `collabCategory` / `collabSubTags`, `from_agent` / `to_agent` what
+    `resolve_agents` gives for it, `data` its `data` (or the original data: the enrichment
+    keys are not read). The result is field for field what `Event(seq, enriched)` builds
+    (tests/core/test_enrich.py checks it over generated and hypothesis events).
+    `prepare`: makes `Event.source`, from orjson's serialisation of `data` taken on the
+    side of the event's own (`dumps_splitting_data`).
+    """
+    ev = _new_event(Event)
+    _assemble(ev, seq, enriched, data, etype, role, category, sub_tags, from_agent, to_agent,
+              categories)
     if prepare is not None:
         ev.json, data_json = dumps_splitting_data(enriched)
         ev.source = prepare(ev, enriched, data_json)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from coordd.core.enrich import Enricher, event_role, key_type, session_types
-from coordd.core.event import parse_line
+from coordd.core.event import parse_line, resolve_agents
 from coordd.core.jsvalues import dumps, event_hash, hash_input
 from coordd.core.vocabulary import BUILTIN_VOCABULARY
 from coordd.plugins.host import PluginHost
@@ -355,7 +355,7 @@ def types_of(data: dict[str, Any], etype: str = "a2a.send", agent: str | None = 
     event: dict[str, Any] = {"type": etype, "data": data}
     if agent is not None:
         event["agentId"] = agent
-    return session_types(etype, event, data, MAINS)
+    return session_types(etype, data, *resolve_agents(event, data), MAINS)
 
 
 def test_explicit_session_types_need_both_sides() -> None:

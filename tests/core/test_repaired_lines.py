@@ -62,7 +62,7 @@ async def test_the_reread_numbers_and_hashes_a_repaired_line_as_the_pipeline(
         anchor = Checkpoint(file_id(os.fstat(fd), read_prefix(fd)), log.stat().st_size, 3, "E")
     finally:
         os.close(fd)
-    rr = LogRereader(log, enricher().enrich, lambda: anchor)
+    rr = LogRereader(log, enricher(), lambda: anchor)
     got = [ev async for batch in rr(0) for ev in batch]
     assert [ev.seq for ev in got] == [1, 2, 3]
     stored = enricher().enrich(parse_line(BAD).value)

@@ -41,7 +41,7 @@ class Side:
         self.store = Store(max_events=WINDOW, epoch=epoch)
         return self.store
 
-    def publish(self, events: Sequence[Event], applied: Any) -> None:
+    def publish(self, events: Sequence[Event]) -> None:
         self.published.extend(ev.seq for ev in events)
 
 

@@ -38,9 +38,9 @@ class CountingEnricher:
         self.rejected = ENRICHER.rejected
         self.calls = 0
 
-    def enrich(self, value: Any) -> Any:
+    def enrich_event(self, value: Any, seq: int = 0, *, with_source: bool = False) -> Any:
         self.calls += 1
-        return ENRICHER.enrich(value)
+        return ENRICHER.enrich_event(value, seq, with_source=with_source)
 
 
 def write(path: Path, n: int, seed: int) -> None:
