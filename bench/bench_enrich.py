@@ -64,7 +64,7 @@ def make_enricher(extra: list[Any]) -> Enricher:
     host = PluginHost(allow=["keywords"], extra=extra)
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
-    return Enricher(host, lambda: mains)
+    return Enricher(host, host.vocabulary(), lambda: mains)
 
 
 def _parse(part: list[bytes]) -> float:

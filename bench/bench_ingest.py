@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.live.messages import Batch
 from coordd.plugins.host import PluginHost
@@ -71,7 +71,7 @@ def make_enricher() -> Enricher:
     host = PluginHost(allow=["keywords"])
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
-    return Enricher(host, lambda: mains)
+    return Enricher(host, host.vocabulary(), lambda: mains)
 
 
 def cold(history: list[bytes], builder: _Builder, capacity: int) -> Store:

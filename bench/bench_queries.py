@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from coordd.core import queries
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import loads
 from coordd.core.overrides import Overrides
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
@@ -78,7 +79,7 @@ def build_events(n: int, seed: int) -> Iterator[Event]:
     host = PluginHost(allow=["keywords"])
     host.start()
     mains = frozenset(DEFAULT_MAIN_AGENTS | {a.lower() for a in MAIN_AGENTS})
-    enricher = Enricher(host, lambda: mains)
+    enricher = Enricher(host, host.vocabulary(), lambda: mains)
     seq = 0
     for raw in generate(n, seed=seed):
         value = enricher.enrich(raw)

@@ -64,7 +64,7 @@ class Tracker:
     exactly once, in order, from its first `connected` seq to the end marker."""
 
     def __init__(self, end_id: str, lat_ns: list[int]) -> None:
-        from coordd.core.model import loads  # JSON.parse-compatible: the log has lone surrogates
+        from coordd.core.jsvalues import loads
 
         self.loads = loads
         self.end_id = end_id

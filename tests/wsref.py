@@ -3,7 +3,7 @@
 `reference_sessions` transcribes the old monitor's work-session algorithm literally (sort
 by TS stably, walk, create on first event, update rules, summaries, stable sorts) over
 plain dicts. It shares nothing with `coordd.core.sessions` but the per-event helpers from
-`coordd.core.model`, so the incremental views can be checked against it.
+`coordd.core.event`, so the incremental views can be checked against it.
 """
 
 from __future__ import annotations
@@ -13,17 +13,9 @@ from typing import Any
 
 import orjson
 
-from coordd.core.model import (
-    CATEGORIES,
-    ROLES,
-    Event,
-    O,
-    S,
-    agents_of,
-    event_time,
-    is_terminal,
-    thread_key,
-)
+from coordd.core.event import Event, agents_of, is_terminal, thread_key
+from coordd.core.jsvalues import O, S, event_time
+from coordd.core.vocabulary import CATEGORIES, ROLES
 
 __all__ = ["enriched", "ev", "reference_sessions", "session_status"]
 
@@ -64,7 +56,7 @@ def ev(seq: int, etype: str, ts: float, ws: str | None = "ws_1", **kw: Any) -> E
 
 def session_status(last: float, latest: Mapping[str, Any], now_ms: float) -> str:
     """The old monitor's status rule, with task.completed / task.cancelled terminal
-    (model.is_terminal)."""
+    (event.is_terminal)."""
     if now_ms - last > 86_400_000:
         return "ARCHIVED"
     return "QUIET" if is_terminal(latest) else "ACTIVE"

@@ -22,7 +22,8 @@ from typing import Final
 
 import trio
 
-from coordd.synth.engine import EVENTS_PER_SESSION, iso_ms, render, stream
+from coordd.core.jsvalues import iso_ms
+from coordd.synth.engine import EVENTS_PER_SESSION, render, stream
 
 __all__ = ["rotated_name", "run_demo"]
 

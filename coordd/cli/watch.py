@@ -35,7 +35,9 @@ import orjson
 import trio
 import trio_websocket
 
-from coordd.core.model import ROLES, O, S, agents_of, event_time
+from coordd.core.event import agents_of
+from coordd.core.jsvalues import O, S, event_time
+from coordd.core.vocabulary import ROLES
 from coordd.errors import CoorddError
 
 __all__ = ["EventFilter", "fit", "follow", "format_line", "split_csv", "text_cols", "watch_main",

@@ -2,8 +2,10 @@
 
 Pure: no I/O of its own (the main-agent set comes from a callable), no trio. The
 category comes from, in order: an explicit valid `data.collabCategory` (source
-`manual`), the classifier plugins through `PluginHost.classify` (the built-in keyword
-classifier last, source `rule`), and the fallback by role (source `fallback`).
+`manual`), the classifier plugins through a `Classifier` (in production the plugin host,
+`coordd.plugins.host.PluginHost`, which asks the built-in keyword classifier last, source
+`rule`), and the fallback by role (source `fallback`). The valid categories are a
+`CategoryVocabulary` handed in with the classifier.
 
 `Enricher.enrich` takes any JSON value and returns the enriched event (the
 input's keys in order, `type` trimmed and `data` enriched in place, the enrichment
@@ -24,15 +26,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from coordd.core.model import ROLE_SET as _ROLE_SET
-from coordd.core.model import Event, N, Prepare, S, event_from_parts
+from coordd.core.event import Event, Prepare, event_from_enrichment
+from coordd.core.jsvalues import N, S
+from coordd.core.vocabulary import ROLE_SET as _ROLE_SET
+from coordd.core.vocabulary import CategoryVocabulary
 from coordd.hookspecs import Classification
-from coordd.plugins.host import PluginHost
 
 __all__ = [
     "SESSION_TYPES",
+    "Classifier",
+    "Classify",
     "Enricher",
     "event_role",
     "key_type",
@@ -52,6 +57,21 @@ _FALLBACK_CATEGORY: Final = {"orchestration.task": "planning_decision",
 _FALLBACK_CONFIDENCE: Final = 0.2
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
+#: Classifies one event: `(event, data, role, from_session_type, to_session_type)` ->
+#: the first valid answer, or None for the fallback. Never raises.
+Classify = Callable[[Mapping[str, Any], Mapping[str, Any], str, str, str],
+                    Classification | None]
+
+
+class Classifier(Protocol):
+    """What enrichment needs of the classifier plugins (`PluginHost` in production)."""
+
+    def classifier(self) -> Classify:
+        """The function that classifies one event, bound once by the `Enricher` (it is
+        called for every event without an explicit category). Raises `RuntimeError`
+        when the classifiers are not ready yet (a plugin host not started)."""
+        ...
+
 
 def key_type(key: str | None) -> str:
     """Session type a session key implies: `subagent`, `main` or `unknown`."""
@@ -64,9 +84,10 @@ def key_type(key: str | None) -> str:
     return "unknown"
 
 
-def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
-                  mains: frozenset[str]) -> tuple[str, str, bool]:
-    """`(fromSessionType, toSessionType, delegation hint)` of an event."""
+def session_types(etype: str, data: Mapping[str, Any], from_agent: str | None,
+                  to_agent: str | None, mains: frozenset[str]) -> tuple[str, str, bool]:
+    """`(fromSessionType, toSessionType, delegation hint)` of an event; `from_agent` and
+    `to_agent` are the agents it names (`coordd.core.event.resolve_agents`)."""
     # Hot path. Most keys are absent from a given event, so `S`/`N` are called only
     # on values that exist (`x is not None and ...` short-circuits the call).
     get = data.get
@@ -87,11 +108,6 @@ def session_types(etype: str, event: Mapping[str, Any], data: Mapping[str, Any],
         v = get("targetSessionKey")
         to_type = "unknown" if v is None else key_type(S(v))
     if from_type == "unknown" or to_type == "unknown":
-        from_agent = (((v := get("fromAgent")) is not None and S(v))
-                      or ((v := get("senderAgentId")) is not None and S(v))
-                      or ((v := event.get("agentId")) is not None and S(v)) or None)
-        to_agent = (((v := get("toAgent")) is not None and S(v))
-                    or ((v := get("targetAgentId")) is not None and S(v)) or None)
         from_main = from_agent is not None and from_agent.lower() in mains
         to_main = to_agent is not None and to_agent.lower() in mains
         if from_type == "unknown":
@@ -159,17 +175,21 @@ def _manual_sub_tags(value: Any) -> list[str]:
 class Enricher:
     """Enriches parsed events; see the module docstring."""
 
-    def __init__(self, host: PluginHost, main_agents: Callable[[], frozenset[str]],
-                 *, log_interval: float = 60.0,
+    def __init__(self, classifier: Classifier, vocabulary: CategoryVocabulary,
+                 main_agents: Callable[[], frozenset[str]], *, prepare: Prepare | None = None,
+                 log_interval: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`host` must be started; `main_agents()` is asked once per event (keep it cheap)."""
-        if not host.started:
-            raise RuntimeError("start the PluginHost before building an Enricher")
-        self._host = host
-        #: The valid categories (the host's, fixed at its start).
-        self.categories = host.vocabulary()
-        self._category_set = self.categories.members
-        self._classify = host.classifier()
+        """`classifier` must be ready (a `PluginHost` started: `RuntimeError` otherwise);
+        `vocabulary`: the valid categories, those the classifier's answers are checked
+        against (`PluginHost.vocabulary()`); `main_agents()` is asked once per event
+        (keep it cheap). `prepare`: makes `Event.source` of the events `enrich_event`
+        builds `with_source` (the MongoDB document: `coordd.mongo.schema.prepare_document`,
+        when a sync worker runs)."""
+        self._classify = classifier.classifier()
+        self._prepare = prepare
+        #: The valid categories.
+        self.categories = vocabulary
+        self._category_set = vocabulary.members
         self._main_agents = main_agents
         self._log_interval = log_interval
         self._clock = clock
@@ -183,22 +203,25 @@ class Enricher:
         return None if parts is None else parts[0]
 
     def enrich_event(self, value: Any, seq: int = 0, *,
-                     prepare: Prepare | None = None) -> Event | None:
+                     with_source: bool = False) -> Event | None:
         """`Event(seq, enrich(value))`, built from the fields enrichment computed (no
         second extraction), or None when `value` is not an event (counted). Never raises.
-        `prepare`: makes `Event.source` (for the MongoDB sync worker)."""
+        `with_source`: give the event its `Event.source` (made by the `prepare` the
+        enricher was built with, if any): the pipeline asks for it for live events."""
         parts = self._enrich(value)
         if parts is None:
             return None
         try:
-            return event_from_parts(seq, *parts, prepare=prepare, categories=self.categories)
+            return event_from_enrichment(seq, *parts, categories=self.categories,
+                                         prepare=self._prepare if with_source else None)
         except Exception:
             self._internal_error(parts[2])
             return None
 
     def _enrich(self, value: Any) -> tuple[dict[str, Any], dict[str, Any], str, str, str,
-                                           list[str]] | None:
-        """(enriched, its data, type, role, category, sub-tags), or None (counted)."""
+                                           list[str], str | None, str | None] | None:
+        """(enriched, its data, type, role, category, sub-tags, the agents), or None
+        (counted)."""
         if type(value) is not dict:
             self.rejected["not_object"] += 1
             return None
@@ -212,7 +235,14 @@ class Enricher:
             raw_data = value.get("data")
             data: Mapping[str, Any] = raw_data if raw_data.__class__ is dict else _EMPTY
             get = data.get
-            from_type, to_type, hint = session_types(etype, value, data, self._main_agents())
+            # coordd.core.event.resolve_agents, inlined: only present values are trimmed.
+            from_agent = (((v := get("fromAgent")) is not None and S(v))
+                          or ((v := get("senderAgentId")) is not None and S(v))
+                          or ((v := value.get("agentId")) is not None and S(v)) or None)
+            to_agent = (((v := get("toAgent")) is not None and S(v))
+                        or ((v := get("targetAgentId")) is not None and S(v)) or None)
+            from_type, to_type, hint = session_types(etype, data, from_agent, to_agent,
+                                                     self._main_agents())
             role = event_role(etype, data, from_type, to_type, hint)
             version = ((v := get("categoryVersion")) is not None and S(v)) or "v1"
 
@@ -253,7 +283,7 @@ class Enricher:
                      "fromSessionType": from_type, "toSessionType": to_type,
                      "collabCategory": category, "collabSubTags": sub_tags,
                      "categoryConfidence": confidence, "categorySource": source},
-                    out_data, etype, role, category, sub_tags)
+                    out_data, etype, role, category, sub_tags, from_agent, to_agent)
         except Exception:
             self._internal_error(etype)
             return None

@@ -23,7 +23,8 @@ from typing import Any, Final
 
 from sortedcontainers import SortedKeyList
 
-from coordd.core.model import Event, O, S, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import O, S, loads
 
 __all__ = ["EventIndex", "event_outcome"]
 

@@ -23,11 +23,9 @@ monitor's file from `~/.openclaw` once, when the state directory has none yet.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,19 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary, S, loads
+from coordd.core.files import write_atomically
+from coordd.core.jsvalues import S, iso_ms, loads
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 
-__all__ = ["Override", "Overrides", "adopt_legacy_file", "atomic_write", "iso_ms"]
+__all__ = ["Override", "Overrides", "adopt_legacy_file"]
 
 log = logging.getLogger(__name__)
 
 _NO_STAT: Final = (0, -1, 0)
-
-
-def iso_ms(epoch_ms: float) -> str:
-    """JavaScript's `Date.prototype.toISOString()`: UTC, milliseconds, `Z`."""
-    when = _dt.datetime.fromtimestamp(epoch_ms / 1000.0, tz=_dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,32 +228,10 @@ class Overrides:
         doc = {**self._unknown, **{k: v.as_json() for k, v in entries.items()}}
         # JSON.stringify(doc, null, 2) + "\n": same separators, non-ASCII raw.
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-        atomic_write(self.path, text.encode("utf-8", "backslashreplace"))
+        write_atomically(self.path, [text.encode("utf-8", "backslashreplace")])
         st = os.stat(self.path)
         self._stat = (st.st_mtime_ns, st.st_size, st.st_ino)
         self._checked_at = self._clock()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: a temporary file in the same directory (created if
-    needed), fsynced, renamed over `path`, then the directory fsynced. A crash leaves
-    the old file or the new one, never a torn one. The directory must be writable."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
 
 
 def adopt_legacy_file(path: Path, legacy: Path) -> bool:
@@ -272,19 +244,5 @@ def adopt_legacy_file(path: Path, legacy: Path) -> bool:
         data = legacy.read_bytes()
     except FileNotFoundError:
         return False
-    atomic_write(path, data)
+    write_atomically(path, [data])
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

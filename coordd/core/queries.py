@@ -4,95 +4,68 @@ its defects fixed (validated parameters, 400 instead of 500 or an empty 200).
 Each route function takes the store, the query parameters as decoded `(key, value)`
 pairs (repeats and order kept) and the caller's clock, and returns `(status, body)`
 with a compact JSON body. The web layer only routes, checks methods and auth, bounds
-sizes, and adds headers. Errors are 4xx with `{"error": "<what is wrong>"}`; unknown
-parameters are ignored.
-
-Parameter rules (upstream's, with the fixes the parity comparison accepts):
-
-* `limit`: a plain non-negative decimal integer after trimming, else 400; 0 or empty
-  means the default; no upper cap. (Upstream: JS `Number()`, so `2.5`, `0x10`, `-3`.)
-* `since` / `until` (new): ISO-8601 (a naive time is UTC, a date alone is UTC midnight)
-  or epoch milliseconds, else 400; `since` is inclusive, `until` exclusive.
-* `role`: CSV/repeated, every value must be one of the four roles, else 400. On
-  `/api/events` the echo `role` stays a string (the first role) and `roles` lists them
-  all; on the detail route `role` is a single role.
-* `status` and `viewCategory`: validated, else 400; `type` and `subTag` are free-form.
-* `cursor` (new): opaque; `nextCursor` in the answer fetches the next (older) page.
+sizes, and adds headers. Errors are 4xx with `{"error": "<what is wrong>"}`; the
+parameter rules are `coordd.core.params`'.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from typing import Any, Final
-from urllib.parse import unquote_to_bytes
 
-from coordd.core.model import (
-    BUILTIN_VOCABULARY,
-    ROLE_SET,
-    ROLES,
-    STATUSES,
-    CategoryVocabulary,
-    S,
-    dumps,
-    js_trim,
-    loads,
-    parse_js_date,
+from coordd.core.jsvalues import S, dumps, loads
+from coordd.core.params import (
+    EventsQuery,
+    Params,
+    count_param,
+    create_param,
+    csv_param,
+    decode_segment,
+    encode_cursor,
+    events_query,
+    instant_param,
+    limit_param,
+    roles_param,
+    sessions_cursor,
+    statuses_param,
+    text_param,
+    view_category_param,
 )
 from coordd.core.search import events_matching, sessions_matching
 from coordd.core.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.core.stats import compute_stats
 from coordd.core.store import Store
 from coordd.core.summaries import BlobCache, session_parts
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, ROLE_SET, ROLES, STATUSES, CategoryVocabulary
 from coordd.errors import BadRequest
 
 __all__ = [
-    "BadRequest",
-    "EventsQuery",
-    "Params",
     "Response",
-    "count_param",
-    "csv_param",
-    "decode_cursor",
-    "decode_segment",
-    "encode_cursor",
     "error",
-    "events_query",
     "events_tail",
     "get_events",
     "get_stats",
     "get_work_session",
     "get_work_sessions",
     "health",
-    "instant_param",
-    "limit_param",
     "list_document",
     "ordered_counts",
     "patch_category",
-    "roles_param",
+    "patch_category_job",
     "search_events",
     "search_events_job",
     "search_work_sessions",
+    "session_id",
     "sessions_document",
-    "text_param",
-    "view_category_param",
 ]
 
 log = logging.getLogger(__name__)
 
-Params = Sequence[tuple[str, str]]
 Response = tuple[int, bytes]
 
-_ROLE_SET: Final = ROLE_SET
 _STATUS_SET: Final = frozenset(STATUSES)
-_PLAIN_INT: Final = re.compile(r"[0-9]+")
-_EPOCH_MS: Final = re.compile(r"-?[0-9]+")
-_BAD_ESCAPE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_HUGE: Final = 10**18
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -107,147 +80,11 @@ def error(status: int, message: str) -> Response:
     return status, dumps({"error": message})
 
 
-def _values(params: Params, key: str) -> list[str]:
-    return [v for k, v in params if k == key]
-
-
-def _first(params: Params, key: str) -> str | None:
-    for k, v in params:
-        if k == key:
-            return v
-    return None
-
-
-def text_param(params: Params, key: str) -> str | None:
-    """First value, trimmed; None when absent or empty."""
-    v = _first(params, key)
-    return S(v)
-
-
-def csv_param(params: Params, key: str) -> list[str]:
-    """Every occurrence split on commas, pieces trimmed, empty pieces dropped."""
-    out: list[str] = []
-    for v in _values(params, key):
-        out.extend(p for p in (js_trim(x) for x in v.split(",")) if p)
-    return out
-
-
-def count_param(params: Params, key: str, default: int) -> int:
-    """A non-negative integer parameter (`default` when absent or empty)."""
-    raw = _first(params, key)
-    if raw is None:
-        return default
-    text = js_trim(raw)
-    if not text:
-        return default
-    if _PLAIN_INT.fullmatch(text) is None:
-        raise BadRequest(f"{key} must be a non-negative integer, got {raw!r}")
-    # Huge is fine ("no upper cap"); int() would refuse thousands of digits.
-    return int(text) if len(text) <= 18 else _HUGE
-
-
-def limit_param(params: Params, default: int) -> int:
-    """`limit`: 0 or absent means `default`."""
-    return count_param(params, "limit", 0) or default
-
-
-def instant_param(params: Params, key: str) -> float | None:
-    """An instant (`since`/`until`): ISO-8601 or epoch ms; None when absent."""
-    raw = _first(params, key)
-    if raw is None:
-        return None
-    text = js_trim(raw)
-    if not text:
-        return None
-    if _EPOCH_MS.fullmatch(text):
-        digits = text.lstrip("-")
-        if len(digits) > 18:  # far beyond any date; int() would refuse thousands of digits
-            return -float(_HUGE) if text.startswith("-") else float(_HUGE)
-        return int(text)
-    ms = parse_js_date(text, naive_is_utc=True)
-    if ms is None:
-        raise BadRequest(f"{key} must be an ISO-8601 date/time or epoch milliseconds, got {raw!r}")
-    return ms
-
-
-def _choices(params: Params, key: str, allowed: tuple[str, ...]) -> list[str]:
-    """A CSV/repeated parameter whose every value must be one of `allowed`."""
-    values = csv_param(params, key)
-    for v in values:
-        if v not in allowed:
-            raise BadRequest(f"invalid {key} {v!r}: expected one of {', '.join(allowed)}")
-    return values
-
-
-def roles_param(params: Params) -> list[str]:
-    """`role`: CSV/repeated, each one of the four roles."""
-    return _choices(params, "role", ROLES)
-
-
-def _statuses(params: Params) -> list[str]:
-    return _choices(params, "status", STATUSES)
-
-
-def view_category_param(store: Store, params: Params) -> str | None:
-    """`viewCategory`: `all` or a category of the store's vocabulary (the built-in ones
-    and the plugins'); None when absent. The error lists the valid values."""
-    cat = text_param(params, "viewCategory")
-    categories = store.overrides.categories
-    if cat is not None and cat != "all" and cat not in categories:
-        raise BadRequest(f"invalid viewCategory {cat!r}: expected all or one of "
-                         f"{categories.listing()}")
-    return cat
-
-
 def ordered_counts(counts: Mapping[str, int],
                    categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> dict[str, int]:
     """Category counts in vocabulary order (built-in, then the plugins'), zero counts
     dropped."""
     return categories.ordered(counts)
-
-
-def decode_segment(segment: str | bytes) -> str:
-    """`decodeURIComponent` of one raw path segment; BadRequest when malformed.
-
-    A `str` holding only code points below 256 is taken as the latin-1 decoding of the
-    raw path bytes (what the web layer passes from ASGI's `raw_path`).
-    """
-    if isinstance(segment, str):
-        try:
-            raw = segment.encode("latin-1")
-        except UnicodeEncodeError:
-            raw = segment.encode("utf-8", "surrogatepass")
-    else:
-        raw = segment
-    if _BAD_ESCAPE.search(raw) is None:
-        try:
-            return unquote_to_bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    raise BadRequest("malformed percent-encoding in the work session id")
-
-
-def encode_cursor(value: list[Any]) -> str:
-    """An opaque cursor for a JSON list."""
-    return base64.urlsafe_b64encode(dumps(value)).rstrip(b"=").decode("ascii")
-
-
-def decode_cursor(params: Params, kind: str) -> list[Any] | None:
-    """The `cursor` parameter of `kind` ("e" or "s"), None when absent."""
-    raw = text_param(params, "cursor")
-    if raw is None:
-        return None
-    try:
-        value = loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
-        value = None
-    if type(value) is not list or not value or value[0] != kind:
-        raise BadRequest("invalid cursor")
-    return value
-
-
-def _is_num(v: object) -> bool:
-    return type(v) in (int, float)
 
 
 def list_document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> bytes:
@@ -282,52 +119,6 @@ def sessions_document(key: bytes, page: Sequence[SessionAgg], store: Store, now_
 def health(now_iso: str) -> Response:
     """`GET /api/health`."""
     return _json(200, {"status": "ok", "timestamp": now_iso})
-
-
-@dataclass(frozen=True, slots=True)
-class EventsQuery:
-    """A validated `GET /api/events` request (`before`: the cursor's seq, exclusive)."""
-
-    limit: int
-    since: float | None
-    until: float | None
-    roles: list[str]
-    types: list[str]
-    view_category: str | None
-    before: int | None
-    #: The vocabulary `view_category` was checked against (orders `categoryCounts`).
-    categories: CategoryVocabulary = BUILTIN_VOCABULARY
-
-    def filters(self) -> dict[str, Any]:
-        """The store's filter keywords (`Store.count_events` / `select_events`)."""
-        return {
-            "roles": frozenset(self.roles) or None,
-            "types": frozenset(self.types) or None,
-            "category": self.view_category if self.view_category != "all" else None,
-            "since": self.since,
-            "until": self.until,
-        }
-
-
-def events_query(store: Store, params: Params) -> EventsQuery:
-    """Validate `/api/events` parameters; BadRequest says what is wrong. A cursor must be
-    of the store's epoch."""
-    limit = limit_param(params, 100)
-    since = instant_param(params, "since")
-    until = instant_param(params, "until")
-    roles = roles_param(params)
-    types = csv_param(params, "type")
-    view_cat = view_category_param(store, params)
-    cursor = decode_cursor(params, "e")
-    before: int | None = None
-    if cursor is not None:
-        if len(cursor) != 3 or type(cursor[2]) is not int:
-            raise BadRequest("invalid cursor")
-        if cursor[1] != store.epoch:
-            raise BadRequest("cursor is from another epoch: start again without cursor")
-        before = cursor[2]
-    return EventsQuery(limit, since, until, roles, types, view_cat, before,
-                       store.overrides.categories)
 
 
 def events_tail(q: EventsQuery, *, count: int, total: int, matched: int,
@@ -381,17 +172,12 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
     """`GET /api/work-sessions`: most recent sessions first."""
     try:
         limit = limit_param(params, 100)
-        statuses = _statuses(params)
+        statuses = statuses_param(params)
         roles = roles_param(params)
         types = csv_param(params, "type")
         view_cat = view_category_param(store, params)
         sub_tag = text_param(params, "subTag")
-        cursor = decode_cursor(params, "s")
-        after: tuple[float, float, int] | None = None
-        if cursor is not None:
-            if len(cursor) != 4 or not all(_is_num(x) for x in cursor[1:]):
-                raise BadRequest("invalid cursor")
-            after = (cursor[1], cursor[2], cursor[3])
+        after = sessions_cursor(params)
     except BadRequest as exc:
         return error(400, str(exc))
     ov = store.overrides
@@ -466,7 +252,7 @@ def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Param
     try:
         raw_id = decode_segment(ws_id_raw_segment)
         role = text_param(params, "role")
-        if role is not None and role not in _ROLE_SET:
+        if role is not None and role not in ROLE_SET:
             raise BadRequest(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
         types = csv_param(params, "type")
     except BadRequest as exc:
@@ -506,16 +292,6 @@ def session_id(store: Store, ws_id: str) -> str | None:
     return None
 
 
-def _create_param(params: Params) -> bool:
-    raw = text_param(params, "create")
-    if raw in (None, "", "0", "false"):
-        return False
-    if raw in ("1", "true"):
-        return True
-    raise BadRequest(f"invalid create {raw!r}: expected 1 (store the override even though "
-                     "no such work session is held) or 0")
-
-
 def patch_category(store: Store, ws_id_raw_segment: str | bytes, body: bytes,
                    now_ms: float, params: Params = ()) -> Response:
     """`PATCH /api/work-sessions/<id>/category`, after the web layer's auth.
@@ -534,7 +310,7 @@ def patch_category_job(store: Store, ws_id_raw_segment: str | bytes, body: bytes
     a worker thread."""
     try:
         raw_id = decode_segment(ws_id_raw_segment)
-        create = _create_param(params)
+        create = create_param(params)
     except BadRequest as exc:
         return _answer(error(400, str(exc)))
     ws_id = session_id(store, raw_id) or (raw_id if create else None)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from coordd.core.model import Event, O, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import O, loads
 from coordd.core.sessions import UNFILTERED, SessionAgg
 from coordd.core.store import Store
 

@@ -33,7 +33,8 @@ from typing import Final, Protocol
 
 from sortedcontainers import SortedKeyList
 
-from coordd.core.model import ARCHIVE_AFTER_MS, DEFAULT_CATEGORY, ROLES, Event
+from coordd.core.event import Event
+from coordd.core.vocabulary import ARCHIVE_AFTER_MS, DEFAULT_CATEGORY, ROLES
 
 __all__ = [
     "TASK_HUB_VIEW",

@@ -28,7 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any, Final
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store, event_outcome
 

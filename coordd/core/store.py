@@ -2,7 +2,7 @@
 
 Events arrive in batches in log order (strictly increasing `seq`). The store keeps the
 newest `max_events` (applied at start, on reload and on every append) and, per event, only the
-compact `model.Event` record, indexed by `eventindex.EventIndex` for the REST filters.
+compact `event.Event` record, indexed by `eventindex.EventIndex` for the REST filters.
 
 Work sessions live in `sessions.View`s. The unfiltered view and the pinned ones (by
 default Task-Hub's conversations view) are updated by every `extend`; other filtered views
@@ -20,31 +20,16 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from coordd.core.event import Event
 from coordd.core.eventindex import EventIndex, event_outcome
-from coordd.core.model import Event
 from coordd.core.overrides import Overrides
 from coordd.core.sessions import TASK_HUB_VIEW, UNFILTERED, Filter, View
 from coordd.core.summaries import BlobCache
 
-__all__ = ["Applied", "Store", "StoreStats", "event_outcome"]
+__all__ = ["Store", "StoreStats", "event_outcome"]
 
 #: Batches at least this large are applied with the cyclic GC paused.
 _GC_PAUSE_BATCH = 5_000
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What one `Store.extend` did.
-
-    `affected_ws_ids`: distinct work-session ids of the batch in first-seen order (the
-    WebSocket's `affectedWorkSessions`); `evicted`: events dropped to respect the cap
-    (including batch events that never fitted); `first_seq`/`last_seq`: the batch's range.
-    """
-
-    affected_ws_ids: tuple[str, ...]
-    evicted: int
-    first_seq: int = 0
-    last_seq: int = 0
-
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
@@ -115,7 +100,7 @@ class Store:
     def __len__(self) -> int:
         return len(self._index)
 
-    def extend(self, events: Sequence[Event]) -> Applied:
+    def extend(self, events: Sequence[Event]) -> None:
         """Append a batch (seq strictly increasing, after `last_seq`), evict beyond the
         cap, and update the work sessions the batch and the eviction touched.
 
@@ -124,16 +109,17 @@ class Store:
         would walk the growing heap again and again (~40 % of the time).
         """
         if not events:
-            return Applied((), 0)
+            return
         if len(events) >= _GC_PAUSE_BATCH and gc.isenabled():
             gc.disable()
             try:
-                return self._extend(events)
+                self._extend(events)
             finally:
                 gc.enable()
-        return self._extend(events)
+            return
+        self._extend(events)
 
-    def _extend(self, events: Sequence[Event]) -> Applied:
+    def _extend(self, events: Sequence[Event]) -> None:
         prev = self.last_seq
         for ev in events:
             if ev.seq <= prev:
@@ -162,8 +148,6 @@ class Store:
         for v in self._eager.values():
             v.apply(survivors, evicted)
             v.gen = self.generation
-        affected = dict.fromkeys(ev.ws_id for ev in events if ev.ws_id is not None)
-        return Applied(tuple(affected), len(evicted) + dropped, events[0].seq, events[-1].seq)
 
     def _log_delta(self, added: Sequence[Event], evicted: Sequence[Event]) -> None:
         # Only lazy views read the log, and only the entries after their generation:

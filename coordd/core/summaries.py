@@ -13,8 +13,9 @@ from collections import OrderedDict
 from operator import attrgetter
 from typing import Final
 
-from coordd.core.model import ROLES, dumps, js_number
+from coordd.core.jsvalues import dumps, js_number
 from coordd.core.sessions import SessionAgg, ThreadAgg
+from coordd.core.vocabulary import ROLES
 
 __all__ = ["BlobCache", "render_session", "session_parts"]
 

@@ -1,6 +1,6 @@
 """WebSocket fan-out: live push to every `/ws` client, with `(epoch, seq)` resume.
 
-The pipeline calls `Hub.publish(events, applied)` on the event loop after the store took a
+The pipeline calls `Hub.publish(events)` on the event loop after the store took a
 batch. `publish` is synchronous and never blocks: it builds the batch's messages once
 (compact JSON text) and puts the batch on each client's bounded queue with
 `send_nowait`. A client whose backlog is over a bound (batches, characters, or half the
@@ -51,7 +51,7 @@ from typing import Any, Final, Protocol
 import orjson
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.live.messages import WELCOME, Batch, Envelope, chunks, coalesce
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_TOO_SLOW", "Hub", "HubStats"]
@@ -181,13 +181,12 @@ class Hub:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, events: Sequence[Event], applied: object | None = None) -> None:
+    def publish(self, events: Sequence[Event]) -> None:
         """Fan a stored batch out to every client and keep it for replay.
 
         Synchronous, never blocks and never raises (a failure is logged): the pipeline
-        calls it on the event loop. `applied` (what the store reported) is accepted for
-        the listener signature; the affected work sessions are computed per message from
-        `Event.ws_id`, which gives the same list.
+        calls it on the event loop. The affected work sessions are computed per message
+        from `Event.ws_id`.
         """
         try:
             self._publish(events)

@@ -11,13 +11,13 @@ Pure: no I/O, no trio.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import Final
 
 import orjson
 
-from coordd.core.model import Event
+from coordd.core.event import Event
+from coordd.core.jsvalues import iso_ms
 
 __all__ = [
     "CHUNK_BYTES",
@@ -30,7 +30,6 @@ __all__ = [
     "affected_sessions",
     "chunks",
     "coalesce",
-    "iso_ms",
     "with_seq",
 ]
 
@@ -38,12 +37,6 @@ CHUNK_EVENTS: Final = 500
 CHUNK_BYTES: Final = 1 << 20
 LOG_FILE_NAME: Final = "coordination-events.ndjson"
 WELCOME: Final = "Connected to Task Monitor"
-
-
-def iso_ms(ms: float) -> str:
-    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString()`."""
-    secs, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
 
 
 #: The event's JSON with `"seq"` appended (the same bytes REST answers carry).

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.load import events_after, latest_events
@@ -194,12 +194,12 @@ class Follower:
 
     def _feed(self, store: Store, evs: list[Event]) -> None:
         """Store a batch and hand it to the listeners, as the pipeline does."""
-        applied = store.extend(evs)
+        store.extend(evs)
         self._n["batches"] += 1
         self._n["events"] += len(evs)
         for listener in self.listeners:
             try:
-                listener(evs, applied)
+                listener(evs)
             except Exception:
                 log.exception("listener %r failed on a batch of %d events", listener, len(evs))
 

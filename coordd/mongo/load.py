@@ -24,7 +24,9 @@ from typing import Any, Final
 
 import trio
 
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary, Event, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import loads
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 from coordd.mongo.schema import EVENTS
 from coordd.mongo.sink import PymongoSink, SyncMarker
 from coordd.tail.checkpoint import Checkpoint

@@ -40,26 +40,24 @@ from typing import Any, Final
 import trio
 
 from coordd.core import queries
-from coordd.core.model import CategoryVocabulary, dumps
-from coordd.core.queries import (
-    BadRequest,
+from coordd.core.jsvalues import dumps
+from coordd.core.params import (
     EventsQuery,
     Params,
-    Response,
     count_param,
-    error,
     events_query,
-    events_tail,
     instant_param,
     limit_param,
-    list_document,
     roles_param,
     text_param,
     view_category_param,
 )
+from coordd.core.queries import Response, error, events_tail, list_document
 from coordd.core.sessions import UNFILTERED, SessionAgg, build_session
 from coordd.core.store import Store
 from coordd.core.summaries import render_session
+from coordd.core.vocabulary import CategoryVocabulary
+from coordd.errors import BadRequest
 from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
 from coordd.mongo.stats import mongo_stats

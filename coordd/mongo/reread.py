@@ -1,6 +1,6 @@
 """Re-reading the log for the MongoDB sync worker, when it fell further behind than memory.
 
-`LogRereader(path, enrich, anchor)(from_seq)` yields, in batches and in log order, the
+`LogRereader(path, enricher, anchor)(from_seq)` yields, in batches and in log order, the
 events after `from_seq` up to the anchor — the pipeline's checkpoint: "everything up to
 `offset` in `file` is stored, the last event there has `seq`". Events are numbered the
 way the pipeline numbers them: counting accepted events backwards from the anchor across
@@ -18,7 +18,7 @@ The files stay open between the passes, so a rotation in between changes nothing
 the anchor's file is gone (rotated away and deleted) nothing can be numbered: the re-read
 yields nothing and the worker reports the gap as unrecoverable.
 
-`enrich` runs in another thread than the pipeline's: give the re-reader its own
+The enricher runs in another thread than the pipeline's: give the re-reader its own
 `Enricher` (one thread at a time may call one).
 """
 
@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 import os
 from array import array
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary, Event, parse_line
+from coordd.core.enrich import Enricher
+from coordd.core.event import Event, parse_line
 from coordd.tail.checkpoint import Checkpoint, matches
 from coordd.tail.logfile import list_siblings
 
@@ -99,17 +99,14 @@ class _Plan:
 class LogRereader:
     """The sync worker's `reread` callable for a log file; see the module docstring."""
 
-    def __init__(self, path: Path, enrich: Callable[[Any], Mapping[str, Any] | None],
+    def __init__(self, path: Path, enricher: Enricher,
                  anchor: Callable[[], Checkpoint | None], *, read_rotated: bool = True,
                  max_line_bytes: int = 1 << 20, batch_size: int = 500,
-                 limiter: trio.CapacityLimiter | None = None,
-                 categories: CategoryVocabulary = BUILTIN_VOCABULARY) -> None:
+                 limiter: trio.CapacityLimiter | None = None) -> None:
         """`anchor()`: the pipeline's current checkpoint (None when there is none, or when
-        it belongs to another epoch than the store's). `categories`: the valid ones, those
-        of the enricher (as for the pipeline's events)."""
+        it belongs to another epoch than the store's)."""
         self.path = Path(path)
-        self.enrich = enrich
-        self.categories = categories
+        self.enricher = enricher
         self.anchor = anchor
         self.read_rotated = read_rotated
         self.max_line_bytes = max_line_bytes
@@ -150,7 +147,7 @@ class LogRereader:
         for i in range(len(files) - 1, -1, -1):
             f = files[i]
             for off, raw in iter_lines(f.fd, 0, f.end, max_line_bytes=self.max_line_bytes):
-                if self._accept(raw) is not None:
+                if self._accept(raw):
                     f.offsets.append(off)
             counted += len(f.offsets)
             first = i
@@ -186,10 +183,9 @@ class LogRereader:
                 if off != offsets[j]:
                     continue  # a line pass 1 did not accept
                 j += 1
-                enriched = self._accept(raw)
-                if enriched is not None:
-                    batch.append(Event(plan.first_seq + index, enriched,
-                                       categories=self.categories))
+                ev = self._event(raw, plan.first_seq + index)
+                if ev is not None:
+                    batch.append(ev)
                     if len(batch) >= self.batch_size:
                         yield batch
                         batch = []
@@ -197,11 +193,15 @@ class LogRereader:
         if batch:
             yield batch
 
-    def _accept(self, raw: bytes) -> Mapping[str, Any] | None:
+    def _accept(self, raw: bytes) -> bool:
+        """Whether the pipeline stores an event for the line (pass 1 counts those)."""
         parsed = parse_line(raw)
-        if parsed.reason is not None:
-            return None
-        return self.enrich(parsed.value)
+        return parsed.reason is None and self.enricher.enrich(parsed.value) is not None
+
+    def _event(self, raw: bytes, seq: int) -> Event | None:
+        """The line's event, numbered `seq`, as the pipeline built it (pass 2)."""
+        parsed = parse_line(raw)
+        return None if parsed.reason is not None else self.enricher.enrich_event(parsed.value, seq)
 
     def _open_until_anchor(self, cp: Checkpoint) -> list[_File] | None:
         """The live file and its siblings (oldest first) up to the anchor's, opened."""

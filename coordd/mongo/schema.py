@@ -58,9 +58,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from coordd.core.event import Event
 from coordd.core.eventindex import event_outcome
-from coordd.core.model import ARCHIVE_AFTER_MS, ROLES, Event, S, event_hash, event_time, loads
+from coordd.core.jsvalues import S, event_hash, event_time, loads
 from coordd.core.sessions import status_of
+from coordd.core.vocabulary import ARCHIVE_AFTER_MS, ROLES
 
 __all__ = [
     "COORDD_EVENT_FIELDS",

@@ -1,7 +1,7 @@
 """The MongoDB sync worker: every stored event into MongoDB once, without ever making
 ingestion or the API wait.
 
-The pipeline calls `SyncWorker.offer(events, applied)` on the event loop after each stored
+The pipeline calls `SyncWorker.offer(events)` on the event loop after each stored
 batch; `offer` only appends references to a bounded buffer. The worker task (`run`) turns
 the buffer into batches — `batch_size` events, or whatever arrived within
 `batch_interval` of the oldest — and writes each batch in a worker thread under its own
@@ -45,7 +45,7 @@ from typing import Any, Final
 
 import trio
 
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.errors import SinkUnavailable
 from coordd.mongo.schema import event_document, utc_now
 from coordd.mongo.sink import RetentionResult, Sink, SyncMarker, WriteResult
@@ -113,7 +113,7 @@ class SyncWorker:
 
     # ------------------------------------------------------------------ the loop side
 
-    def offer(self, events: Sequence[Event], applied: object = None) -> None:
+    def offer(self, events: Sequence[Event]) -> None:
         """Take a stored batch (a pipeline listener): buffer it, never block, never raise.
 
         Events at or below the synced seq are ignored (history replayed at start); a

@@ -65,11 +65,10 @@ def build_sync_worker(service: Service, checkpoint: Checkpoint | None) -> SyncWo
         return cp if cp is not None and cp.epoch == store.epoch else None
 
     # The re-read runs in its own thread: it gets its own Enricher.
-    reread_enricher = Enricher(service.plugins, service.main_agents.current)
-    rereader = LogRereader(cfg.log_path(), reread_enricher.enrich, anchor,
+    reread_enricher = Enricher(service.plugins, service.categories, service.main_agents.current)
+    rereader = LogRereader(cfg.log_path(), reread_enricher, anchor,
                            read_rotated=cfg.log.read_rotated,
-                           max_line_bytes=cfg.log.max_line_bytes,
-                           categories=reread_enricher.categories)
+                           max_line_bytes=cfg.log.max_line_bytes)
     source = SyncSource(
         epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
         first_seq=lambda: store.first_seq, events_since=store.events_since,

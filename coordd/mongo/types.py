@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordd.config import MongoConfig
-from coordd.core.model import Event
+from coordd.core.event import Event
 
 __all__ = ["SyncSettings", "SyncSource", "SyncStats", "backoff_delay"]
 

@@ -31,7 +31,8 @@ from typing import Any, Final
 import pluggy
 
 from coordd import __version__, hookspecs
-from coordd.core.model import BUILTIN_VOCABULARY, CategoryVocabulary
+from coordd.core.enrich import Classify
+from coordd.core.vocabulary import BUILTIN_VOCABULARY, CategoryVocabulary
 from coordd.hookspecs import Classification
 from coordd.plugins.chain import (
     CallRecord,
@@ -233,11 +234,6 @@ class PluginHost:
             for name in sorted(set(names) - set(self._plugins)):
                 log.warning("%s plugin %r is not installed", kind, name)
 
-    @property
-    def started(self) -> bool:
-        """Whether `start()` has run."""
-        return self._started
-
     def _loaded(self) -> list[_Plugin]:
         return [p for p in self._plugins.values() if p.enabled and p.obj is not None]
 
@@ -309,9 +305,9 @@ class PluginHost:
         """
         return self.classifier()(event, data, role, from_session_type, to_session_type)
 
-    def classifier(self) -> Callable[[Mapping[str, Any], Mapping[str, Any], str, str, str],
-                                     Classification | None]:
-        """`classify` without the per-call indirection, for the enrichment hot path."""
+    def classifier(self) -> Classify:
+        """`classify` without the per-call indirection, for the enrichment hot path (the
+        `coordd.core.enrich.Classifier` protocol). Raises `RuntimeError` before `start()`."""
         if self._chain is None:
             raise RuntimeError("PluginHost.start() has not been called")
         return self._chain.classify

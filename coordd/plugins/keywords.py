@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import ahocorasick
 
-from coordd.core.model import CATEGORIES
+from coordd.core.vocabulary import CATEGORIES
 from coordd.hookspecs import Classification, hookimpl
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import json5
 
-from coordd.core.model import O, S, loads
+from coordd.core.jsvalues import O, S, loads
 
 __all__ = ["DEFAULT_MAIN_AGENTS", "MainAgents", "resolve_main_agents"]
 

@@ -35,7 +35,7 @@ from quart import websocket
 
 from coordd.config import Config, load_config
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.overrides import Overrides, adopt_legacy_file
 from coordd.core.store import Store
 from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
@@ -163,7 +163,15 @@ class Service:
         cfg = self.config
         self._prepare_state_dir()
         self._adopt_legacy_overrides()
-        self.enricher = Enricher(self.plugins, self.main_agents.current)
+        prepare = None
+        if cfg.mongo.uri:
+            from coordd.mongo.schema import prepare_document
+
+            # Documents prepared while each event is fresh in the cache; the sync worker
+            # drops them once written (SyncWorker.offer).
+            prepare = prepare_document
+        self.enricher = Enricher(self.plugins, self.categories, self.main_agents.current,
+                                 prepare=prepare)
         following = cfg.mode.follower
         if cfg.mongo.uri:
             from coordd.mongo.queries import MongoQueries
@@ -397,11 +405,6 @@ class Service:
         self.sync = build_sync_worker(self, checkpoint) if cfg.mongo.uri else None
         if self.sync is not None:
             self.pipeline.listeners.append(self.sync.offer)
-            from coordd.mongo.schema import prepare_document
-
-            # Documents prepared while each event is fresh in the cache; the worker drops
-            # them once written (SyncWorker.offer).
-            self.pipeline.prepare_source = prepare_document
 
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(

@@ -17,14 +17,13 @@ from __future__ import annotations
 import heapq
 import random
 import re
-import time
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import Any, Final
 
 import orjson
 
-from coordd.core.model import dumps
+from coordd.core.jsvalues import dumps, iso_ms
 from coordd.synth.flows import SessionBuilder
 from coordd.synth.text import MAIN_AGENTS, SLOT_MAKERS, WORKERS, Slots, Vocabulary
 
@@ -33,7 +32,6 @@ __all__ = [
     "EVENTS_PER_SESSION",
     "PlannedLine",
     "SessionPlan",
-    "iso_ms",
     "merge",
     "render",
     "stream",
@@ -63,11 +61,6 @@ _FIRST_ID_SLOT: Final = 1 + len(MAIN_AGENTS) + len(WORKERS)
 PlannedLine = tuple[int, int, bytes, Any, list[bytes]]
 #: One session to place: (first ms, duration ms, number of events, ISO-writer flag).
 SessionPlan = tuple[int, float, int, bool]
-
-
-def iso_ms(ms: int) -> str:
-    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString` writes it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def render(item: PlannedLine, ts: int | None = None) -> bytes:

@@ -33,13 +33,12 @@ from typing import Any, Final
 
 import orjson
 
-from coordd.core.model import loads, parse_js_date
+from coordd.core.jsvalues import loads, parse_js_date
 from coordd.synth.engine import (
     CONCURRENCY,
     EVENTS_PER_SESSION,
     PlannedLine,
     SessionPlan,
-    iso_ms,
     merge,
     render,
 )
@@ -52,7 +51,6 @@ __all__ = [
     "MS_PER_EVENT",
     "PlannedLine",
     "generate",
-    "iso_ms",
     "lines",
     "main",
     "planned",

@@ -7,31 +7,31 @@ replacing the content. A candidate matches a `FileId` when its device and inode 
 and re-hashing its first `fp_len` bytes gives the same digest.
 
 The checkpoint is a small JSON document, `checkpoint.json` in the state directory, written
-atomically (temporary file in the same directory, fsync, rename, fsync of the directory)
-so a crash leaves either the old or the new checkpoint, never half of one.
+atomically (`coordd.core.files.write_atomically`: temporary file in the same directory,
+fsync, rename, fsync of the directory) so a crash leaves either the old or the new
+checkpoint, never half of one.
 
 No trio here: the pipeline calls `save_checkpoint` from a worker thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import secrets
-import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from coordd.core.files import write_atomically
 from coordd.errors import StateError
 
 __all__ = [
     "CHECKPOINT_NAME",
     "FP_MAX",
+    "STATE_DIR_MODE",
     "Checkpoint",
     "FileId",
     "checkpoint_from_json",
@@ -44,7 +44,6 @@ __all__ = [
     "read_checkpoint",
     "read_prefix",
     "save_checkpoint",
-    "write_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,8 @@ log = logging.getLogger(__name__)
 #: How many leading bytes of a file its fingerprint covers at most.
 FP_MAX: Final = 1024
 CHECKPOINT_NAME: Final = "checkpoint.json"
+#: Mode of the state directory when the tail creates it (the checkpoint, the snapshot).
+STATE_DIR_MODE: Final = 0o700
 _FORMAT_VERSION: Final = 1
 
 
@@ -221,37 +222,7 @@ def save_checkpoint(state_dir: Path, cp: Checkpoint) -> None:
     checkpoint cannot be written; the previous checkpoint is then left untouched.
     """
     try:
-        write_atomically(Path(state_dir), CHECKPOINT_NAME, [checkpoint_to_json(cp)])
+        write_atomically(Path(state_dir) / CHECKPOINT_NAME, [checkpoint_to_json(cp)],
+                         dir_mode=STATE_DIR_MODE)
     except OSError as exc:
         raise StateError(f"cannot write the checkpoint in {state_dir}: {exc}") from exc
-
-
-def write_atomically(state_dir: Path, name: str, parts: Iterable[bytes]) -> None:
-    """Write `parts` to `state_dir/name` so that a crash leaves the old file or the new
-    one, never half of one: a temporary file in the same directory, fsync, rename, fsync
-    of the directory (created with mode 0700 when missing). Raises `OSError`; the
-    temporary file is removed then."""
-    tmp_name: str | None = None
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=state_dir)
-        try:
-            for part in parts:
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp_name, state_dir / name)
-        tmp_name = None
-        # The rename is durable only once the directory entry itself is on disk.
-        dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)

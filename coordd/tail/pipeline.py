@@ -33,7 +33,7 @@ import trio
 from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _orjson_loads
 
-from coordd.core.model import BUILTIN_VOCABULARY, Event, Prepare, parse_line
+from coordd.core.event import Event, parse_line
 from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from coordd.tail.tailer import LineBatch, Tailer
@@ -44,46 +44,24 @@ log = logging.getLogger(__name__)
 
 
 class EnricherLike(Protocol):
+    """What the pipeline needs of `coordd.core.enrich.Enricher`."""
+
     rejected: Counter[str]
 
-    def enrich(self, value: Any) -> dict[str, Any] | None: ...
-
-
-def _event_maker(enricher: EnricherLike,
-                 prepare: Prepare | None) -> Callable[[Any], Event | None]:
-    """`enricher.enrich_event` when it has one (no second field extraction), else
-    `Event(0, enricher.enrich(value))`; with `prepare`, the events get their
-    `Event.source`."""
-    fused = getattr(enricher, "enrich_event", None)
-    if fused is not None:
-        if prepare is not None:
-            return partial(fused, prepare=prepare)
-        return fused  # type: ignore[no-any-return]
-    enrich = enricher.enrich
-    categories = getattr(enricher, "categories", BUILTIN_VOCABULARY)
-
-    def make(value: Any) -> Event | None:
-        enriched = enrich(value)
-        if enriched is None:
-            return None
-        ev = Event(0, enriched, categories=categories)
-        if prepare is not None:
-            ev.source = prepare(ev, enriched, None)
-        return ev
-
-    return make
+    def enrich_event(self, value: Any, seq: int = 0, *,
+                     with_source: bool = False) -> Event | None: ...
 
 
 class StoreLike(Protocol):
     epoch: str
     last_seq: int
 
-    def extend(self, events: Sequence[Event]) -> Any: ...
+    def extend(self, events: Sequence[Event]) -> None: ...
 
 
-#: Called on the event loop with each stored batch and what the store reported for it.
+#: Called on the event loop with each stored batch.
 #: Must not block (the hub queues, the sync worker buffers).
-Listener = Callable[[Sequence[Event], Any], None]
+Listener = Callable[[Sequence[Event]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +181,6 @@ class Pipeline:
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
         self.listeners: list[Listener] = list(listeners)
-        #: Makes each new event's `Event.source` for a listener that wants it (the
-        #: MongoDB sync worker, which must then drop it: see `SyncWorker.offer`).
-        self.prepare_source: Prepare | None = None
         self.epoch = checkpoint.epoch if checkpoint else new_epoch()
         self.caught_up = trio.Event()
         self._rejected: Counter[str] = Counter()
@@ -280,8 +255,8 @@ class Pipeline:
             try:
                 # No sources for the history: it is stored all at once, far beyond what
                 # the sync worker keeps them for.
-                prepare = self.prepare_source if self._history_done else None
-                events = await trio.to_thread.run_sync(self._build, batch.lines, prepare,
+                events = await trio.to_thread.run_sync(self._build, batch.lines,
+                                                       self._history_done,
                                                        batch.path, batch.end_offset,
                                                        abandon_on_cancel=False)
             finally:
@@ -319,15 +294,18 @@ class Pipeline:
         # belong to different batches.
         self._position = (file, offset, self.store.last_seq)
 
-    def _build(self, lines: list[bytes], prepare: Prepare | None = None,
+    def _build(self, lines: list[bytes], with_sources: bool = False,
                path: str | Path | None = None, end_offset: int | None = None) -> list[Event]:
         """Parse and enrich in a worker thread. Numbering happens on the loop.
 
-        `path` and `end_offset` (the batch's file and where its last line ends) say where
-        a skipped line was, in the warning about it."""
+        `with_sources`: give the events their `Event.source` (the enricher's `prepare`,
+        for the MongoDB sync worker). `path` and `end_offset` (the batch's file and where
+        its last line ends) say where a skipped line was, in the warning about it."""
         out: list[Event] = []
         append = out.append
-        make = _event_maker(self.enricher, prepare)
+        make = self.enricher.enrich_event
+        if with_sources:
+            make = partial(make, with_source=True)
         place = _Place(lines, "the log" if path is None else str(path), end_offset)
         seen = dict(self.enricher.rejected)
         for index, raw in enumerate(lines):
@@ -444,11 +422,11 @@ class Pipeline:
                  self.epoch, self.store.last_seq)
 
     def _store(self, events: list[Event]) -> None:
-        applied = self.store.extend(events)
+        self.store.extend(events)
         self._accepted += len(events)
         for listener in self.listeners:
             try:
-                listener(events, applied)
+                listener(events)
             except Exception:
                 log.exception("listener %r failed on a batch of %d events", listener, len(events))
 

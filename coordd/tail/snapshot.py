@@ -2,7 +2,7 @@
 
 Parsing and enriching 100,000 log lines is most of a cold start (~40 µs a line on a small
 machine). At a clean shutdown, right after the final checkpoint, the pipeline writes every
-stored event as a plain record (`coordd.core.model.event_record`: the enriched JSON and the
+stored event as a plain record (`coordd.core.event.event_record`: the enriched JSON and the
 fields extracted from it) to `snapshot.bin` in the state directory; the next start loads
 those records instead of the log lines up to the checkpoint, which the pipeline then
 drops unparsed (the same path as a warm restart from MongoDB).
@@ -19,8 +19,8 @@ only when
   cold start).
 Anything else — or a file that is not a complete snapshot (its length and CRC are
 checked) — means a cold start from the log, logged with the reason. The file is written
-atomically (`checkpoint.write_atomically`) and is only ever read by coordd itself, in its
-own state directory: the records are `marshal` data, compact and fast to load.
+atomically (`coordd.core.files.write_atomically`) and is only ever read by coordd itself,
+in its own state directory: the records are `marshal` data, compact and fast to load.
 
 No trio here: the pipeline calls `write_snapshot` at shutdown, the service calls
 `read_snapshot` in a worker thread.
@@ -40,18 +40,19 @@ from typing import Any, Final
 import orjson
 
 from coordd import __version__
-from coordd.core.model import (
+from coordd.core.event import (
     LINE_RULES_VERSION,
     RECORD_FIELDS,
     Event,
     event_from_record,
     event_record,
 )
+from coordd.core.files import write_atomically
 from coordd.tail.checkpoint import (
+    STATE_DIR_MODE,
     Checkpoint,
     checkpoint_from_json,
     checkpoint_to_json,
-    write_atomically,
 )
 
 __all__ = ["SNAPSHOT_NAME", "read_snapshot", "snapshot_fingerprint", "snapshot_header",
@@ -94,7 +95,7 @@ def write_snapshot(state_dir: Path, events: Sequence[Event], cp: Checkpoint,
     # A stop killed while writing (systemd's TimeoutStopSec) leaves its temporary file.
     for stale in state_dir.glob(f".{SNAPSHOT_NAME}.*.tmp"):
         stale.unlink(missing_ok=True)
-    write_atomically(state_dir, SNAPSHOT_NAME, [_MAGIC, header, body])
+    write_atomically(state_dir / SNAPSHOT_NAME, [_MAGIC, header, body], dir_mode=STATE_DIR_MODE)
     return len(_MAGIC) + len(header) + len(body)
 
 

@@ -12,7 +12,6 @@ ranges and stats are answered by `coordd.mongo.queries` (which falls back to mem
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import logging
 import time
@@ -29,6 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from coordd import __version__
 from coordd.core import queries
+from coordd.core.jsvalues import iso_ms
 from coordd.core.store import Store
 from coordd.web.guard import Guard, peer_is_loopback
 
@@ -71,13 +71,6 @@ _INDEX = orjson.dumps({
     ],
     "docs": "/openapi.json",
 })
-
-
-def iso_now(now_ms: float | None = None) -> str:
-    """ISO-8601 UTC with milliseconds, as JavaScript's `toISOString()`."""
-    ms = time.time() * 1000 if now_ms is None else now_ms
-    d = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
 
 
 @dataclass(slots=True)
@@ -384,7 +377,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
         store = ctx.store
         if route == "/api/health":
             ok, checks = ctx.health()
-            body = {"status": "ok" if ok else "fail", "timestamp": iso_now(now), "checks": checks}
+            body = {"status": "ok" if ok else "fail", "timestamp": iso_ms(now), "checks": checks}
             return 200 if ok else 503, orjson.dumps(body)
         if route == "/api/events":
             if ctx.mongo is not None:

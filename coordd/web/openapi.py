@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from coordd import __version__
-from coordd.core.model import ROLES, STATUSES
+from coordd.core.vocabulary import ROLES, STATUSES
 
 __all__ = ["openapi_document"]
 

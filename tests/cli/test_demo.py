@@ -11,7 +11,8 @@ import pytest
 import trio
 
 from coordd.cli.demo import rotated_name, run_demo
-from coordd.core.model import event_time, parse_line
+from coordd.core.event import parse_line
+from coordd.core.jsvalues import event_time
 
 RATE = 50.0
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from coordd.core.enrich import Enricher, event_role, key_type, session_types
-from coordd.core.model import dumps, event_hash, hash_input, parse_line
+from coordd.core.event import parse_line, resolve_agents
+from coordd.core.jsvalues import dumps, event_hash, hash_input
+from coordd.core.vocabulary import BUILTIN_VOCABULARY
 from coordd.plugins.host import PluginHost
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS, MainAgents
 
@@ -33,7 +35,7 @@ def make(mains: frozenset[str] = DEFAULT_MAIN_AGENTS) -> Enricher:
     host = PluginHost(load_entry_points=False,
                       extra=[("keywords", _keywords_module())], budget=1e9)
     host.start()
-    return Enricher(host, lambda: mains)
+    return Enricher(host, host.vocabulary(), lambda: mains)
 
 
 def _keywords_module() -> Any:
@@ -353,7 +355,7 @@ def types_of(data: dict[str, Any], etype: str = "a2a.send", agent: str | None = 
     event: dict[str, Any] = {"type": etype, "data": data}
     if agent is not None:
         event["agentId"] = agent
-    return session_types(etype, event, data, MAINS)
+    return session_types(etype, data, *resolve_agents(event, data), MAINS)
 
 
 def test_explicit_session_types_need_both_sides() -> None:
@@ -421,7 +423,7 @@ def test_main_agent_set_is_read_per_event() -> None:
     mains = {"value": DEFAULT_MAIN_AGENTS}
     host = PluginHost(load_entry_points=False)
     host.start()
-    enricher = Enricher(host, lambda: mains["value"])
+    enricher = Enricher(host, host.vocabulary(), lambda: mains["value"])
     event = {"type": "a2a.send", "data": {"fromAgent": "eden", "toAgent": "ruda"}}
     assert ok(enricher.enrich(event))["fromSessionType"] == "unknown"
     mains["value"] = frozenset({"eden"})
@@ -431,14 +433,15 @@ def test_main_agent_set_is_read_per_event() -> None:
 def test_without_classifiers_everything_falls_back() -> None:
     host = PluginHost(load_entry_points=False)
     host.start()
-    out = ok(Enricher(host, lambda: DEFAULT_MAIN_AGENTS).enrich(
+    out = ok(Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS).enrich(
         {"type": "a2a.send", "data": {"message": "deploy"}}))
     assert (out["collabCategory"], out["categorySource"]) == ("engineering_build", "fallback")
 
 
 def test_enricher_needs_a_started_host() -> None:
     with pytest.raises(RuntimeError, match="start"):
-        Enricher(PluginHost(load_entry_points=False), lambda: DEFAULT_MAIN_AGENTS)
+        Enricher(PluginHost(load_entry_points=False), BUILTIN_VOCABULARY,
+                 lambda: DEFAULT_MAIN_AGENTS)
 
 
 # ------------------------------------------------------------------ recorded upstream answers
@@ -451,7 +454,7 @@ def test_every_event_the_old_monitor_served_is_reproduced(tmp_path: Path, corpus
     src = PARITY / f"dev-{corpus}"
     host = PluginHost(allow=["keywords"])  # the built-in through its entry point, nothing else
     host.start()
-    enricher = Enricher(host, MainAgents(src / "openclaw.json").current)
+    enricher = Enricher(host, host.vocabulary(), MainAgents(src / "openclaw.json").current)
     ours = []
     for line in (src / "coordination-events.ndjson").read_bytes().split(b"\n"):
         parsed = parse_line(line)
@@ -488,7 +491,7 @@ def test_every_event_the_old_monitor_served_is_reproduced(tmp_path: Path, corpus
 def test_enrich_event_matches_event_of_enrich_on_a_generated_log() -> None:
     """Every line of a realistic generated log (with junk): the fused record equals
     `Event(0, enrich(value))` field for field, and rejections are counted alike."""
-    from coordd.core.model import Event
+    from coordd.core.event import Event
     from coordd.synth.gen import lines
 
     fused_enricher, plain_enricher = make(), make()
@@ -515,7 +518,7 @@ def test_a_plugin_category_is_the_event_record_category() -> None:
     """A declared category is the record's category (filters, sessions and stats read it);
     a category outside the vocabulary is taken as engineering_build, as before."""
     from coordd import Classification, hookimpl
-    from coordd.core.model import Event
+    from coordd.core.event import Event
     from coordd.plugins import keywords
 
     class Billing:
@@ -530,7 +533,7 @@ def test_a_plugin_category_is_the_event_record_category() -> None:
     host = PluginHost(load_entry_points=False,
                       extra=[("keywords", keywords), ("billing", Billing())], budget=1e9)
     host.start()
-    enricher = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    enricher = Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
     assert enricher.categories.extra == ("billing",)
     value = {"type": "a2a.send", "ts": 1, "data": {"message": "the invoice"}}
     fused = enricher.enrich_event(value, 3)

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import CATEGORIES, event_hash, js_trim
+from coordd.core.jsvalues import event_hash, js_trim
+from coordd.core.vocabulary import CATEGORIES
 from coordd.hookspecs import Classification
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost
@@ -56,7 +57,7 @@ event_like = st.fixed_dictionaries(
 
 
 def _fresh() -> Enricher:
-    return Enricher(_host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(_host, _host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 def _check_enriched(value: dict[str, Any], out: dict[str, Any]) -> None:
@@ -164,7 +165,7 @@ record_like = st.fixed_dictionaries(
 @given(record_like, st.integers(min_value=0, max_value=10**9))
 def test_enrich_event_is_the_record_of_enrich(value: dict[str, Any], seq: int) -> None:
     """The fused path builds exactly `Event(seq, enrich(value))`, field for field."""
-    from coordd.core.model import Event
+    from coordd.core.event import Event
 
     fused = _fresh().enrich_event(value, seq)
     enriched = _fresh().enrich(value)

@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordd.core import queries
-from coordd.core.model import CATEGORIES, Event, parse_line
+from coordd.core.event import Event, parse_line
 from coordd.core.overrides import Overrides
 from coordd.core.store import Store
+from coordd.core.vocabulary import CATEGORIES
 from tests.wsref import NOW, enriched, ev
 
 DAY = 86_400_000
@@ -452,7 +453,7 @@ def test_stats_equal_on_a_realistic_log() -> None:
 
     host = PluginHost()
     host.start()
-    enricher = Enricher(host, lambda: frozenset({"main", "ruda"}))
+    enricher = Enricher(host, host.vocabulary(), lambda: frozenset({"main", "ruda"}))
     s = Store(max_events=1500)
     batch = []
     for raw in gen.generate(2000, seed=3):
@@ -515,7 +516,7 @@ def _load_corpus(src: Path) -> list[Event]:
 
     host = PluginHost()
     host.start()
-    enricher = Enricher(host, MainAgents(src / "openclaw.json").current)
+    enricher = Enricher(host, host.vocabulary(), MainAgents(src / "openclaw.json").current)
     out: list[Event] = []
     for line in (src / "coordination-events.ndjson").read_bytes().split(b"\n"):
         parsed = parse_line(line)

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import event_hash, parse_line
+from coordd.core.event import parse_line
+from coordd.core.jsvalues import event_hash
 from coordd.mongo.reread import LogRereader
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost
@@ -24,7 +25,7 @@ BAD = (b'{"type":"a2a.send","agentId":"ruda","ts":1767000000002,'
 def enricher() -> Enricher:
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
-    return Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
 
 def good(n: int) -> bytes:
@@ -61,7 +62,7 @@ async def test_the_reread_numbers_and_hashes_a_repaired_line_as_the_pipeline(
         anchor = Checkpoint(file_id(os.fstat(fd), read_prefix(fd)), log.stat().st_size, 3, "E")
     finally:
         os.close(fd)
-    rr = LogRereader(log, enricher().enrich, lambda: anchor)
+    rr = LogRereader(log, enricher(), lambda: anchor)
     got = [ev async for batch in rr(0) for ev in batch]
     assert [ev.seq for ev in got] == [1, 2, 3]
     stored = enricher().enrich(parse_line(BAD).value)

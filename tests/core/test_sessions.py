@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordd.core import queries
-from coordd.core.model import ROLES, Event
+from coordd.core.event import Event
 from coordd.core.overrides import Overrides
 from coordd.core.sessions import UNFILTERED, Filter, View, build_session, status_of
 from coordd.core.store import Store
 from coordd.core.summaries import BlobCache
+from coordd.core.vocabulary import ROLES
 from tests.wsref import NOW, enriched, ev, reference_sessions
 
 DAY = 86_400_000

@@ -12,7 +12,7 @@ import orjson
 import trio
 
 from coordd.core import queries
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
@@ -41,7 +41,7 @@ class Side:
         self.store = Store(max_events=WINDOW, epoch=epoch)
         return self.store
 
-    def publish(self, events: Sequence[Event], applied: Any) -> None:
+    def publish(self, events: Sequence[Event]) -> None:
         self.published.extend(ev.seq for ev in events)
 
 

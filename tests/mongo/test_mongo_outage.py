@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from coordd.config import MongoConfig
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.errors import ConfigError, SinkUnavailable
 from coordd.mongo.sink import PymongoSink, SyncMarker
 from coordd.mongo.sync import SyncSettings, SyncWorker

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from coordd.core import queries
+from coordd.core.params import encode_cursor
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.queries import MongoQueries, degrade, interior_word
@@ -193,14 +194,14 @@ async def test_paging_walks_the_whole_history_across_the_memory_boundary(
 
 async def test_a_mongo_page_is_the_page_memory_would_give(world: World) -> None:
     first = world.small.store.first_seq
-    cursor = queries.encode_cursor(["e", "E1", first - 20])
+    cursor = encode_cursor(["e", "E1", first - 20])
     params = [("limit", "30"), ("cursor", cursor)]
     got = await mongo(world.mq.get_events, params)
     want = memory(queries.get_events, world.big.store, params)
     assert got["tier"] == "mongo"
     same(got, want, but=("tier", "seq"))  # `seq` is the store's last seq: both 344
     assert [e["seq"] for e in got["events"]] == list(range(first - 50, first - 20))
-    foreign = queries.encode_cursor(["e", "E0", 5])
+    foreign = encode_cursor(["e", "E0", 5])
     code, body = await world.mq.get_events([("cursor", foreign)], NOW)
     assert code == 400 and b"epoch" in body
 
@@ -268,7 +269,7 @@ async def test_a_failing_query_deep_in_the_history_still_answers(world: World) -
             raise RuntimeError("boom")
 
     mq = MongoQueries(lambda: Broken(), lambda: world.small.store)
-    cursor = queries.encode_cursor(["e", "E1", 3])
+    cursor = encode_cursor(["e", "E1", 3])
     got = await mongo(mq.get_events, [("cursor", cursor)])
     assert got["tier"] == "memory" and "RuntimeError: boom" in got["degraded"]
     assert got["events"] == []  # memory holds nothing that old, and says so
@@ -279,7 +280,7 @@ def test_degrade_adds_the_reason() -> None:
 
 
 async def test_the_old_monitors_documents_are_found_and_shown(world: World) -> None:
-    from coordd.core.model import event_hash
+    from coordd.core.jsvalues import event_hash
     from coordd.mongo.load import document_event
     from coordd.mongo.schema import EVENTS, legacy_event_document
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from coordd.core.model import event_hash
+from coordd.core.jsvalues import event_hash
 from coordd.core.sessions import status_of
 from coordd.mongo.schema import (
     EVENTS,
@@ -190,7 +190,7 @@ async def test_a_follower_on_a_real_server_follows_the_marker(db: Db) -> None:
     store = Store()
     caught_up = trio.Event()
 
-    def listener(events: Any, applied: Any) -> None:
+    def listener(events: Any) -> None:
         if store.last_seq >= 250:
             caught_up.set()
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordd.core.model import (
-    Event,
-    _dumps_splitting_data,
+from coordd.core.event import Event
+from coordd.core.jsvalues import (
     _js_normalise,
     dumps,
+    dumps_splitting_data,
     event_hash,
     hash_input,
     js_stringify,
@@ -34,7 +34,6 @@ from coordd.mongo.schema import (
     event_indexes,
     js_date,
     legacy_event_document,
-    prepare_document,
     session_document,
     session_indexes,
     status_expression,
@@ -44,7 +43,7 @@ from coordd.mongo.schema import (
 from coordd.mongo.sink import PymongoSink
 from coordd.synth.gen import generate
 from tests.core.test_enrich import VERIFIED_IN
-from tests.mongo.test_mongo_sync import ENRICHER, json_text, make
+from tests.mongo.test_mongo_sync import ENRICHER, PREPARING, json_text, make
 
 HASH_VECTOR = "894d85f8739844995317dd7af523b7329d349636e6e9f02ff62af242c768b497"
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
@@ -303,7 +302,7 @@ def test_event_hash_in_bytes_is_the_hash_of_the_old_recipe_string(data: Any) -> 
 def test_splitting_data_out_changes_neither_the_json_nor_the_event(data: Any) -> None:
     event = {"type": "t", "data": data, "after": [1, "x"]}
     before = repr(event)
-    out, data_json = _dumps_splitting_data(event)
+    out, data_json = dumps_splitting_data(event)
     assert repr(event) == before  # `data` is put back
     assert out == dumps(event)
     if data_json is not None:
@@ -331,7 +330,7 @@ def test_a_prepared_document_is_the_one_built_from_the_stored_json() -> None:
     raws = [*generate(300, seed=11), *(loads(json_text(e)) for e in _special_events())]
     prepared = 0
     for raw in raws:
-        ev = ENRICHER.enrich_event(raw, 7, prepare=prepare_document)
+        ev = PREPARING.enrich_event(raw, 7, with_source=True)
         plain = ENRICHER.enrich_event(raw, 7)
         assert ev is not None and plain is not None
         assert ev.json == plain.json and plain.source is None

@@ -20,7 +20,8 @@ import trio
 import trio.lowlevel
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event, event_hash, loads, parse_line
+from coordd.core.event import Event, Prepare, parse_line
+from coordd.core.jsvalues import event_hash, loads
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.mongo.reread import LogRereader, iter_lines
@@ -45,15 +46,17 @@ from coordd.synth.gen import generate, lines
 from coordd.tail.checkpoint import Checkpoint, file_id, read_prefix
 
 
-def make() -> Enricher:
+def make(prepare: Prepare | None = None) -> Enricher:
     """The built-in classifier without a time budget: on a loaded machine a slow call would
     fall back to another category, and the same line would hash differently."""
     host = PluginHost(load_entry_points=False, extra=[("keywords", keywords)], budget=1e9)
     host.start()
-    return Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+    return Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS, prepare=prepare)
 
 
 ENRICHER = make()
+#: The enricher of the pipeline when a sync worker runs (its events' `Event.source`).
+PREPARING = make(prepare_document)
 
 
 def json_text(value: Any) -> str:
@@ -84,9 +87,9 @@ class Daemon:
         for e in batch:
             seq += 1
             evs.append(Event(seq, e))
-        applied = self.store.extend(evs)
+        self.store.extend(evs)
         for listener in self.listeners:
-            listener(evs, applied)
+            listener(evs)
         return evs
 
     def feed_prepared(self, raws: list[dict[str, Any]]) -> list[Event]:
@@ -96,12 +99,12 @@ class Daemon:
         evs = []
         for raw in raws:
             seq += 1
-            ev = ENRICHER.enrich_event(raw, seq, prepare=prepare_document)
+            ev = PREPARING.enrich_event(raw, seq, with_source=True)
             assert ev is not None
             evs.append(ev)
-        applied = self.store.extend(evs)
+        self.store.extend(evs)
         for listener in self.listeners:
-            listener(evs, applied)
+            listener(evs)
         return evs
 
     def session_docs(self, ws_ids: Any) -> list[dict[str, Any]]:
@@ -695,7 +698,7 @@ async def test_reread_numbers_events_like_the_pipeline(tmp_path: Path, from_seq:
     live, accepted = write_log(tmp_path, 600)
     last = 1000  # the checkpoint's seq: the last accepted event has it
     first = last - len(accepted) + 1
-    rr = LogRereader(live, make().enrich, lambda: anchor_of(live, live.stat().st_size, last),
+    rr = LogRereader(live, make(), lambda: anchor_of(live, live.stat().st_size, last),
                      max_line_bytes=4096, batch_size=64)
     got: list[Event] = []
     async for batch in rr(first - 1 + from_seq):
@@ -715,7 +718,7 @@ async def test_reread_stops_at_the_anchor_and_needs_its_file(tmp_path: Path) -> 
         1 for line in data.split(b"\n")[:-1]
         if (p := parse_line(line)).reason is None and ENRICHER.enrich(p.value))
     cp = anchor_of(live, cut, 500)
-    rr = LogRereader(live, make().enrich, lambda: cp, max_line_bytes=4096)
+    rr = LogRereader(live, make(), lambda: cp, max_line_bytes=4096)
     got = [ev async for batch in rr(0) for ev in batch]
     assert [ev.seq for ev in got] == list(range(500 - n_sibling - n_live_before + 1, 501))
     live.unlink()
@@ -737,7 +740,7 @@ async def test_catch_up_from_the_log_when_memory_no_longer_holds_it(tmp_path: Pa
         asked.append(1)
         return cp_holder[0] if len(asked) > 1 else None
 
-    rr = LogRereader(live, make().enrich, anchor, max_line_bytes=4096, batch_size=70)
+    rr = LogRereader(live, make(), anchor, max_line_bytes=4096, batch_size=70)
     settings = SyncSettings(batch_size=25, batch_interval=0.01, buffer_events=40,
                             backoff_initial=0.01, backoff_max=0.02, idle_poll=0.01)
     worker = SyncWorker(sink, d.source(reread=rr), settings)

@@ -14,7 +14,7 @@ import orjson
 import trio
 
 from coordd.core import queries
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.mongo.load import load_warm_history, warm_history
 from coordd.mongo.schema import EVENTS
@@ -38,9 +38,9 @@ class CountingEnricher:
         self.rejected = ENRICHER.rejected
         self.calls = 0
 
-    def enrich(self, value: Any) -> Any:
+    def enrich_event(self, value: Any, seq: int = 0, *, with_source: bool = False) -> Any:
         self.calls += 1
-        return ENRICHER.enrich(value)
+        return ENRICHER.enrich_event(value, seq, with_source=with_source)
 
 
 def write(path: Path, n: int, seed: int) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from coordd import Classification, hookimpl
 from coordd.core.enrich import Enricher
-from coordd.core.model import CATEGORIES
+from coordd.core.vocabulary import CATEGORIES
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
@@ -41,7 +41,7 @@ class Strict:
     """An Enricher for events that must be accepted."""
 
     def __init__(self, host: PluginHost) -> None:
-        self.inner = Enricher(host, lambda: DEFAULT_MAIN_AGENTS)
+        self.inner = Enricher(host, host.vocabulary(), lambda: DEFAULT_MAIN_AGENTS)
 
     def enrich(self, value: Any) -> dict[str, Any]:
         out = self.inner.enrich(value)

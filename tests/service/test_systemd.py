@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from coordd.config import load_config
+from coordd.core.event import Event
 from coordd.service.service import Service
 from tests.daemon import Daemon, event, wait_for
 
@@ -88,9 +89,9 @@ class BlockingEnricher:
         self.rejected: Counter[str] = Counter()
         self.release = threading.Event()
 
-    def enrich(self, value: Any) -> dict[str, Any] | None:
+    def enrich_event(self, value: Any, seq: int = 0, *, with_source: bool = False) -> Event:
         self.release.wait(30)
-        return {"type": "a2a.send", "agentId": "ruda", "ts": 1, "data": {}}
+        return Event(seq, {"type": "a2a.send", "agentId": "ruda", "ts": 1, "data": {}})
 
 
 async def test_hung_worker_thread_withholds_the_watchdog(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coordd.core.model import event_time, parse_line
+from coordd.core.event import parse_line
+from coordd.core.jsvalues import event_time
 from coordd.synth import gen
 from coordd.synth.engine import stream
 from coordd.synth.gen import AGENTS, JUNK_KINDS, generate, lines, main, write_log

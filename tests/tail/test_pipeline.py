@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.plugins.host import PluginHost
 from coordd.tail.checkpoint import Checkpoint, FileId, load_checkpoint
@@ -44,10 +44,11 @@ class FakeTailer:
             await trio.sleep_forever()
 
 
-def enricher() -> Enricher:
+def enricher(prepare: Any = None) -> Enricher:
     host = PluginHost(load_entry_points=False, extra=[_keywords()])
     host.start()
-    return Enricher(host, lambda: frozenset({"main", "ruda"}))
+    return Enricher(host, host.vocabulary(), lambda: frozenset({"main", "ruda"}),
+                    prepare=prepare)
 
 
 def _keywords() -> Any:
@@ -61,10 +62,9 @@ async def run_pipeline(tmp_path: Path, batches: Sequence[LineBatch], *,
                        listeners: Sequence[Any] = (),
                        prepare: Any = None) -> tuple[Pipeline, Store]:
     store = Store(max_events=1000)
-    p = Pipeline(FakeTailer(batches, resumed), enricher(), store,  # type: ignore[arg-type]
+    p = Pipeline(FakeTailer(batches, resumed), enricher(prepare), store,  # type: ignore[arg-type]
                  state_dir=tmp_path, checkpoint=checkpoint, checkpoint_interval=0.01,
                  listeners=listeners)
-    p.prepare_source = prepare
     async with trio.open_nursery() as nursery:
         await nursery.start(p.run)
         await trio.sleep(0.1)
@@ -164,10 +164,10 @@ async def test_late_write_to_a_rotated_file_keeps_the_checkpoint_forward(tmp_pat
 async def test_a_failing_listener_does_not_stop_ingestion(tmp_path: Path) -> None:
     seen: list[int] = []
 
-    def bad(events: Sequence[Event], applied: object) -> None:
+    def bad(events: Sequence[Event]) -> None:
         raise RuntimeError("listener bug")
 
-    def good(events: Sequence[Event], applied: object) -> None:
+    def good(events: Sequence[Event]) -> None:
         seen.extend(ev.seq for ev in events)
 
     batches = [LineBatch([line(1)], F1, 50, history=True, caught_up=True),
@@ -190,15 +190,16 @@ async def test_ready_only_after_the_initial_read(tmp_path: Path, history: bool) 
 
 
 async def test_prepared_sources_for_live_events_only(tmp_path: Path) -> None:
-    """With `prepare_source` (a sync worker runs) each live event reaches the listeners
-    with what `prepare` made of it; the history, stored all at once, never has one."""
+    """With an enricher that has a `prepare` (a sync worker runs) each live event reaches
+    the listeners with what `prepare` made of it; the history, stored all at once, never
+    has one."""
     seen: dict[int, Any] = {}
 
     def prepare(ev: Event, enriched: dict[str, Any], data_json: bytes | None) -> Any:
         assert data_json == json.dumps(enriched["data"], separators=(",", ":")).encode()
         return ("prepared", enriched["data"]["n"])
 
-    def listener(events: Sequence[Event], applied: object) -> None:
+    def listener(events: Sequence[Event]) -> None:
         seen.update((ev.seq, ev.source) for ev in events)
 
     batches = [LineBatch([line(1), line(2)], F1, 100, history=True, caught_up=True),

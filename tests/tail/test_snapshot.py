@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from coordd.core.model import RECORD_FIELDS, Event
+from coordd.core.event import RECORD_FIELDS, Event
 from coordd.synth.gen import generate
 from coordd.tail import snapshot
 from coordd.tail.checkpoint import Checkpoint, FileId

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from coordd.core.model import CATEGORIES
+from coordd.core.vocabulary import CATEGORIES
 from coordd.web.openapi import openapi_document
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from coordd.config import load_config
-from coordd.core.model import Event
+from coordd.core.event import Event
 from coordd.core.overrides import Overrides
 from coordd.core.store import Store
 from coordd.errors import ConfigError

@@ -103,7 +103,7 @@ def test_inside_a_coordd_host_rules_beat_the_builtin_keywords() -> None:
                           "security": {"patterns": [r"\bcve-\d+"]}}}})
     host.start()
     assert "security" in host.categories()
-    enricher = Enricher(host, lambda: frozenset({"main", "ruda"}))
+    enricher = Enricher(host, host.vocabulary(), lambda: frozenset({"main", "ruda"}))
     out = enricher.enrich({"type": "a2a.send", "data": {"message": "deploy fix for CVE-7"}})
     assert out is not None
     assert (out["collabCategory"], out["categorySource"]) == ("security", "rules")
