@@ -32,7 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from coordd.core.model import ARCHIVE_AFTER_MS, Event, O, S, loads
+from coordd.core.event import Event
+from coordd.core.jsvalues import O, S, loads
+from coordd.core.vocabulary import ARCHIVE_AFTER_MS
 
 __all__ = ["KINDS", "Attention", "AttentionItem", "ItemChange", "StatusChange", "replay"]
 

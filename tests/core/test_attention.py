@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coordd.core.attention import Attention, ItemChange, StatusChange, replay
-from coordd.core.model import ARCHIVE_AFTER_MS, Event
+from coordd.core.event import Event
 from coordd.core.sessions import status_of
+from coordd.core.vocabulary import ARCHIVE_AFTER_MS
 
 T0 = 1_767_000_000_000
 MIN = 60_000
