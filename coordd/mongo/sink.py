@@ -35,12 +35,14 @@ from typing import Any, Final, Protocol
 
 from coordd.config import MongoConfig
 from coordd.errors import ConfigError, SinkUnavailable
+from coordd.mongo.capabilities import Capabilities, probe
 from coordd.mongo.schema import (
     COORDD_EVENT_FIELDS,
     EVENTS,
     MARKER_ID,
     META,
     SESSIONS,
+    TEXT_INDEX,
     TTL_INDEX,
     IndexSpec,
     bson_safe,
@@ -143,6 +145,8 @@ class PymongoSink:
         self._lock = threading.Lock()
         self.database = database
         self.ttl_days = ttl_days
+        #: What the server can do, probed by `ensure_schema` (None until then).
+        self.capabilities: Capabilities | None = None
 
     @classmethod
     def from_config(cls, cfg: MongoConfig) -> PymongoSink:
@@ -206,10 +210,17 @@ class PymongoSink:
     # ------------------------------------------------------------------ schema
 
     def ensure_schema(self) -> None:
-        """Create the old monitor's indexes and coordd's; drop the old monitor's TTL on `createdAt`
-        (it expires a session's events one by one) and a TTL of another length."""
+        """Probe the server's capabilities; create the old monitor's indexes and coordd's
+        (those the server can build: no text index or TTL index where it has none); drop the
+        old monitor's TTL on `createdAt` (it expires a session's events one by one) and a
+        TTL of another length."""
         with self._errors():
             db = self._db
+            if self.capabilities is None:
+                self.capabilities = probe(db)
+                log.info("MongoDB server: %s", self.capabilities.describe())
+                for feature, fallback in self.capabilities.fallbacks().items():
+                    log.info("MongoDB server has no %s: %s", feature, fallback)
             events = db[EVENTS]
             want_ttl = self.ttl_days * 86_400
             for name, info in events.index_information().items():
@@ -221,8 +232,19 @@ class PymongoSink:
                                 "the old monitor's TTL on event time" if legacy
                                 else "its TTL differs from [mongo] ttl_days")
                     events.drop_index(name)
-            self._create(events, event_indexes(self.ttl_days), essential="eventHash_1")
+            self._create(events, self._buildable(event_indexes(self.ttl_days)),
+                         essential="eventHash_1")
             self._create(db[SESSIONS], session_indexes(), essential=None)
+
+    def _buildable(self, specs: list[IndexSpec]) -> list[IndexSpec]:
+        """The index specs the probed server can build."""
+        caps = self.capabilities
+        skip = set()
+        if caps is not None and not caps.text_index:
+            skip.add(TEXT_INDEX)  # search falls back to a regex prefilter
+        if caps is not None and not caps.ttl_index:
+            skip.add(TTL_INDEX)  # the retention pass deletes by insertedAt anyway
+        return [spec for spec in specs if spec.name not in skip]
 
     def _create(self, coll: Any, specs: list[IndexSpec], essential: str | None) -> None:
         from pymongo.errors import OperationFailure
