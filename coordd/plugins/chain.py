@@ -61,6 +61,8 @@ class PluginCallStats:
     seconds: float
     suspended: bool
     suspensions: int
+    #: `"<kind>: <detail>"` of the most recent failure (`raised: ValueError('x')`), or None.
+    last_failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class CallRecord:
     strikes: int = 0
     suspended_until: float | None = None
     suspensions: int = 0
+    last_failure: str | None = None
     last_log: dict[str, float] = dataclasses.field(default_factory=dict)
     suppressed: Counter[str] = dataclasses.field(default_factory=Counter)
 
@@ -250,6 +253,7 @@ class ClassifierChain:
                  exc: BaseException | None = None) -> None:
         with self._lock:
             record.errors[kind] += 1
+            record.last_failure = f"{kind}: {detail}"
         now = self._clock()
         last = record.last_log.get(kind)
         if last is not None and now - last < self._log_interval:
@@ -268,5 +272,5 @@ class ClassifierChain:
             return PluginStats(MappingProxyType({
                 r.name: PluginCallStats(r.calls, r.answers, MappingProxyType(dict(r.errors)),
                                         r.seconds, r.suspended_until is not None,
-                                        r.suspensions)
+                                        r.suspensions, r.last_failure)
                 for r in self._records}))

@@ -16,8 +16,7 @@ except ImportError:  # run from a checkout without installing
     import coordd_rules
 
 from coordd import Classification
-from coordd.core.enrich import Enricher
-from coordd.plugins.host import PluginHost
+from coordd.testing import enricher_with, make_event
 
 
 def configured(settings: Mapping[str, Any]) -> coordd_rules.RulesPlugin:
@@ -95,18 +94,10 @@ def test_bad_settings_name_the_key(settings: dict[str, Any], message: str | None
 
 
 def test_inside_a_coordd_host_rules_beat_the_builtin_keywords() -> None:
-    from coordd.plugins import keywords
-
-    host = PluginHost(load_entry_points=False,
-                      extra=[("keywords", keywords), ("rules", coordd_rules.RulesPlugin())],
-                      settings={"rules": {"categories": {
-                          "security": {"patterns": [r"\bcve-\d+"]}}}})
-    host.start()
-    assert "security" in host.categories()
-    enricher = Enricher(host, host.vocabulary(), lambda: frozenset({"main", "ruda"}))
-    out = enricher.enrich({"type": "a2a.send", "data": {"message": "deploy fix for CVE-7"}})
-    assert out is not None
+    enricher = enricher_with(("rules", coordd_rules.RulesPlugin()), settings={"rules": {
+        "categories": {"security": {"patterns": [r"\bcve-\d+"]}}}})
+    assert "security" in enricher.categories
+    out = enricher.enrich(make_event("a2a.send", {"message": "deploy fix for CVE-7"}))
     assert (out["collabCategory"], out["categorySource"]) == ("security", "rules")
-    out = enricher.enrich({"type": "a2a.send", "data": {"message": "deploy"}})
-    assert out is not None
+    out = enricher.enrich(make_event("a2a.send", {"message": "deploy"}))
     assert (out["collabCategory"], out["categorySource"]) == ("infra_ops", "rule")
