@@ -12,6 +12,7 @@ each where the server has it and a documented fallback where it does not:
 | `ttl_index` | `[mongo] ttl_days` retention | the retention pass deletes old events itself |
 | `expressions` | status and stats on the server | computed in Python over a bounded cursor |
 | `accumulators` | `/api/stats` groups on the server | computed in Python over a bounded cursor |
+| `dotted_keys` | `roleCounts` keyed by role (`conversation.main`) | an array of `{role, count}` |
 
 `probe(database)` is blocking (pymongo): run it in a worker thread. Each probe works on a
 scratch collection it drops again and takes one round trip or two; an answer that is not a
@@ -30,6 +31,7 @@ __all__ = ["FALLBACKS", "Capabilities", "is_unsupported", "probe"]
 
 #: Server error codes that mean "this server does not do that" (not a failure of the moment).
 _UNSUPPORTED_CODES: Final = frozenset({
+    2,       # BadValue (FerretDB: "key must not contain '.' sign")
     9,       # FailedToParse / invalid command format (e.g. `aggregate: 1` for a db watch)
     27,      # IndexNotFound (FerretDB: a text index it cannot build)
     40324,   # unrecognised pipeline stage
@@ -49,6 +51,7 @@ FALLBACKS: Final = {
     "ttl_index": "the retention pass deletes expired events itself",
     "expressions": "status is computed in Python over a bounded cursor",
     "accumulators": "stats are computed in Python over a bounded cursor",
+    "dotted_keys": "a session's roleCounts is stored as an array of {role, count}",
 }
 
 
@@ -63,6 +66,7 @@ class Capabilities:
     ttl_index: bool = True
     expressions: bool = True
     accumulators: bool = True
+    dotted_keys: bool = True
     stages: frozenset[str] | None = field(default=None)
 
     @classmethod
@@ -125,6 +129,7 @@ def probe(database: Any) -> Capabilities:
                             "default": 0}}}}]))),
             accumulators=_works(lambda: list(scratch.aggregate([
                 {"$group": {"_id": None, "m": {"$max": "$a"}, "s": {"$min": "$a"}}}]))),
+            dotted_keys=_works(lambda: scratch.insert_one({"d": {"a.b": 1}})),
             stages=frozenset(stages) if stages is not None else None,
         )
     finally:

@@ -59,6 +59,7 @@ __all__ = [
     "Sink",
     "SyncMarker",
     "WriteResult",
+    "role_counts_as_array",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ class WriteResult:
     inserted: int
     duplicates: int
     stamped: int = 0
+
+
+def role_counts_as_array(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A session document for a server that refuses dots in field names (FerretDB):
+    `roleCounts` as `[{"role": r, "count": n}, ...]` instead of `{r: n}`."""
+    counts = doc.get("roleCounts")
+    if not isinstance(counts, Mapping):
+        return dict(doc)
+    return {**doc, "roleCounts": [{"role": r, "count": n} for r, n in counts.items()]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +286,9 @@ class PymongoSink:
 
     def upsert_sessions(self, docs: Sequence[Mapping[str, Any]]) -> int:
         # One update per session: a batch touches few, and mongomock has no bulk upsert.
+        caps = self.capabilities
+        if caps is not None and not caps.dotted_keys:
+            docs = [role_counts_as_array(doc) for doc in docs]
         with self._errors():
             coll = self._db[SESSIONS]
             for doc in docs:

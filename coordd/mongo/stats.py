@@ -17,17 +17,22 @@ tiers cannot drift apart.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from coordd.core.stats import _result as stats_body  # the in-memory answer's shaping
 from coordd.core.store import Store
+from coordd.mongo.capabilities import is_unsupported
 from coordd.mongo.schema import EVENTS
 
 __all__ = ["mongo_stats", "stats_match"]
 
+log = logging.getLogger(__name__)
+
 _REPLY_TYPES: Final = ("a2a.send", "a2a.response")
+_BATCH: Final = 2_000
 
 
 def stats_match(since: float | None, until: float | None) -> dict[str, Any]:
@@ -63,9 +68,13 @@ def _walk(e: Mapping[str, Any]) -> tuple[Any, Any]:
     return e["ts"], seq if type(seq) is int else 0
 
 
-def mongo_stats(db: Any, store: Store, since: float | None, until: float | None) -> dict[str, Any]:
+def mongo_stats(db: Any, store: Store, since: float | None, until: float | None, *,
+                accumulators: bool = True) -> dict[str, Any]:
     """Blocking: the `/api/stats` body for [since, until) over MongoDB (without `since`,
-    `until` and `tier`, which the caller adds). `store` gives `epoch` and `seq`."""
+    `until` and `tier`, which the caller adds). `store` gives `epoch` and `seq`.
+    `accumulators=False` (a server without `$addToSet`/`$push`, e.g. FerretDB) computes the
+    per-session figures in Python over one streamed cursor; a server that refuses them
+    unannounced gets the same."""
     coll = db[EVENTS]
     match = stats_match(since, until)
     by_cat: dict[str, int] = {}
@@ -89,6 +98,28 @@ def mongo_stats(db: Any, store: Store, since: float | None, until: float | None)
         pairs[pair] = pairs.get(pair, 0) + c
         if k.get("o") is not None:
             outcomes[k["o"]] = outcomes.get(k["o"], 0) + c
+    ws_events, ws_threads, replies = _sessions_and_replies(coll, match, accumulators)
+    return stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events, ws_threads,
+                      replies, outcomes)
+
+
+Figures = tuple[list[int], list[int], list[float]]
+
+
+def _sessions_and_replies(coll: Any, match: dict[str, Any], accumulators: bool) -> Figures:
+    """Per work session its events and distinct threads; the send -> reply delays."""
+    if accumulators:
+        try:
+            return _on_the_server(coll, match)
+        except Exception as e:
+            if not is_unsupported(e):
+                raise
+            log.info("MongoDB stats: the server refused an accumulator (%s); computing in "
+                     "Python over a cursor", _short(e))
+    return _in_python(coll, match)
+
+
+def _on_the_server(coll: Any, match: dict[str, Any]) -> Figures:
     ws_events: list[int] = []
     ws_threads: list[int] = []
     for row in coll.aggregate([
@@ -110,5 +141,36 @@ def mongo_stats(db: Any, store: Store, since: float | None, until: float | None)
         # Walk order sorted here: `$push` after a `$sort` keeps it on one server, not
         # when a sharded cluster merges the shards' groups.
         replies.extend(_replies(sorted(row["e"], key=_walk)))
-    return stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events, ws_threads,
-                      replies, outcomes)
+    return ws_events, ws_threads, replies
+
+
+def _in_python(coll: Any, match: dict[str, Any]) -> Figures:
+    """The same figures from one cursor over the session events, streamed in batches of
+    `_BATCH` small projected documents: memory grows with the sessions and the
+    conversations' send/reply events, not with the documents' size."""
+    events: dict[str, int] = {}
+    threads: dict[str, set[Any]] = {}
+    convs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cursor = coll.find({**match, "workSessionId": {"$type": "string"}},
+                       {"_id": 0, "workSessionId": 1, "type": 1, "ts": 1, "seq": 1,
+                        "derived.thread": 1, "derived.outcome": 1,
+                        "derived.conversationId": 1}).batch_size(_BATCH)
+    for doc in cursor:
+        ws = doc["workSessionId"]
+        derived = doc.get("derived") or {}
+        events[ws] = events.get(ws, 0) + 1
+        threads.setdefault(ws, set()).add(derived.get("thread"))
+        conv = derived.get("conversationId")
+        if doc.get("type") in _REPLY_TYPES and isinstance(conv, str):
+            convs.setdefault((ws, conv), []).append(
+                {"t": doc["type"], "ts": doc["ts"], "s": doc.get("seq"),
+                 "o": derived.get("outcome")})
+    replies: list[float] = []
+    for rows in convs.values():
+        replies.extend(_replies(sorted(rows, key=_walk)))
+    return list(events.values()), [len(threads[ws]) for ws in events], replies
+
+
+def _short(e: BaseException) -> str:
+    text = str(e)
+    return text if len(text) <= 120 else text[:119] + "…"

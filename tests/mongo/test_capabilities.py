@@ -60,7 +60,7 @@ def test_a_probe_of_the_real_server() -> None:
             assert cap.server.startswith("FerretDB v1.24")
             # What FerretDB 1.24 on SQLite lacks (docs/mongodb.md lists the fallbacks).
             assert cap.missing() == ["text_index", "change_streams", "ttl_index",
-                                     "expressions", "accumulators"]
+                                     "expressions", "accumulators", "dotted_keys"]
         else:
             assert cap.server.startswith("MongoDB")
     finally:

@@ -232,6 +232,46 @@ async def test_stats_from_mongodb_equal_memorys_on_the_same_data(world: World,
     assert got["events"] > 0 or params
 
 
+@pytest.mark.parametrize("window", [(None, None), (1_767_000_000_000, 1_772_000_000_000)])
+def test_stats_computed_in_python_equal_the_servers(world: World,
+                                                    window: tuple[Any, Any]) -> None:
+    """The fallback for a server without `$addToSet`/`$push` (FerretDB) gives the same
+    figures as the aggregation pipelines."""
+    from coordd.mongo.stats import mongo_stats
+
+    db, store = world.db.sink.db(), world.big.store
+    server = mongo_stats(db, store, *window)
+    python = mongo_stats(db, store, *window, accumulators=False)
+    assert python == server and server["events"] > 0
+
+
+def test_a_server_refusing_an_accumulator_gets_the_python_figures(world: World) -> None:
+    from coordd.mongo.stats import mongo_stats
+
+    class NoAccumulators:
+        """A collection whose server does `$group` with `$sum` only (as FerretDB 1.24)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def aggregate(self, pipeline: list[Any], **kw: Any) -> Any:
+            if "$addToSet" in repr(pipeline) or "$push" in repr(pipeline):
+                raise _Refused()
+            return self.inner.aggregate(pipeline, **kw)
+
+        def find(self, *a: Any, **kw: Any) -> Any:
+            return self.inner.find(*a, **kw)
+
+    db = world.db.sink.db()
+    lean = {"coordination_events": NoAccumulators(db["coordination_events"])}
+    assert mongo_stats(lean, world.big.store, None, None) == mongo_stats(
+        db, world.big.store, None, None)
+
+
+class _Refused(Exception):
+    code = 238  # NotImplemented
+
+
 async def test_stats_within_the_window_come_from_memory(world: World) -> None:
     since = str(int(next(world.small.store.iter_by_time()).ts))
     got = await mongo(world.mq.get_stats, [("since", since)])
