@@ -7,11 +7,12 @@ the configuration and applies what can change live. A component that crashes (or
 while it should run) is logged by name and stops the daemon with a non-zero exit, so that
 systemd restarts it: never a silent half-alive state.
 
-With `[mongo] uri` the daemon also starts the MongoDB sync worker, answers search, deep
-paging and stats from MongoDB (`coordd.mongo.queries`), and restarts warm: its history
-comes from MongoDB when the checkpoint allows (`coordd.mongo.load`). In follower mode
-(`[mode] follower`) there is no tailer, pipeline, checkpoint or sync worker: a `Follower`
-feeds the store and the hub from MongoDB (`coordd.mongo.follower`).
+Every component is built by the constructor, before `run`, and handed what it reads.
+With `[mongo] uri` the MongoDB tier (`coordd.mongo.tier.MongoTier`) runs the sync worker,
+answers search, deep paging and stats from MongoDB, and gives a warm restart its history
+when the checkpoint allows. In follower mode (`[mode] follower`) there is no tailer,
+pipeline, checkpoint or sync worker: the tier's follower feeds the store and the hub from
+MongoDB.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,16 +33,14 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
-from quart import websocket
 
 from coordd.config import Config, load_config
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event
+from coordd.core.model import Event, Prepare
 from coordd.core.overrides import Overrides, adopt_legacy_file
 from coordd.core.store import Store
 from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
 from coordd.live.hub import Hub
-from coordd.mongo.tier import build_follower, build_sync_worker, mongo_checks
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.gcpolicy import run_gc_policy
 from coordd.service.logs import setup_logging
@@ -49,7 +49,7 @@ from coordd.service.metrics import service_metric_families
 from coordd.service.notify import Notifier
 from coordd.tail.checkpoint import Checkpoint, load_checkpoint
 from coordd.tail.logfile import resumes_from
-from coordd.tail.pipeline import Pipeline
+from coordd.tail.pipeline import History, Listener, Pipeline
 from coordd.tail.snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
 from coordd.tail.tailer import Tailer
 from coordd.web.app import AppContext, create_app
@@ -58,14 +58,15 @@ from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
 
 if TYPE_CHECKING:
-    from coordd.mongo.follower import Follower
-    from coordd.mongo.queries import MongoQueries
-    from coordd.mongo.sink import PymongoSink
-    from coordd.mongo.sync import SyncWorker
+    from coordd.mongo.tier import MongoTier
 
 __all__ = ["Service", "ServiceInfo"]
 
 log = logging.getLogger(__name__)
+
+#: A long-lived task of the root nursery: runs until cancelled, reports ready through
+#: `task_status`.
+Component = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +84,25 @@ def _check(status: str, output: str, observed: Any = None) -> dict[str, Any]:
     return out
 
 
-@dataclass
 class Service:
-    """Wires the components from a `Config` and runs them."""
+    """Builds every component from a `Config` (all of them, before `run`) and runs them.
 
-    config: Config
-    notifier: Notifier = field(default_factory=Notifier)
-    #: A ready MongoDB client (a `pymongo.MongoClient`, or mongomock's in tests) to use
-    #: instead of one made from `[mongo] uri` (which must still be set to enable the tier).
-    mongo_client: Any = None
+    `mongo_client`: a ready MongoDB client (a `pymongo.MongoClient`, or mongomock's in
+    tests) to use instead of one made from `[mongo] uri` (which must still be set to
+    enable the tier). `cli_overrides`: the command line's `load_config` overrides, applied
+    again when SIGHUP re-reads the file. `tasks`: more components by name (the demo's log
+    writer), started first in the root nursery and stopped with it.
+    """
 
-    def __post_init__(self) -> None:
-        cfg = self.config
+    def __init__(self, config: Config, *, notifier: Notifier | None = None,
+                 mongo_client: Any = None,
+                 cli_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 tasks: Mapping[str, Component] | None = None) -> None:
+        cfg = config
+        self.config = cfg
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.cli_overrides = cli_overrides
+        self.tasks = dict(tasks or {})
         self.state_dir = cfg.state_dir()
         self.main_agents = MainAgents(cfg.openclaw_config_path())
         self.plugins = PluginHost(
@@ -107,18 +115,82 @@ class Service:
         self.categories = self.plugins.vocabulary()
         self.overrides = Overrides(cfg.overrides_path(), categories=self.categories)
         self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
-        self.sync: SyncWorker | None = None
+        self.enricher = Enricher(self.plugins, self.main_agents.current)
+        self.hub = Hub(
+            epoch=self._epoch, replay_window=cfg.websocket.replay_window,
+            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
+        )
+        self.checkpoint: Checkpoint | None = None
         self.tailer: Tailer | None = None
         self.pipeline: Pipeline | None = None
-        self.follower: Follower | None = None
-        self.mongo_sink: PymongoSink | None = None
-        self.mongo_queries: MongoQueries | None = None
+        self.mongo: MongoTier | None = None
+        if cfg.mode.follower:
+            # load_config refuses a follower without `[mongo] uri`.
+            from coordd.mongo.tier import MongoTier
+
+            self.mongo = MongoTier.following(cfg, lambda: self.store, self._new_epoch_store,
+                                             [self.hub.publish], client=mongo_client)
+        else:
+            self._build_tailing(mongo_client)
+        self.metrics = Metrics()
+        self.metrics.add_source(self._metric_families)
+        if self.mongo is not None:
+            self.metrics.add_source(self.mongo.metric_families)
+        self.web = AppContext(
+            store=lambda: self.store, mongo=self.mongo.queries if self.mongo else None,
+            write_token=cfg.server.write_token,
+            guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
+            max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
+            health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
+            observe=self.metrics.observe,
+            on_category_change=self.mongo.sessions_changed if self.mongo else None,
+            openapi=orjson.dumps(openapi_document(self.categories.names)),
+        )
+        self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
         self._shutdown = trio.Event()
         self._stopping = False
         self._scopes: dict[str, trio.CancelScope] = {}
         self._listen_fd: int | None = None
         self._done: dict[str, trio.Event] = {}
+
+    def _build_tailing(self, mongo_client: Any) -> None:
+        """The tailer, the pipeline and (with `[mongo] uri`) the MongoDB tier of a tailing
+        instance."""
+        cfg = self.config
+        self.checkpoint = checkpoint = load_checkpoint(self.state_dir)
+        self.tailer = Tailer(
+            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
+            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
+            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
+        )
+        listeners: list[Listener] = [self.hub.publish]
+        prepare: Prepare | None = None
+        if cfg.mongo.uri:
+            from coordd.mongo.tier import MongoTier
+
+            # The re-read runs in its own thread: it gets its own Enricher.
+            self.mongo = MongoTier.tailing(
+                cfg, self.store, client=mongo_client,
+                reread_enricher=Enricher(self.plugins, self.main_agents.current))
+            listeners.append(self.mongo.offer)
+            prepare = self.mongo.prepare_source
+        self.pipeline = Pipeline(
+            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
+            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
+            listeners=listeners, prepare_source=prepare,
+        )
+
+    def _epoch(self) -> str:
+        """The epoch the hub tells its clients: the pipeline's (tailing), else the store's."""
+        return self.pipeline.epoch if self.pipeline is not None else self.store.epoch
+
+    def _new_epoch_store(self, epoch: str) -> Store:
+        """A follower's new epoch is a new sequence space: a fresh store, installed where
+        every component reads it (`self.store`: the routes, the hub, the metrics)."""
+        self.store = Store(max_events=self.config.store.max_events, overrides=self.overrides,
+                           epoch=epoch)
+        return self.store
 
     # ------------------------------------------------------------------ lifetime
 
@@ -163,45 +235,10 @@ class Service:
         cfg = self.config
         self._prepare_state_dir()
         self._adopt_legacy_overrides()
-        self.enricher = Enricher(self.plugins, self.main_agents.current)
-        following = cfg.mode.follower
-        if cfg.mongo.uri:
-            from coordd.mongo.queries import MongoQueries
-            from coordd.mongo.sink import PymongoSink
-
-            self.mongo_sink = (
-                PymongoSink(self.mongo_client, cfg.mongo.database, ttl_days=cfg.mongo.ttl_days)
-                if self.mongo_client is not None else PymongoSink.from_config(cfg.mongo))
-            self.mongo_queries = MongoQueries(
-                self.mongo_sink.db, lambda: self.store, timeout=cfg.mongo.operation_timeout,
-                limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
-        if following:
-            self.hub = Hub(
-                epoch=lambda: self.store.epoch, replay_window=cfg.websocket.replay_window,
-                client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
-            )
-            self.follower = build_follower(self)
-        else:
+        history: History | None = None
+        if self.pipeline is not None:
             self._prepare_log_dir()
-            await self._tailing_pipeline()
-        self.metrics = Metrics()
-        self.metrics.add_source(self._metric_families)
-        ctx = AppContext(
-            store=self.store, mongo=self.mongo_queries, write_token=cfg.server.write_token,
-            guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
-            max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
-            health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
-            observe=self.metrics.observe,
-            on_category_change=self.sync.refresh_sessions if self.sync is not None else None,
-            openapi=orjson.dumps(openapi_document(self.categories.names)),
-        )
-        self.app_context = ctx
-        app = create_app(ctx)
-        hub = self.hub
-
-        @app.websocket("/ws")
-        async def ws() -> None:
-            await hub.serve(websocket)
+            history = await self._load_history()
         hconfig = HypercornConfig()
         hconfig.bind = binds
         hconfig.graceful_timeout = cfg.server.shutdown_grace
@@ -213,22 +250,24 @@ class Service:
             nursery.start_soon(self._signals)
             if shutdown_trigger is not None:
                 nursery.start_soon(self._external_trigger, shutdown_trigger)
+            for name, task in self.tasks.items():
+                await nursery.start(self._component, name, task)
             if self.pipeline is not None:
-                await nursery.start(self._component, "pipeline", self.pipeline.run)
-            if self.follower is not None:
-                await nursery.start(self._component, "follower", self.follower.run)
-            if self.sync is not None:
-                await nursery.start(self._component, "mongo-sync", self.sync.run)
+                await nursery.start(self._component, "pipeline",
+                                    partial(self.pipeline.run, history=history))
+            if self.mongo is not None:
+                await nursery.start(self._component, self.mongo.name, self.mongo.run)
             urls: list[str] = await nursery.start(
                 self._component, "web",
                 lambda task_status: hypercorn_serve(
-                    app, hconfig, shutdown_trigger=self._shutdown.wait, task_status=task_status,
+                    self.app, hconfig, shutdown_trigger=self._shutdown.wait,
+                    task_status=task_status,
                 ),
             )
             port = int(urls[0].rsplit(":", 1)[1]) if urls else cfg.server.port
             log.info("coordd ready on %s (%d events, epoch %s%s)", ", ".join(urls),
                      len(self.store), self.store.epoch,
-                     ", following MongoDB" if following else "")
+                     ", following MongoDB" if cfg.mode.follower else "")
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
             nursery.start_soon(run_gc_policy)
             if self.notifier.enabled:
@@ -242,7 +281,10 @@ class Service:
             nursery.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace
             # Ingestion stops now (the pipeline checkpoints while being cancelled); the web
             # server drains its open requests until done or the deadline.
-            self._scopes["pipeline" if self.pipeline is not None else "follower"].cancel()
+            if self.pipeline is not None:
+                self._scopes["pipeline"].cancel()
+            elif self.mongo is not None:
+                self._scopes[self.mongo.name].cancel()  # the follower
             # WebSocket clients get a close frame (1001, with the since/epoch to resume
             # with) instead of holding the shutdown for the whole grace period.
             self.hub.close_all()
@@ -251,6 +293,23 @@ class Service:
             nursery.cancel_scope.cancel()
         self._write_snapshot()
         log.info("stopped")
+
+    async def _load_history(self) -> History | None:
+        """A tailing instance's history for a warm restart: from MongoDB when the
+        checkpoint allows, else from the shutdown snapshot; None: read the log."""
+        checkpoint = self.checkpoint
+        cfg = self.config
+        if self.mongo is not None:
+            events = await self.mongo.warm_history(checkpoint, cfg.log_path(),
+                                                   max_events=cfg.store.max_events,
+                                                   categories=self.categories)
+            if events is not None:
+                return History(events, "MongoDB")
+        if checkpoint is not None and cfg.state.snapshot:
+            events = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
+            if events is not None:
+                return History(events, "the snapshot")
+        return None
 
     # ------------------------------------------------------------------ snapshot
 
@@ -291,7 +350,7 @@ class Service:
         connection open until its graceful timeout: waiting for it would make every
         shutdown with a client last the whole grace period.)"""
         while not self._done["web"].is_set():
-            if self.app_context.in_flight == 0 and self.hub.serving == 0:
+            if self.web.in_flight == 0 and self.hub.serving == 0:
                 return
             await trio.sleep(0.02)
 
@@ -361,55 +420,12 @@ class Service:
                     log.info("received %s", signal.Signals(signum).name)
                     self.request_shutdown()
 
-    async def _tailing_pipeline(self) -> None:
-        """The tailer, the pipeline (warm from MongoDB when it can be), the hub and the
-        sync worker of a tailing instance."""
-        cfg = self.config
-        checkpoint = load_checkpoint(self.state_dir)
-        history = None
-        if self.mongo_sink is not None:
-            from coordd.mongo.load import load_warm_history
-
-            history = await load_warm_history(
-                self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
-                max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout,
-                categories=self.categories)
-        history_from = "MongoDB"
-        if history is None and checkpoint is not None and cfg.state.snapshot:
-            history = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
-            history_from = "the snapshot"
-        self.tailer = Tailer(
-            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
-            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
-            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
-        )
-        self.pipeline = Pipeline(
-            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
-            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
-            history_events=history, history_from=history_from,
-        )
-        pipeline = self.pipeline
-        self.hub = Hub(
-            epoch=lambda: pipeline.epoch, replay_window=cfg.websocket.replay_window,
-            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
-        )
-        self.pipeline.listeners.append(self.hub.publish)
-        self.sync = build_sync_worker(self, checkpoint) if cfg.mongo.uri else None
-        if self.sync is not None:
-            self.pipeline.listeners.append(self.sync.offer)
-            from coordd.mongo.schema import prepare_document
-
-            # Documents prepared while each event is fresh in the cache; the worker drops
-            # them once written (SyncWorker.offer).
-            self.pipeline.prepare_source = prepare_document
-
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(
             tailer=self.tailer.statistics if self.tailer else None,
             pipeline=self.pipeline.statistics if self.pipeline else None,
             store=lambda: self.store.statistics(), hub=self.hub.statistics,
             plugins=self.plugins.statistics,
-            mongo=self.sync.statistics if self.sync is not None else None,
         )
 
     # ------------------------------------------------------------------ reload
@@ -419,7 +435,7 @@ class Service:
         that changed but need a restart (also logged)."""
         source = self.config.source
         try:
-            new = load_config(source, overrides=getattr(self, "cli_overrides", None))
+            new = load_config(source, overrides=self.cli_overrides)
         except CoorddError as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             return []
@@ -431,8 +447,8 @@ class Service:
         if new.log.poll_interval != old.log.poll_interval and self.tailer is not None:
             self.tailer.set_poll_interval(new.log.poll_interval)
             applied.append("log.poll_interval")
-        if new.server.write_token != old.server.write_token and hasattr(self, "app_context"):
-            self.app_context.write_token = new.server.write_token
+        if new.server.write_token != old.server.write_token:
+            self.web.write_token = new.server.write_token
             applied.append("server.write_token")
         if new.state.checkpoint_interval != old.state.checkpoint_interval and self.pipeline:
             self.pipeline.checkpoint_interval = new.state.checkpoint_interval
@@ -513,7 +529,8 @@ class Service:
                 checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
         status, message = self.main_agents.status()
         checks["openclaw"] = [_check(status, message)]
-        checks.update(mongo_checks(self))
+        if self.mongo is not None:
+            checks.update(self.mongo.health())
         ok = all(c["status"] != "fail" for items in checks.values() for c in items)
         return ok, checks
 

@@ -10,10 +10,10 @@ Sequence numbers stay stable across restarts: the lines the tailer marks as `his
 ones forwards from it. Re-reading a line after a crash therefore gives it the seq it had,
 and downstream consumers dedupe by seq (and MongoDB by event hash).
 
-Warm restart: given `history_events` (the newest stored events up to the checkpoint, read
-back from MongoDB or from the shutdown snapshot), the history lines are dropped unparsed
-when the tailer resumes from the checkpoint, and those events are stored in their place
-with the seqs they had.
+Warm restart: given a `History` (the newest stored events up to the checkpoint, read back
+from MongoDB or from the shutdown snapshot) to `run`, the history lines are dropped
+unparsed when the tailer resumes from the checkpoint, and those events are stored in their
+place with the seqs they had.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from coordd.tail.tailer import LineBatch, Tailer
 
-__all__ = ["Listener", "Pipeline", "PipelineStats"]
+__all__ = ["History", "Listener", "Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,16 @@ class StoreLike(Protocol):
 #: Called on the event loop with each stored batch and what the store reported for it.
 #: Must not block (the hub queues, the sync worker buffers).
 Listener = Callable[[Sequence[Event], Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The history already loaded for a warm restart: events of the checkpoint's epoch up
+    to its seq, in seq order, and where they came from, for the log ("MongoDB", "the
+    snapshot")."""
+
+    events: Sequence[Event]
+    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +197,11 @@ class Pipeline:
         checkpoint: Checkpoint | None,
         checkpoint_interval: float = 1.0,
         listeners: Sequence[Listener] = (),
-        history_events: Sequence[Event] | None = None,
-        history_from: str = "MongoDB",
+        prepare_source: Prepare | None = None,
     ) -> None:
-        """`history_events`: the history already loaded (warm restart): events of the
-        checkpoint's epoch up to its seq, in seq order. When the tailer resumes from the
-        checkpoint, the lines at or before it are dropped without being parsed and these
-        events stand for them; when it does not (the checkpointed file is gone), they
-        are discarded and the log is read as usual. `history_from` says where they came
-        from, for the log ("MongoDB", "the snapshot")."""
+        """`prepare_source` makes each new event's `Event.source` for a listener that
+        wants it (the MongoDB sync worker, which must then drop it: see
+        `SyncWorker.offer`)."""
         self.tailer = tailer
         self.enricher = enricher
         self.store = store
@@ -203,9 +209,7 @@ class Pipeline:
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
         self.listeners: list[Listener] = list(listeners)
-        #: Makes each new event's `Event.source` for a listener that wants it (the
-        #: MongoDB sync worker, which must then drop it: see `SyncWorker.offer`).
-        self.prepare_source: Prepare | None = None
+        self.prepare_source = prepare_source
         self.epoch = checkpoint.epoch if checkpoint else new_epoch()
         self.caught_up = trio.Event()
         self._rejected: Counter[str] = Counter()
@@ -216,8 +220,8 @@ class Pipeline:
         self._last_progress = 0.0
         self._busy_since: float | None = None
         self._history: list[Event] = []
-        self._preloaded = list(history_events) if history_events is not None else None
-        self._preloaded_from = history_from
+        self._preloaded: list[Event] | None = None
+        self._preloaded_from = ""
         self._dropped_history = 0
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
@@ -229,12 +233,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, history: History | None = None,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ingest until cancelled. Ready once everything on disk at start is stored.
+
+        `history`: the history already loaded (warm restart). When the tailer resumes from
+        the checkpoint, the lines at or before it are dropped without being parsed and
+        these events stand for them; when it does not (the checkpointed file is gone),
+        they are discarded and the log is read as usual.
 
         On cancellation the last position is checkpointed (shielded, so a shutdown
         never loses the position it had reached).
         """
+        if history is not None:
+            self._preloaded, self._preloaded_from = list(history.events), history.origin
         send, recv = trio.open_memory_channel[LineBatch](4)
         # The history build allocates ~100k long-lived records and makes no cycles; the
         # cyclic GC would walk the growing heap again and again meanwhile (~0.4 s of a
@@ -301,7 +313,7 @@ class Pipeline:
 
     def _history_loaded(self) -> bool:
         return (self._preloaded is not None and self.checkpoint is not None
-                and bool(getattr(self.tailer, "resumed", False)))
+                and self.tailer.resumed)
 
     def _advance(self, file: FileId, offset: int) -> None:
         """Move the checkpoint position forward, never back to a file already left.
@@ -395,7 +407,7 @@ class Pipeline:
                      self._preloaded_from)
         self._preloaded = None
         history, self._history = self._history, []
-        resumed = bool(getattr(self.tailer, "resumed", False)) and self.checkpoint is not None
+        resumed = self.tailer.resumed and self.checkpoint is not None
         if resumed:
             assert self.checkpoint is not None
             first = self.checkpoint.seq - len(history) + 1

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 from quart import Response, request
+from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -82,9 +83,10 @@ def iso_now(now_ms: float | None = None) -> str:
 
 @dataclass(slots=True)
 class AppContext:
-    """What the routes read. `health` returns (ok, checks) for /api/health."""
+    """What the routes read. `store()` is the store to answer from (a follower replaces
+    it on a new epoch); `health` returns (ok, checks) for /api/health."""
 
-    store: Store
+    store: Callable[[], Store]
     #: The MongoDB-backed routes, when `[mongo] uri` is set.
     mongo: MongoQueries | None = None
     write_token: str = ""
@@ -287,8 +289,10 @@ def _write_refusal(ctx: AppContext) -> str | None:
     return None
 
 
-def create_app(ctx: AppContext) -> QuartTrio:
-    """Build the Quart-Trio application over `ctx`."""
+def create_app(ctx: AppContext, *,
+               websocket: Callable[[Any], Awaitable[None]] | None = None) -> QuartTrio:
+    """Build the Quart-Trio application over `ctx`; `websocket(ws)` serves one `/ws`
+    connection (Quart's `websocket` object)."""
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = ctx.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
@@ -326,7 +330,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
 
     async def _route(route: str, method: str, params: list[tuple[str, str]]) -> Response:
         now = ctx.clock()
-        store = ctx.store
+        store = ctx.store()
         if _is_fast_read(route):
             if method not in ("GET", "HEAD"):
                 return _error(405, "Method not allowed")
@@ -381,7 +385,7 @@ def create_app(ctx: AppContext) -> QuartTrio:
     async def read(route: str, params: list[tuple[str, str]]) -> tuple[int, bytes]:
         """The hot read routes: health, events, work sessions and one session."""
         now = ctx.clock()
-        store = ctx.store
+        store = ctx.store()
         if route == "/api/health":
             ok, checks = ctx.health()
             body = {"status": "ok" if ok else "fail", "timestamp": iso_now(now), "checks": checks}
@@ -400,6 +404,13 @@ def create_app(ctx: AppContext) -> QuartTrio:
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "HEAD"]
     app.add_url_rule("/", "root", dispatch, methods=methods, defaults={"path": ""})
     app.add_url_rule("/<path:path>", "any", dispatch, methods=methods)
+
+    if websocket is not None:
+        serve = websocket
+
+        @app.websocket("/ws")
+        async def ws() -> None:
+            await serve(quart_websocket)
 
     @app.errorhandler(413)
     async def too_large(_: Any) -> Response:

@@ -63,8 +63,7 @@ async def run_pipeline(tmp_path: Path, batches: Sequence[LineBatch], *,
     store = Store(max_events=1000)
     p = Pipeline(FakeTailer(batches, resumed), enricher(), store,  # type: ignore[arg-type]
                  state_dir=tmp_path, checkpoint=checkpoint, checkpoint_interval=0.01,
-                 listeners=listeners)
-    p.prepare_source = prepare
+                 listeners=listeners, prepare_source=prepare)
     async with trio.open_nursery() as nursery:
         await nursery.start(p.run)
         await trio.sleep(0.1)

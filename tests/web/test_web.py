@@ -20,8 +20,8 @@ def make_app(token: str = "", **kw: Any) -> Any:
     store = Store(overrides=Overrides(None))
     store.extend([Event(1, {"type": "a2a.send", "agentId": "ruda", "ts": 5,
                             "data": {"workSessionId": "ws_1"}})])
-    return create_app(AppContext(store=store, write_token=token, openapi=b'{"openapi":"3.1.0"}',
-                                 **kw))
+    return create_app(AppContext(store=lambda: store, write_token=token,
+                                 openapi=b'{"openapi":"3.1.0"}', **kw))
 
 
 async def request(app: Any, method: str, path: str, *, peer: str | None = "127.0.0.1",
