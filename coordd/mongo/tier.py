@@ -1,10 +1,10 @@
 """The MongoDB tier of a daemon with `[mongo] uri`: one object, built before the daemon runs.
 
-It holds the one client (`PymongoSink`), the routes MongoDB answers (`MongoQueries`) and
+It holds the one client (`PymongoSink`), the web's query backend (`MongoQueries`) and
 either the sync worker (a tailing instance) or the follower (follower mode), and offers
 the daemon what it needs of them: `run` (the worker or the follower, as one component),
-`warm_history` (a tailing instance's restart), `health()` (its `/api/health` checks),
-`metric_families()` and `sessions_changed` (a category override to write again).
+`warm_history` (a tailing instance's restart), `offer` and `prepare_source` (for the
+pipeline), `queries`, `health()` (its `/api/health` checks) and `metric_families()`.
 
 It reads the daemon's store through `store()` and never holds the service: a follower's
 new epoch gets a new store from `replace_store(epoch)`, which the daemon installs.
@@ -14,7 +14,7 @@ pymongo is imported by the modules this builds, on first use.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,13 @@ class MongoTier:
         return PymongoSink.from_config(cfg.mongo)
 
     @staticmethod
-    def _queries(cfg: Config, sink: PymongoSink, store: Callable[[], Store]) -> MongoQueries:
+    def _queries(cfg: Config, sink: PymongoSink, store: Callable[[], Store], *,
+                 sync: SyncWorker | None = None) -> MongoQueries:
+        """The query backend; a stored category override has the sync worker write the
+        session's document again."""
         return MongoQueries(sink.db, store, timeout=cfg.mongo.operation_timeout,
-                            limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
+                            limiter=trio.CapacityLimiter(cfg.mongo.max_threads),
+                            on_category_change=sync.refresh_sessions if sync else None)
 
     @classmethod
     def tailing(cls, cfg: Config, store: Store, *, reread_enricher: Enricher,
@@ -96,7 +100,7 @@ class MongoTier:
             reread=rereader,
         )
         sync = SyncWorker(sink, source, SyncSettings.from_config(cfg.mongo))
-        return cls(cfg, sink, cls._queries(cfg, sink, lambda: store), lambda: store,
+        return cls(cfg, sink, cls._queries(cfg, sink, lambda: store, sync=sync), lambda: store,
                    sync=sync)
 
     @classmethod
@@ -153,11 +157,6 @@ class MongoTier:
         prepared while the event is fresh in the cache; the worker drops it once written
         (`SyncWorker.offer`)."""
         return prepare_document
-
-    def sessions_changed(self, ws_ids: Iterable[str]) -> None:
-        """These sessions' documents are to be written again (a category override)."""
-        if self.sync is not None:
-            self.sync.refresh_sessions(ws_ids)
 
     # ------------------------------------------------------------------ health, metrics
 

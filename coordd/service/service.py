@@ -53,6 +53,7 @@ from coordd.tail.pipeline import History, Listener, Pipeline
 from coordd.tail.snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
 from coordd.tail.tailer import Tailer
 from coordd.web.app import AppContext, create_app
+from coordd.web.backend import MemoryQueries, QueryBackend
 from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
@@ -136,14 +137,14 @@ class Service:
         self.metrics.add_source(self._metric_families)
         if self.mongo is not None:
             self.metrics.add_source(self.mongo.metric_families)
+        backend: QueryBackend = (self.mongo.queries if self.mongo is not None
+                                 else MemoryQueries(lambda: self.store))
         self.web = AppContext(
-            store=lambda: self.store, mongo=self.mongo.queries if self.mongo else None,
-            write_token=cfg.server.write_token,
+            backend=backend, write_token=cfg.server.write_token,
             guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
-            on_category_change=self.mongo.sessions_changed if self.mongo else None,
             openapi=orjson.dumps(openapi_document(self.categories.names)),
         )
         self.app = create_app(self.web, websocket=self.hub.serve)

@@ -1,13 +1,10 @@
 """The REST frontend: Quart-Trio, served by hypercorn inside the root nursery.
 
-A thin adapter: paths, methods, CORS, authorisation and size limits live here; the
-semantics of every route are pure functions in `coordd.core.queries` that return the status
-and the body bytes. Routing follows the old monitor's order with one
-catch-all route, so that trailing-slash variants are 404s (not redirects) and the raw,
-still percent-encoded path segment reaches the detail routes.
-
-With a MongoDB tier (`AppContext.mongo`), search, event paging beyond memory, time
-ranges and stats are answered by `coordd.mongo.queries` (which falls back to memory).
+A thin adapter: paths, methods, CORS, authorisation and size limits live here; every
+route's answer (the status and the body bytes) comes from one `QueryBackend`
+(`coordd.web.backend`: memory, or MongoDB with a fallback to memory). Routing follows the
+old monitor's order with one catch-all route, so that trailing-slash variants are 404s
+(not redirects) and the raw, still percent-encoded path segment reaches the detail routes.
 """
 
 from __future__ import annotations
@@ -19,22 +16,17 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-import trio
 from quart import Response, request
 from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from coordd import __version__
-from coordd.core import queries
-from coordd.core.store import Store
+from coordd.web.backend import QueryBackend
 from coordd.web.guard import Guard, peer_is_loopback
-
-if TYPE_CHECKING:
-    from coordd.mongo.queries import MongoQueries
 
 __all__ = ["AppContext", "create_app", "peer_is_loopback", "token_matches"]
 
@@ -83,12 +75,10 @@ def iso_now(now_ms: float | None = None) -> str:
 
 @dataclass(slots=True)
 class AppContext:
-    """What the routes read. `store()` is the store to answer from (a follower replaces
-    it on a new epoch); `health` returns (ok, checks) for /api/health."""
+    """What the routes read. `backend` answers every route over work sessions and
+    events; `health` returns (ok, checks) for /api/health."""
 
-    store: Callable[[], Store]
-    #: The MongoDB-backed routes, when `[mongo] uri` is set.
-    mongo: MongoQueries | None = None
+    backend: QueryBackend
     write_token: str = ""
     #: Origins that may write, names the server answers to on loopback (`coordd.web.guard`).
     guard: Guard = field(default_factory=Guard)
@@ -100,13 +90,8 @@ class AppContext:
     metrics: Callable[[], bytes] | None = None
     openapi: bytes = b"{}"
     observe: Callable[[str, str, float], None] | None = None
-    #: Called with the work-session id after a category override was stored.
-    on_category_change: Callable[[list[str]], None] | None = None
     #: HTTP requests being answered right now (the shutdown drains them).
     in_flight: int = 0
-    extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
-        field(default_factory=dict)
-    )
 
 
 def _json(status: int, body: bytes) -> Response:
@@ -330,26 +315,17 @@ def create_app(ctx: AppContext, *,
 
     async def _route(route: str, method: str, params: list[tuple[str, str]]) -> Response:
         now = ctx.clock()
-        store = ctx.store()
+        backend = ctx.backend
         if _is_fast_read(route):
             if method not in ("GET", "HEAD"):
                 return _error(405, "Method not allowed")
             return _json(*await read(route, params))
-        mongo = ctx.mongo
         if route == "/api/events/search":
-            if mongo is not None:
-                return _json(*await mongo.search_events(params, now))
-            # Matching 100k events takes ~0.1-0.4 s: off the event loop.
-            job = queries.search_events_job(store, params, now)
-            return _json(*await trio.to_thread.run_sync(job))
+            return _json(*await backend.search_events(params, now))
         if route == "/api/work-sessions/search":
-            if mongo is not None:
-                return _json(*await mongo.search_work_sessions(params, now))
-            return _json(*queries.search_work_sessions(store, params, now))
+            return _json(*await backend.search_work_sessions(params, now))
         if route == "/api/stats":
-            if mongo is not None:
-                return _json(*await mongo.get_stats(params, now))
-            return _json(*queries.get_stats(store, params, now))
+            return _json(*await backend.get_stats(params, now))
         if route.startswith(_WS_PREFIX):
             parts = route[len(_WS_PREFIX):].split("/")
             if len(parts) == 2 and parts[1] == "category" and parts[0]:
@@ -360,13 +336,7 @@ def create_app(ctx: AppContext, *,
                     return _error(401, refusal)
                 raw = await request.get_data(cache=False, as_text=False)
                 assert isinstance(raw, bytes)
-                # Validated here (it reads the store); the overrides file is written and
-                # fsynced off the event loop.
-                job = queries.patch_category_job(store, parts[0], raw, now, params)
-                status, answer = await trio.to_thread.run_sync(job)
-                if status == 200 and ctx.on_category_change is not None:
-                    ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
-                return _json(status, answer)
+                return _json(*await backend.patch_category(parts[0], raw, params, now))
             return _error(404, "Not found")
         if route in ("/", "/api"):
             return _json(200, _INDEX)
@@ -377,26 +347,20 @@ def create_app(ctx: AppContext, *,
         if route == "/metrics" and ctx.metrics is not None:
             return Response(ctx.metrics(), status=200,
                             content_type="text/plain; version=0.0.4; charset=utf-8")
-        handler = ctx.extra_routes.get(route)
-        if handler is not None:
-            return _json(*await handler(params))
         return _error(404, "Not found")
 
     async def read(route: str, params: list[tuple[str, str]]) -> tuple[int, bytes]:
         """The hot read routes: health, events, work sessions and one session."""
         now = ctx.clock()
-        store = ctx.store()
         if route == "/api/health":
             ok, checks = ctx.health()
             body = {"status": "ok" if ok else "fail", "timestamp": iso_now(now), "checks": checks}
             return 200 if ok else 503, orjson.dumps(body)
         if route == "/api/events":
-            if ctx.mongo is not None:
-                return await ctx.mongo.get_events(params, now)
-            return queries.get_events(store, params, now)
+            return await ctx.backend.get_events(params, now)
         if route == "/api/work-sessions":
-            return queries.get_work_sessions(store, params, now)
-        return queries.get_work_session(store, route[len(_WS_PREFIX):], params, now)
+            return await ctx.backend.get_work_sessions(params, now)
+        return await ctx.backend.get_work_session(route[len(_WS_PREFIX):], params, now)
 
     app.asgi_app = _Guarded(  # type: ignore[method-assign]
         _FastReads(app.asgi_app, ctx, read), ctx)

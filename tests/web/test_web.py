@@ -13,6 +13,7 @@ from coordd.core.overrides import Overrides
 from coordd.core.store import Store
 from coordd.errors import ConfigError
 from coordd.web.app import AppContext, create_app, peer_is_loopback, token_matches
+from coordd.web.backend import MemoryQueries
 from coordd.web.guard import Guard, host_name, is_loopback_name, normalise_origin
 
 
@@ -20,7 +21,7 @@ def make_app(token: str = "", **kw: Any) -> Any:
     store = Store(overrides=Overrides(None))
     store.extend([Event(1, {"type": "a2a.send", "agentId": "ruda", "ts": 5,
                             "data": {"workSessionId": "ws_1"}})])
-    return create_app(AppContext(store=lambda: store, write_token=token,
+    return create_app(AppContext(backend=MemoryQueries(lambda: store), write_token=token,
                                  openapi=b'{"openapi":"3.1.0"}', **kw))
 
 
@@ -110,14 +111,6 @@ async def test_token_rules() -> None:
     session = json.loads(await r.get_data())["session"]
     assert (session["collabCategory"], session["categorySource"]) == ("qa_validation",
                                                                       "manual_override")
-
-
-async def test_category_change_hook() -> None:
-    seen: list[list[str]] = []
-    app = make_app(on_category_change=seen.append)
-    await request(app, "PATCH", PATCH, body=GOOD)
-    await request(app, "PATCH", PATCH, body=b"{oops")
-    assert seen == [["ws_1"]]
 
 
 async def test_bodies_and_query_strings_are_bounded() -> None:
