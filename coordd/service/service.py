@@ -52,11 +52,12 @@ from coordd.tail.logfile import resumes_from
 from coordd.tail.pipeline import History, Listener, Pipeline
 from coordd.tail.snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
 from coordd.tail.tailer import Tailer
-from coordd.web.app import AppContext, create_app
+from coordd.web.app import create_app
 from coordd.web.backend import MemoryQueries, QueryBackend
 from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
+from coordd.web.routes import ROUTES, AppContext
 
 if TYPE_CHECKING:
     from coordd.mongo.tier import MongoTier
@@ -145,7 +146,7 @@ class Service:
             max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
-            openapi=orjson.dumps(openapi_document(self.categories.names)),
+            openapi=orjson.dumps(openapi_document(ROUTES, self.categories.names)),
         )
         self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
