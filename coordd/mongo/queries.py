@@ -46,6 +46,7 @@ import trio
 
 from coordd.core import queries
 from coordd.core.model import CategoryVocabulary, dumps
+from coordd.core.pacing import RateLimitedLog
 from coordd.core.queries import (
     BadRequest,
     EventsQuery,
@@ -135,7 +136,7 @@ class MongoQueries:
         self._stats_memo: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self._n = {"mongo": 0, "memory": 0, "degraded": 0}
         self._last_error: str | None = None
-        self._last_logged = -float("inf")
+        self._ratelog = RateLimitedLog(log, _LOG_EVERY)
 
     def statistics(self) -> MongoQueryStats:
         """A snapshot (see `MongoQueryStats`)."""
@@ -161,10 +162,7 @@ class MongoQueries:
             reason = _reason(e)
         self._n["degraded"] += 1
         self._last_error = reason
-        now = time.monotonic()
-        if now - self._last_logged >= _LOG_EVERY:
-            self._last_logged = now
-            log.warning("answering from memory: %s", reason)
+        self._ratelog.warning("fallback", "answering from memory: %s", reason)
         status, body = await fallback()
         return status, degrade(body, reason) if status == 200 else body
 

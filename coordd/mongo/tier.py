@@ -35,6 +35,7 @@ from coordd.mongo.sink import PymongoSink
 from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.tail.checkpoint import Checkpoint, read_checkpoint
 from coordd.tail.pipeline import Listener
+from coordd.web.health import Check
 
 __all__ = ["MongoTier"]
 
@@ -160,31 +161,31 @@ class MongoTier:
 
     # ------------------------------------------------------------------ health, metrics
 
-    def health(self) -> dict[str, list[dict[str, Any]]]:
+    def health(self) -> list[Check]:
         """The `/api/health` checks of the tier: `follower`, `mongo-queries` (once a
         query fell back to memory) and `mongo` (the sync worker)."""
-        checks: dict[str, list[dict[str, Any]]] = {}
+        checks: list[Check] = []
         if self.follower is not None:
             fs = self.follower.statistics()
             ok = fs.state == "connected"
-            checks["follower"] = [_check(
-                "pass" if ok else "warn",
+            checks.append(Check(
+                "follower", "pass" if ok else "warn",
                 f"following MongoDB ({'change stream' if fs.change_stream else 'polling'})"
                 if ok else f"MongoDB {fs.state}: {fs.last_error}",
                 {"lagEvents": fs.lag, "lastSeq": fs.last_seq, "epoch": fs.epoch,
-                 "events": len(self._store())})]
+                 "events": len(self._store())}))
         qs = self.queries.statistics()
         if qs.last_error is not None and qs.degraded:
-            checks["mongo-queries"] = [_check(
-                "pass", f"{qs.degraded} answer(s) from memory since start; last: "
-                f"{qs.last_error}", {"mongo": qs.mongo, "degraded": qs.degraded})]
+            checks.append(Check(
+                "mongo-queries", "pass", f"{qs.degraded} answer(s) from memory since start; "
+                f"last: {qs.last_error}", {"mongo": qs.mongo, "degraded": qs.degraded}))
         if self.sync is not None:
             ms = self.sync.statistics()
             ok = ms.state == "connected"
-            checks["mongo"] = [_check("pass" if ok else "warn",
-                                      f"MongoDB {ms.state}" + ("" if ok else f": {ms.last_error}"),
-                                      {"lagEvents": ms.lag, "syncedSeq": ms.synced_seq,
-                                       "errors": ms.errors})]
+            checks.append(Check("mongo", "pass" if ok else "warn",
+                                f"MongoDB {ms.state}" + ("" if ok else f": {ms.last_error}"),
+                                {"lagEvents": ms.lag, "syncedSeq": ms.synced_seq,
+                                 "errors": ms.errors}))
         return checks
 
     def metric_families(self) -> Iterator[Metric]:
@@ -199,9 +200,3 @@ class MongoTier:
         yield GaugeMetricFamily("coordd_mongo_up", "1 when MongoDB answers",
                                 value=1 if m.state == "connected" else 0)
 
-
-def _check(status: str, output: str, observed: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": status, "output": output}
-    if observed is not None:
-        out["observedValue"] = observed
-    return out

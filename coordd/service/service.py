@@ -43,6 +43,7 @@ from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
 from coordd.live.hub import Hub
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.gcpolicy import run_gc_policy
+from coordd.service.health import daemon_checks, health_answer
 from coordd.service.logs import setup_logging
 from coordd.service.mainagents import MainAgents
 from coordd.service.metrics import service_metric_families
@@ -77,13 +78,6 @@ class ServiceInfo:
 
     urls: list[str]
     port: int
-
-
-def _check(status: str, output: str, observed: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": status, "output": output}
-    if observed is not None:
-        out["observedValue"] = observed
-    return out
 
 
 class Service:
@@ -509,32 +503,10 @@ class Service:
                      "on; the old file is left as it is)", legacy, path)
 
     def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
-        """Component checks for /api/health: (no check critical, checks)."""
-        checks: dict[str, list[dict[str, Any]]] = {}
-        if self.tailer is not None:
-            st = self.tailer.statistics()
-            if st.waiting_for:
-                checks["log"] = [_check("warn", f"waiting for the log {st.waiting_for}: {st.path}")]
-            else:
-                checks["log"] = [_check("pass", f"following {st.path} ({st.mode})",
-                                        {"lagBytes": st.lag_bytes, "offset": st.offset})]
-        if self.pipeline is not None:
-            ps = self.pipeline.statistics()
-            status = "pass" if ps.caught_up else "warn"
-            checks["pipeline"] = [_check(status, "caught up" if ps.caught_up else "reading history",
-                                         {"events": len(self.store), "lastSeq": ps.last_seq,
-                                          "epoch": ps.epoch, "rejected": ps.rejected,
-                                          "repaired": ps.repaired})]
-            if ps.checkpoint_error:
-                checks["state"] = [_check("warn", f"checkpoint not written: {ps.checkpoint_error}")]
-            else:
-                checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
-        status, message = self.main_agents.status()
-        checks["openclaw"] = [_check(status, message)]
-        if self.mongo is not None:
-            checks.update(self.mongo.health())
-        ok = all(c["status"] != "fail" for items in checks.values() for c in items)
-        return ok, checks
+        """Component checks for /api/health: (no check failed, checks by component)."""
+        return health_answer(daemon_checks(
+            tailer=self.tailer, pipeline=self.pipeline, events=len(self.store),
+            state_dir=self.state_dir, main_agents=self.main_agents, mongo=self.mongo))
 
     def status_line(self) -> str:
         """One line for `systemctl status`."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _orjson_loads
 
 from coordd.core.model import BUILTIN_VOCABULARY, Event, Prepare, parse_line
+from coordd.core.pacing import RateLimitedLog
 from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from coordd.tail.tailer import LineBatch, Tailer
@@ -109,31 +109,6 @@ class PipelineStats:
     last_progress: float
     busy_since: float | None  # trio time a batch went to the worker thread, while it is there
     checkpoint_error: str | None
-
-
-class _RateLimited:
-    """Log at most one message per `interval` seconds per key, saying how many were dropped."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._dropped: Counter[str] = Counter()
-
-    def warning(self, key: str, msg: str, *args: object) -> None:
-        suffix = self.admit(key)
-        if suffix is not None:
-            log.warning(msg + suffix, *args)
-
-    def admit(self, key: str) -> str | None:
-        """The suffix for a message about `key` that may be logged now (saying how many
-        were dropped), or None when it must be dropped (and is counted)."""
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.interval:
-            self._dropped[key] += 1
-            return None
-        self._last[key] = now
-        dropped = self._dropped.pop(key, 0)
-        return f" ({dropped} more like this since the last message)" if dropped else ""
 
 
 #: Characters of a line shown in a warning about it.
@@ -229,7 +204,7 @@ class Pipeline:
         self._current_file: FileId | None = None
         self._left_files: set[FileId] = set()
         self._checkpoint_error: str | None = None
-        self._ratelog = _RateLimited()
+        self._ratelog = RateLimitedLog(log, 10.0)
 
     # ------------------------------------------------------------------ running
 

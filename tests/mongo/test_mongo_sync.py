@@ -21,6 +21,7 @@ import trio.lowlevel
 
 from coordd.core.enrich import Enricher
 from coordd.core.model import Event, event_hash, loads, parse_line
+from coordd.core.pacing import backoff_delay
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.mongo.reread import LogRereader, iter_lines
@@ -37,7 +38,7 @@ from coordd.mongo.schema import (
     utc_now,
 )
 from coordd.mongo.sink import MemorySink, PymongoSink, SyncMarker
-from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker, backoff_delay
+from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS
