@@ -17,11 +17,9 @@ MongoDB.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,28 +28,34 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
 
-from coordd.config import Config, load_config
+from coordd.config import Config, changed_keys, load_config
 from coordd.core.enrich import Enricher
-from coordd.core.model import Event, Prepare
-from coordd.core.overrides import Overrides, adopt_legacy_file
+from coordd.core.model import Prepare
+from coordd.core.overrides import Overrides
 from coordd.core.store import Store
-from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
+from coordd.errors import ComponentCrashed, CoorddError
 from coordd.live.hub import Hub
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.gcpolicy import run_gc_policy
 from coordd.service.health import daemon_checks, health_answer
+from coordd.service.listen import activation_binds, hypercorn_config, listen_socket
 from coordd.service.logs import setup_logging
 from coordd.service.mainagents import MainAgents
 from coordd.service.metrics import service_metric_families
-from coordd.service.notify import Notifier
+from coordd.service.notify import Notifier, monotonic_usec, status_loop
+from coordd.service.state import (
+    adopt_legacy_overrides,
+    load_snapshot,
+    prepare_log_dir,
+    prepare_state_dir,
+    save_snapshot,
+)
 from coordd.tail.checkpoint import Checkpoint, load_checkpoint
-from coordd.tail.logfile import resumes_from
 from coordd.tail.pipeline import History, Listener, Pipeline
-from coordd.tail.snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
+from coordd.tail.snapshot import snapshot_fingerprint
 from coordd.tail.tailer import Tailer
 from coordd.web.app import create_app
 from coordd.web.backend import MemoryQueries, QueryBackend
@@ -214,7 +218,7 @@ class Service:
     def _listen(self) -> list[str]:
         """hypercorn's binds: the sockets systemd passed, else our own socket, bound and
         listening already (raises `ListenError` when it cannot be)."""
-        activation = _activation_binds(os.environ)
+        activation = activation_binds(os.environ)
         if activation:
             return activation
         sock = listen_socket(self.config.server.host, self.config.server.port)
@@ -229,18 +233,14 @@ class Service:
     async def _run(self, binds: list[str], shutdown_trigger: Callable[[], Awaitable[None]] | None,
                    task_status: trio.TaskStatus[ServiceInfo]) -> None:
         cfg = self.config
-        self._prepare_state_dir()
-        self._adopt_legacy_overrides()
+        prepare_state_dir(self.state_dir)
+        adopt_legacy_overrides(self.overrides, cfg.legacy_overrides_path())
         history: History | None = None
         if self.pipeline is not None:
-            self._prepare_log_dir()
+            prepare_log_dir(cfg.log_path())
             history = await self._load_history()
-        hconfig = HypercornConfig()
-        hconfig.bind = binds
-        hconfig.graceful_timeout = cfg.server.shutdown_grace
-        hconfig.accesslog = None
-        hconfig.websocket_ping_interval = cfg.websocket.heartbeat
-        hconfig.errorlog = logging.getLogger("hypercorn.error")
+        hconfig = hypercorn_config(binds, shutdown_grace=cfg.server.shutdown_grace,
+                                   heartbeat=cfg.websocket.heartbeat)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)
@@ -267,7 +267,8 @@ class Service:
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
             nursery.start_soon(run_gc_policy)
             if self.notifier.enabled:
-                nursery.start_soon(self._systemd_loop)
+                nursery.start_soon(partial(status_loop, self.notifier, self.status_line,
+                                           self.stalled, lambda: self.config.log.poll_interval))
             task_status.started(ServiceInfo(urls=urls, port=port))
             await self._shutdown.wait()
             self._stopping = True
@@ -287,7 +288,9 @@ class Service:
             await self._drained()
             log.debug("drained %.3fs into the shutdown", trio.current_time() - stop_started)
             nursery.cancel_scope.cancel()
-        self._write_snapshot()
+        if self.pipeline is not None and cfg.state.snapshot:
+            save_snapshot(self.state_dir, list(self.store.iter_events()),
+                          self.pipeline.stopped_at(), self._snapshot_fingerprint())
         log.info("stopped")
 
     async def _load_history(self) -> History | None:
@@ -302,43 +305,19 @@ class Service:
             if events is not None:
                 return History(events, "MongoDB")
         if checkpoint is not None and cfg.state.snapshot:
-            events = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
+            events = await trio.to_thread.run_sync(partial(
+                load_snapshot, self.state_dir, cfg.log_path(), checkpoint,
+                self._snapshot_fingerprint(), max_events=cfg.store.max_events))
             if events is not None:
                 return History(events, "the snapshot")
         return None
 
-    # ------------------------------------------------------------------ snapshot
-
     def _snapshot_fingerprint(self) -> str:
+        """What the snapshot's events depend on besides the log: the enabled plugins,
+        the main agents, the categories and the plugins' settings."""
         plugins = [(p["name"], p["version"]) for p in self.plugins.describe() if p["enabled"]]
         return snapshot_fingerprint(plugins, self.main_agents.current(), self.categories.names,
                                     self.config.plugins.settings)
-
-    def _read_snapshot(self, cp: Checkpoint) -> list[Event] | None:
-        """In a worker thread at start: the snapshot's events for `cp`, or None."""
-        if not resumes_from(self.config.log_path(), cp):
-            return None  # the checkpointed file is gone: the log is read anyway
-        return read_snapshot(self.state_dir, cp, self._snapshot_fingerprint(),
-                             max_events=self.config.store.max_events)
-
-    def _write_snapshot(self) -> None:
-        """After a clean stop: the stored events for the final checkpoint (blocking)."""
-        pipeline = self.pipeline
-        if pipeline is None or not self.config.state.snapshot:
-            return
-        cp = pipeline.stopped_at()
-        if cp is None:
-            log.info("snapshot: not written (no checkpoint for what the store holds)")
-            return
-        started = time.perf_counter()
-        try:
-            size = write_snapshot(self.state_dir, list(self.store.iter_events()), cp,
-                                  self._snapshot_fingerprint())
-        except (OSError, ValueError) as e:
-            log.warning("snapshot: cannot write it in %s: %s", self.state_dir, e)
-            return
-        log.info("snapshot: %d events (%.1f MB) written in %.2f s", len(self.store),
-                 size / 1e6, time.perf_counter() - started)
 
     async def _drained(self) -> None:
         """Until the web server stopped on its own, or no request is being answered and no
@@ -370,20 +349,6 @@ class Service:
             log.critical("component %s stopped on its own", name)
             raise ComponentCrashed(name)
 
-    async def _systemd_loop(self) -> None:
-        """STATUS= every few seconds; WATCHDOG=1 only while ingestion makes progress."""
-        usec = self.notifier.watchdog_usec
-        interval = min(5.0, usec / 2e6) if usec else 5.0
-        while True:
-            await trio.sleep(interval)
-            lines = [f"STATUS={self.status_line()}"]
-            stalled = self.stalled(max(usec / 1e6, 3 * self.config.log.poll_interval, 2.0))
-            if usec and stalled is None:
-                lines.append("WATCHDOG=1")
-            elif stalled:
-                log.error("watchdog withheld: %s", stalled)
-            self.notifier.notify(*lines)
-
     def stalled(self, limit: float) -> str | None:
         """Why ingestion is not making progress (None when it is), for the watchdog."""
         now = trio.current_time()
@@ -409,7 +374,7 @@ class Service:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    self.notifier.notify("RELOADING=1", _monotonic_usec())
+                    self.notifier.notify("RELOADING=1", monotonic_usec())
                     self.reload()
                     self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
                 else:
@@ -451,56 +416,13 @@ class Service:
             applied.append("state.checkpoint_interval")
         live = {"logging.level", "logging.format", "log.poll_interval", "server.write_token",
                 "state.checkpoint_interval"}
-        not_applied = [key for key in _changed_keys(old, new) if key not in live]
+        not_applied = [key for key in changed_keys(old, new) if key not in live]
         for key in not_applied:
             log.warning("reload: %s changed but needs a restart to take effect", key)
         log.info("configuration reloaded from %s; applied: %s", source or "<defaults>",
                  ", ".join(applied) or "nothing")
         self.config = new
         return not_applied
-
-    # ------------------------------------------------------------------ state & health
-
-    def _prepare_state_dir(self) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StateError(f"cannot create the state directory {self.state_dir}: "
-                             f"{e.strerror or e}") from e
-
-    def _prepare_log_dir(self) -> None:
-        """Create the log's directory when it is missing (a fresh machine), so that the
-        gateway, or a first `echo >>`, can write the log there; the tailer waits for the
-        file itself. A directory that cannot be created is waited for instead."""
-        directory = self.config.log_path().parent
-        if directory.is_dir():
-            return
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            log.warning("the log directory %s does not exist and cannot be created (%s); "
-                        "waiting for it to appear", directory, e.strerror or e)
-            return
-        log.info("created the log directory %s (it did not exist); waiting for the log "
-                 "to be written there", directory)
-
-    def _adopt_legacy_overrides(self) -> None:
-        """Copy the old monitor's overrides file into the state directory, once: when the
-        overrides use the default location there and no file exists there yet."""
-        legacy = self.config.legacy_overrides_path()
-        path = self.overrides.path
-        if legacy is None or path is None:
-            return
-        try:
-            copied = adopt_legacy_file(path, legacy)
-        except OSError as e:
-            log.warning("category overrides: cannot copy %s to %s: %s; starting without them",
-                        legacy, path, e.strerror or e)
-            return
-        if copied:
-            self.overrides.refresh(force=True)
-            log.info("category overrides: copied %s to %s (edits are saved there from now "
-                     "on; the old file is left as it is)", legacy, path)
 
     def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
         """Component checks for /api/health: (no check failed, checks by component)."""
@@ -524,58 +446,3 @@ def _describe(e: BaseException) -> str:
         return "; ".join(_describe(x) for x in e.exceptions)
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` and listening, set up as hypercorn sets up its
-    own. Raises `ListenError` with one line saying what is wrong and what to do."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError as e:
-        sock.close()
-        raise ListenError(_listen_problem(host, port, e)) from None
-    return sock
-
-
-def _listen_problem(host: str, port: int, e: OSError) -> str:
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if e.errno == errno.EADDRINUSE:
-        return (f"cannot listen on {where}: the address is already in use (another monitor, "
-                "or another coordd, on that port?); stop it or choose another port with "
-                "--port (or [server] port)")
-    if e.errno == errno.EACCES:
-        return (f"cannot listen on {where}: permission denied (ports below 1024 need "
-                "privileges); choose another port with --port (or [server] port)")
-    if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
-        return (f"cannot listen on {where}: no such address on this machine "
-                f"({e.strerror or e}); check --host (or [server] host)")
-    return f"cannot listen on {where}: {e.strerror or e}; check --host and --port"
-
-
-def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:
-    """Sockets passed by systemd socket activation (LISTEN_FDS, from fd 3 on)."""
-    if env.get("LISTEN_PID", "") != str(os.getpid()):
-        return []
-    count = int(env.get("LISTEN_FDS", "0") or 0)
-    return [f"fd://{3 + i}" for i in range(count)]
-
-
-def _changed_keys(old: Config, new: Config) -> list[str]:
-    out = []
-    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
-                  "mode"):
-        a, b = getattr(old, table), getattr(new, table)
-        for key in a.__dataclass_fields__:
-            if getattr(a, key) != getattr(b, key):
-                out.append(f"{table}.{key}")
-    if old.plugins != new.plugins:
-        out.append("plugins")
-    return out
-
-
-def _monotonic_usec() -> str:
-    return f"MONOTONIC_USEC={time.monotonic_ns() // 1000}"

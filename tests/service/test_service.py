@@ -160,7 +160,7 @@ def test_listen_problems_say_what_to_do() -> None:
     import socket
 
     from coordd.errors import ListenError
-    from coordd.service.service import listen_socket
+    from coordd.service.listen import listen_socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
