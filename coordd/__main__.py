@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +179,10 @@ def _plugin_line(row: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]] | None = None,
-         extra_tasks: Sequence[Any] = (), on_ready: Callable[[Any], None] | None = None) -> int:
-    """Run the daemon until it stops; `extra_tasks` start first, `on_ready` is called with
-    the `ServiceInfo` once it listens."""
+         tasks: Mapping[str, Callable[..., Any]] | None = None,
+         on_ready: Callable[[Any], None] | None = None) -> int:
+    """Run the daemon until it stops; `tasks` (by name) run in its root nursery, started
+    first; `on_ready` is called with the `ServiceInfo` once it listens."""
     import trio
 
     from coordd.config import load_config
@@ -192,19 +193,11 @@ def _run(args: argparse.Namespace, *, config_overrides: dict[str, dict[str, Any]
     overrides = config_overrides or cli_overrides(args)
     cfg = load_config(args.config, overrides=overrides)
     setup_logging(cfg.logging.level, cfg.logging.format)
-    service = Service(cfg)
-    service.cli_overrides = overrides  # type: ignore[attr-defined]  # reused on SIGHUP
-
-    async def _service(nursery: trio.Nursery, *,
-                       task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        await service.run(task_status=task_status)
-        nursery.cancel_scope.cancel()  # the daemon stopped: so do the extra tasks
+    service = Service(cfg, cli_overrides=overrides, tasks=tasks)
 
     async def _main() -> None:
         async with trio.open_nursery() as nursery:
-            for task in extra_tasks:
-                await nursery.start(task)
-            info = await nursery.start(_service, nursery)
+            info = await nursery.start(service.run)
             if on_ready is not None:
                 on_ready(info)
 
@@ -269,7 +262,7 @@ def _demo_in(args: argparse.Namespace, workdir: Path) -> int:
     print(f"coordd demo: synthetic log at {log_path} ({args.rate:g} events/s); this "
           "directory is removed on exit", file=sys.stderr)
     return _run(args, config_overrides=overrides, on_ready=_demo_banner,
-                extra_tasks=[partial(run_demo, log_path, rate=args.rate, seed=args.seed)])
+                tasks={"demo": partial(run_demo, log_path, rate=args.rate, seed=args.seed)})
 
 
 def _program() -> str:

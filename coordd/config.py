@@ -37,6 +37,7 @@ __all__ = [
     "StateConfig",
     "StoreConfig",
     "WebSocketConfig",
+    "changed_keys",
     "load_config",
 ]
 
@@ -433,3 +434,18 @@ def load_config(
         raise ConfigError(f"{file}: [mode] follower: a follower reads MongoDB: set [mongo] uri "
                           "(or MONGODB_URI)")
     return Config(**built, source=str(path) if path is not None else None)
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The `table.key` names whose values differ between `old` and `new` (`plugins` for
+    the whole plugin table), for a reload."""
+    out = []
+    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
+                  "mode"):
+        a, b = getattr(old, table), getattr(new, table)
+        for key in a.__dataclass_fields__:
+            if getattr(a, key) != getattr(b, key):
+                out.append(f"{table}.{key}")
+    if old.plugins != new.plugins:
+        out.append("plugins")
+    return out

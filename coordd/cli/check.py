@@ -19,40 +19,22 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coordd.config import Config, load_config
+from coordd.core.health import RANK, Check, grouped, worst
 from coordd.errors import CoorddError
 from coordd.tail.checkpoint import Checkpoint, FileId, read_checkpoint
 from coordd.tail.snapshot import SNAPSHOT_NAME, snapshot_header
 
-__all__ = ["Check", "daemon_url", "exit_code", "render_plain", "run_checks"]
+__all__ = ["daemon_url", "exit_code", "render_json", "render_plain", "run_checks"]
 
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
 _EXIT = {"pass": 0, "warn": 1, "fail": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    component: str
-    status: str  # pass | warn | fail
-    output: str
-    observed: Any = None
-    hint: str = ""  # what to do about it (plain output only)
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status, "output": self.output}
-        if self.observed is not None:
-            out["observedValue"] = self.observed
-        if self.hint:
-            out["hint"] = self.hint
-        return out
-
-
 def overall(checks: list[Check]) -> str:
-    return max((c.status for c in checks), key=_RANK.__getitem__, default="pass")
+    return worst(checks)
 
 
 def exit_code(checks: list[Check]) -> int:
@@ -266,7 +248,7 @@ def _reported_checks(body: Mapping[str, Any]) -> list[Check]:
         for item in items if isinstance(items, list) else ():
             if isinstance(item, dict):
                 status = item.get("status")
-                out.append(Check(str(name), status if status in _RANK else "warn",
+                out.append(Check(str(name), status if status in RANK else "warn",
                                  str(item.get("output", "")), item.get("observedValue")))
     return out
 
@@ -301,10 +283,7 @@ def run_checks(
 
 
 def render_json(checks: list[Check]) -> str:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for c in checks:
-        grouped.setdefault(c.component, []).append(c.as_json())
-    return json.dumps({"status": overall(checks), "checks": grouped}, indent=2,
+    return json.dumps({"status": overall(checks), "checks": grouped(checks)}, indent=2,
                       ensure_ascii=False)
 
 

@@ -37,6 +37,7 @@ import trio_websocket
 
 from coordd.core.event import agents_of
 from coordd.core.jsvalues import O, S, event_time
+from coordd.core.pacing import backoff_delay
 from coordd.core.vocabulary import ROLES
 from coordd.errors import CoorddError
 
@@ -318,17 +319,18 @@ async def follow(
     one JSON object per event with `json_lines`, else one line of at most `width`
     columns (default: the terminal's width, asked for each line).
 
-    Reconnects after any connection loss, waiting `backoff` seconds and doubling up to
-    `max_backoff` (with jitter, so many watchers do not come back at once); the wait goes
-    back to `backoff` once a connection is up. Each failed attempt is one notice line
-    saying what failed and when the next attempt is. Returns 0. Cancellation stops it at
-    once.
+    Reconnects after any connection loss, waiting up to `backoff` seconds and doubling up
+    to `max_backoff` (`backoff_delay`: with jitter, so many watchers do not come back at
+    once); the wait goes back to `backoff` once a connection is up. Each failed attempt
+    is one notice line saying what failed and when the next attempt is. Returns 0.
+    Cancellation stops it at once.
     """
     state = _Follower(filt or EventFilter(), max_events, out or sys.stdout, err or sys.stderr,
                       json_lines=json_lines, width=width)
     if state.done:
         return 0
-    delay = backoff
+    failures = 0
+    rng = random.Random()
     while True:
         target = _resume_url(url, state.last_seq, state.epoch)
         try:
@@ -339,7 +341,7 @@ async def follow(
             ) as conn:
                 resumed = state.last_seq is not None
                 state.notice(f"connected to {target}" if resumed else f"connected to {url}")
-                delay = backoff
+                failures = 0
                 while not state.done:
                     state.handle(await conn.get_message())
             return 0
@@ -351,10 +353,10 @@ async def follow(
             problem = f"connection lost ({detail})"
         except (OSError, trio_websocket.HandshakeError, trio.BrokenResourceError) as e:
             problem = f"cannot reach {_http_base(url)} ({_connect_detail(e)}; is coordd running?)"
-        wait = delay * random.uniform(0.8, 1.2)
+        failures += 1
+        wait = backoff_delay(failures, backoff, max_backoff, rng)
         state.notice(f"{problem}, retrying in {wait:.1f}s")
         await trio.sleep(wait)
-        delay = min(delay * 2, max_backoff)
 
 
 def _http_base(url: str) -> str:

@@ -33,12 +33,12 @@ from typing import Any, Final
 import trio
 
 from coordd.core.event import Event
+from coordd.core.pacing import backoff_delay
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.load import events_after, latest_events
 from coordd.mongo.schema import MARKER_ID, META
 from coordd.mongo.sink import PymongoSink, SyncMarker
-from coordd.mongo.types import backoff_delay
 from coordd.tail.pipeline import Listener
 
 __all__ = ["Follower", "FollowerStats"]

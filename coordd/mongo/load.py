@@ -7,7 +7,7 @@ the tailing instance stored (the document's `enriched`), with the seqs it gave t
 Warm restart (`warm_history`): with a checkpoint whose epoch MongoDB's sync marker shares
 and whose seq the marker covers, the newest `max_events` events up to the checkpoint's
 seq come from MongoDB instead of parsing and enriching the log again; the pipeline then
-drops the log lines up to the checkpoint unparsed (`Pipeline(history_events=...)`).
+drops the log lines up to the checkpoint unparsed (`Pipeline.run(history=...)`).
 Anything else — no checkpoint, its file gone, no marker, another epoch, a marker behind
 the checkpoint, documents written before coordd kept the enriched event, a window MongoDB
 does not hold whole (retention, a gap), MongoDB unreachable within the bound — means a

@@ -1,7 +1,11 @@
-"""The REST routes MongoDB answers when `[mongo] uri` is set: search, paging, ranges, stats.
+"""The query backend of a daemon with `[mongo] uri`: search, paging, ranges, stats from MongoDB.
 
-Same parameters, validation and response shapes as the in-memory functions of
-`coordd.core.queries` (whose parameter helpers this module uses), plus `"tier": "mongo"`:
+`MongoQueries` is the web layer's `QueryBackend` (`coordd.backend`) when MongoDB is
+configured. The work-session list, one session and the category override are answered
+from memory (`MemoryQueries`; a stored override also asks for the session's document to
+be written again, `on_category_change`). The others have the same parameters, validation
+and response shapes as the in-memory functions of `coordd.core.queries` (whose parameter
+helpers this module uses), plus `"tier": "mongo"`:
 
 * `/api/events/search` — a case-insensitive *literal* match (`re.escape`d into the regular
   expression, never `q` as given) on `data.message`, `data.replyPreview`,
@@ -33,14 +37,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 import trio
 
+from coordd.backend import MemoryQueries
 from coordd.core import queries
 from coordd.core.jsvalues import dumps
+from coordd.core.pacing import RateLimitedLog
 from coordd.core.params import (
     EventsQuery,
     Params,
@@ -109,11 +116,15 @@ class MongoQueries:
     def __init__(self, db: Callable[[], Any], store: Callable[[], Store], *,
                  limiter: trio.CapacityLimiter | None = None, timeout: float = 10.0,
                  stats_max_age: float = 5.0,
-                 run_sync: Callable[..., Any] | None = None) -> None:
+                 run_sync: Callable[..., Any] | None = None,
+                 on_category_change: Callable[[list[str]], None] | None = None) -> None:
         """`db()`: the `pymongo.database.Database` (blocking: called in the worker
-        thread). `store()`: the in-memory store (a follower may replace it)."""
+        thread). `store()`: the in-memory store (a follower may replace it).
+        `on_category_change(ws_ids)`: called after a category override was stored."""
         self._db = db
         self._store = store
+        self.memory = MemoryQueries(store)
+        self._on_category_change = on_category_change
         self._limiter = limiter or trio.CapacityLimiter(4)
         self.timeout = timeout
         self.stats_max_age = stats_max_age
@@ -123,7 +134,7 @@ class MongoQueries:
         self._stats_memo: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
         self._n = {"mongo": 0, "memory": 0, "degraded": 0}
         self._last_error: str | None = None
-        self._last_logged = -float("inf")
+        self._ratelog = RateLimitedLog(log, _LOG_EVERY)
 
     def statistics(self) -> MongoQueryStats:
         """A snapshot (see `MongoQueryStats`)."""
@@ -133,10 +144,9 @@ class MongoQueries:
     # ------------------------------------------------------------------ plumbing
 
     async def _answer(self, blocking: Callable[[Any], Response],
-                      fallback: Callable[[], Response], *,
-                      threaded_fallback: bool = False) -> Response:
-        """`blocking(db)` in a worker thread; on failure `fallback()` (in a thread of its
-        own when `threaded_fallback`: a search of memory takes a while), marked degraded."""
+                      fallback: Callable[[], Awaitable[Response]]) -> Response:
+        """`blocking(db)` in a worker thread; on failure the memory answer `fallback()`,
+        marked degraded."""
         try:
             with trio.fail_after(self.timeout):
                 answer: Response = await self._run_sync(
@@ -150,19 +160,33 @@ class MongoQueries:
             reason = _reason(e)
         self._n["degraded"] += 1
         self._last_error = reason
-        now = time.monotonic()
-        if now - self._last_logged >= _LOG_EVERY:
-            self._last_logged = now
-            log.warning("answering from memory: %s", reason)
-        if threaded_fallback:
-            status, body = await trio.to_thread.run_sync(fallback)
-        else:
-            status, body = fallback()
+        self._ratelog.warning("fallback", "answering from memory: %s", reason)
+        status, body = await fallback()
         return status, degrade(body, reason) if status == 200 else body
 
-    def _memory(self, answer: Response) -> Response:
+    def _from_memory(self, answer: Response) -> Response:
         self._n["memory"] += 1
         return answer
+
+    # ------------------------------------------------------------------ from memory
+
+    async def get_work_sessions(self, params: Params, now_ms: float) -> Response:
+        """`GET /api/work-sessions`, from memory."""
+        return await self.memory.get_work_sessions(params, now_ms)
+
+    async def get_work_session(self, segment: str, params: Params,
+                               now_ms: float) -> Response:
+        """`GET /api/work-sessions/<id>`, from memory."""
+        return await self.memory.get_work_session(segment, params, now_ms)
+
+    async def patch_category(self, segment: str, body: bytes, params: Params,
+                             now_ms: float) -> Response:
+        """`PATCH /api/work-sessions/<id>/category`, in memory; the session's document is
+        then written again (`on_category_change`)."""
+        status, answer = await self.memory.patch_category(segment, body, params, now_ms)
+        if status == 200 and self._on_category_change is not None:
+            self._on_category_change([orjson.loads(answer)["workSessionId"]])
+        return status, answer
 
     # ------------------------------------------------------------------ search
 
@@ -177,9 +201,8 @@ class MongoQueries:
         except BadRequest as exc:
             return error(400, str(exc))
         q = text_param(params, "q")
-        memory = queries.search_events_job(store, params, now_ms)
         if q is None:
-            return self._memory(memory())
+            return self._from_memory(await self.memory.search_events(params, now_ms))
         flt: dict[str, Any] = {"$or": [{f: _regex(q)} for f in SEARCH_FIELDS]}
         if roles:
             flt["eventRole"] = {"$in": roles}
@@ -207,7 +230,7 @@ class MongoQueries:
                     "query": q, "tier": "mongo"}
             return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
-        return await self._answer(run, memory, threaded_fallback=True)
+        return await self._answer(run, lambda: self.memory.search_events(params, now_ms))
 
     def _has_text_index(self, coll: Any) -> bool:
         """Whether coordd's text index is there (looked for again now and then)."""
@@ -228,7 +251,7 @@ class MongoQueries:
             return error(400, str(exc))
         q = text_param(params, "q")
         if q is None:
-            return self._memory(queries.search_work_sessions(store, params, now_ms))
+            return self._from_memory(await self.memory.search_work_sessions(params, now_ms))
         rx = _regex(q)
         flt = {"$or": [{"threads.fromAgent": rx}, {"threads.toAgent": rx},
                        {"collabCategory": rx}, {"_id": rx}]}
@@ -249,8 +272,7 @@ class MongoQueries:
             tail = {"count": len(items), "total": total, "query": q, "tier": "mongo"}
             return 200, list_document(b"sessions", items, tail)
 
-        return await self._answer(
-            run, lambda: queries.search_work_sessions(store, params, now_ms))
+        return await self._answer(run, lambda: self.memory.search_work_sessions(params, now_ms))
 
     # ------------------------------------------------------------------ paging
 
@@ -267,13 +289,13 @@ class MongoQueries:
             older = False  # every event at or after `since` is in memory
         if not older or (q.since is None and (q.before is None or q.before > first)):
             # Memory holds the page; its cursor goes on into MongoDB where memory ends.
-            return self._memory(queries.get_events(
+            return self._from_memory(queries.get_events(
                 store, params, now_ms, history_before=first if older else None))
 
         def run(db: Any) -> Response:
             return _events_from_mongo(db, store, q)
 
-        return await self._answer(run, lambda: queries.get_events(store, params, now_ms))
+        return await self._answer(run, lambda: self.memory.get_events(params, now_ms))
 
     # ------------------------------------------------------------------ stats
 
@@ -287,7 +309,7 @@ class MongoQueries:
         except BadRequest as exc:
             return error(400, str(exc))
         if since is not None and (store.first_seq <= 1 or _held_since(store, since)):
-            return self._memory(queries.get_stats(store, params, now_ms))
+            return self._from_memory(await self.memory.get_stats(params, now_ms))
         key = (since, until, store.epoch)
         hit = self._stats_memo.get(key)
         if hit is not None and 0 <= now_ms - hit[0] <= self.stats_max_age * 1000:
@@ -302,7 +324,7 @@ class MongoQueries:
             self._stats_memo[key] = (now_ms, body)
             return 200, dumps(body)
 
-        return await self._answer(run, lambda: queries.get_stats(store, params, now_ms))
+        return await self._answer(run, lambda: self.memory.get_stats(params, now_ms))
 
 
 # ---------------------------------------------------------------------------- helpers

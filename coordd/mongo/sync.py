@@ -46,12 +46,13 @@ from typing import Any, Final
 import trio
 
 from coordd.core.event import Event
+from coordd.core.pacing import backoff_delay
 from coordd.errors import SinkUnavailable
 from coordd.mongo.schema import event_document, utc_now
 from coordd.mongo.sink import RetentionResult, Sink, SyncMarker, WriteResult
-from coordd.mongo.types import SyncSettings, SyncSource, SyncStats, backoff_delay
+from coordd.mongo.types import SyncSettings, SyncSource, SyncStats
 
-__all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker", "backoff_delay"]
+__all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker"]
 
 log = logging.getLogger(__name__)
 

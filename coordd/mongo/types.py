@@ -6,7 +6,6 @@ stays about the worker. No trio, no pymongo.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from coordd.config import MongoConfig
 from coordd.core.event import Event
 
-__all__ = ["SyncSettings", "SyncSource", "SyncStats", "backoff_delay"]
+__all__ = ["SyncSettings", "SyncSource", "SyncStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +94,3 @@ class SyncStats:
     retention_runs: int
     expired_sessions: int
     expired_events: int
-
-
-def backoff_delay(failures: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Delay before retry number `failures` (≥ 1): exponential, capped, "equal jitter" —
-    half of it fixed, half random — so retries spread out yet never hammer."""
-    ceiling = min(cap, initial * 2.0 ** min(failures - 1, 62))
-    return ceiling / 2 + rng.uniform(0.0, ceiling / 2)

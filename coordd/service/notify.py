@@ -1,4 +1,5 @@
-"""sd_notify over `$NOTIFY_SOCKET`, in a few lines of our own (abstract sockets included).
+"""sd_notify over `$NOTIFY_SOCKET`, in a few lines of our own (abstract sockets included),
+and the loop that keeps systemd informed (`STATUS=`, `WATCHDOG=1`).
 
 Without `$NOTIFY_SOCKET` (not started by systemd) every call is a no-op.
 """
@@ -8,9 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
-__all__ = ["Notifier"]
+import trio
+
+__all__ = ["Notifier", "monotonic_usec", "status_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +61,27 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+async def status_loop(notifier: Notifier, status_line: Callable[[], str],
+                      stalled: Callable[[float], str | None],
+                      poll_interval: Callable[[], float]) -> None:
+    """STATUS= every few seconds; WATCHDOG=1 only while ingestion makes progress
+    (`stalled(limit)` says why not, None when it does; the limit grows with the tailer's
+    current `poll_interval()`)."""
+    usec = notifier.watchdog_usec
+    interval = min(5.0, usec / 2e6) if usec else 5.0
+    while True:
+        await trio.sleep(interval)
+        lines = [f"STATUS={status_line()}"]
+        why = stalled(max(usec / 1e6, 3 * poll_interval(), 2.0))
+        if usec and why is None:
+            lines.append("WATCHDOG=1")
+        elif why:
+            log.error("watchdog withheld: %s", why)
+        notifier.notify(*lines)
+
+
+def monotonic_usec() -> str:
+    """`MONOTONIC_USEC=` for `RELOADING=1`."""
+    return f"MONOTONIC_USEC={time.monotonic_ns() // 1000}"

@@ -7,65 +7,72 @@ the configuration and applies what can change live. A component that crashes (or
 while it should run) is logged by name and stops the daemon with a non-zero exit, so that
 systemd restarts it: never a silent half-alive state.
 
-With `[mongo] uri` the daemon also starts the MongoDB sync worker, answers search, deep
-paging and stats from MongoDB (`coordd.mongo.queries`), and restarts warm: its history
-comes from MongoDB when the checkpoint allows (`coordd.mongo.load`). In follower mode
-(`[mode] follower`) there is no tailer, pipeline, checkpoint or sync worker: a `Follower`
-feeds the store and the hub from MongoDB (`coordd.mongo.follower`).
+Every component is built by the constructor, before `run`, and handed what it reads.
+With `[mongo] uri` the MongoDB tier (`coordd.mongo.tier.MongoTier`) runs the sync worker,
+answers search, deep paging and stats from MongoDB, and gives a warm restart its history
+when the checkpoint allows. In follower mode (`[mode] follower`) there is no tailer,
+pipeline, checkpoint or sync worker: the tier's follower feeds the store and the hub from
+MongoDB.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client.core import Metric
-from quart import websocket
 
-from coordd.config import Config, load_config
+from coordd.backend import MemoryQueries, QueryBackend
+from coordd.config import Config, changed_keys, load_config
 from coordd.core.enrich import Enricher
-from coordd.core.event import Event
-from coordd.core.overrides import Overrides, adopt_legacy_file
+from coordd.core.overrides import Overrides
 from coordd.core.store import Store
-from coordd.errors import ComponentCrashed, CoorddError, ListenError, StateError
+from coordd.errors import ComponentCrashed, CoorddError
 from coordd.live.hub import Hub
-from coordd.mongo.tier import build_follower, build_sync_worker, mongo_checks
 from coordd.plugins.host import PluginHost, allow_list_from_env
 from coordd.service.gcpolicy import run_gc_policy
+from coordd.service.health import daemon_checks, health_answer
+from coordd.service.listen import activation_binds, hypercorn_config, listen_socket
 from coordd.service.logs import setup_logging
 from coordd.service.mainagents import MainAgents
 from coordd.service.metrics import service_metric_families
-from coordd.service.notify import Notifier
+from coordd.service.notify import Notifier, monotonic_usec, status_loop
+from coordd.service.state import (
+    adopt_legacy_overrides,
+    load_snapshot,
+    prepare_log_dir,
+    prepare_state_dir,
+    save_snapshot,
+)
 from coordd.tail.checkpoint import Checkpoint, load_checkpoint
-from coordd.tail.logfile import resumes_from
-from coordd.tail.pipeline import Pipeline
-from coordd.tail.snapshot import read_snapshot, snapshot_fingerprint, write_snapshot
+from coordd.tail.pipeline import History, Listener, Pipeline
+from coordd.tail.snapshot import snapshot_fingerprint
 from coordd.tail.tailer import Tailer
-from coordd.web.app import AppContext, create_app
+from coordd.web.app import create_app
 from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
+from coordd.web.routes import ROUTES, AppContext
 
 if TYPE_CHECKING:
-    from coordd.mongo.follower import Follower
-    from coordd.mongo.queries import MongoQueries
-    from coordd.mongo.sink import PymongoSink
-    from coordd.mongo.sync import SyncWorker
+    from coordd.mongo.tier import MongoTier
 
 __all__ = ["Service", "ServiceInfo"]
 
 log = logging.getLogger(__name__)
+
+#: A long-lived task of the root nursery: runs until cancelled, reports ready through
+#: `task_status`.
+Component = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +83,25 @@ class ServiceInfo:
     port: int
 
 
-def _check(status: str, output: str, observed: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": status, "output": output}
-    if observed is not None:
-        out["observedValue"] = observed
-    return out
-
-
-@dataclass
 class Service:
-    """Wires the components from a `Config` and runs them."""
+    """Builds every component from a `Config` (all of them, before `run`) and runs them.
 
-    config: Config
-    notifier: Notifier = field(default_factory=Notifier)
-    #: A ready MongoDB client (a `pymongo.MongoClient`, or mongomock's in tests) to use
-    #: instead of one made from `[mongo] uri` (which must still be set to enable the tier).
-    mongo_client: Any = None
+    `mongo_client`: a ready MongoDB client (a `pymongo.MongoClient`, or mongomock's in
+    tests) to use instead of one made from `[mongo] uri` (which must still be set to
+    enable the tier). `cli_overrides`: the command line's `load_config` overrides, applied
+    again when SIGHUP re-reads the file. `tasks`: more components by name (the demo's log
+    writer), started first in the root nursery and stopped with it.
+    """
 
-    def __post_init__(self) -> None:
-        cfg = self.config
+    def __init__(self, config: Config, *, notifier: Notifier | None = None,
+                 mongo_client: Any = None,
+                 cli_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 tasks: Mapping[str, Component] | None = None) -> None:
+        cfg = config
+        self.config = cfg
+        self.notifier = notifier if notifier is not None else Notifier()
+        self.cli_overrides = cli_overrides
+        self.tasks = dict(tasks or {})
         self.state_dir = cfg.state_dir()
         self.main_agents = MainAgents(cfg.openclaw_config_path())
         self.plugins = PluginHost(
@@ -107,18 +114,85 @@ class Service:
         self.categories = self.plugins.vocabulary()
         self.overrides = Overrides(cfg.overrides_path(), categories=self.categories)
         self.store = Store(max_events=cfg.store.max_events, overrides=self.overrides)
-        self.sync: SyncWorker | None = None
+        self.enricher = Enricher(self.plugins, self.categories, self.main_agents.current)
+        self.hub = Hub(
+            epoch=self._epoch, replay_window=cfg.websocket.replay_window,
+            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
+        )
+        self.checkpoint: Checkpoint | None = None
         self.tailer: Tailer | None = None
         self.pipeline: Pipeline | None = None
-        self.follower: Follower | None = None
-        self.mongo_sink: PymongoSink | None = None
-        self.mongo_queries: MongoQueries | None = None
+        self.mongo: MongoTier | None = None
+        if cfg.mode.follower:
+            # load_config refuses a follower without `[mongo] uri`.
+            from coordd.mongo.tier import MongoTier
+
+            self.mongo = MongoTier.following(cfg, lambda: self.store, self._new_epoch_store,
+                                             [self.hub.publish], client=mongo_client)
+        else:
+            self._build_tailing(mongo_client)
+        self.metrics = Metrics()
+        self.metrics.add_source(self._metric_families)
+        if self.mongo is not None:
+            self.metrics.add_source(self.mongo.metric_families)
+        backend: QueryBackend = (self.mongo.queries if self.mongo is not None
+                                 else MemoryQueries(lambda: self.store))
+        self.web = AppContext(
+            backend=backend, write_token=cfg.server.write_token,
+            guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
+            max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
+            health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
+            observe=self.metrics.observe,
+            openapi=orjson.dumps(openapi_document(ROUTES, self.categories.names)),
+        )
+        self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
         self._shutdown = trio.Event()
         self._stopping = False
         self._scopes: dict[str, trio.CancelScope] = {}
         self._listen_fd: int | None = None
         self._done: dict[str, trio.Event] = {}
+
+    def _build_tailing(self, mongo_client: Any) -> None:
+        """The tailer, the pipeline and (with `[mongo] uri`) the MongoDB tier of a tailing
+        instance."""
+        cfg = self.config
+        self.checkpoint = checkpoint = load_checkpoint(self.state_dir)
+        self.tailer = Tailer(
+            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
+            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
+            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
+        )
+        listeners: list[Listener] = [self.hub.publish]
+        if cfg.mongo.uri:
+            from coordd.mongo.tier import MongoTier
+
+            # The re-read runs in its own thread: it gets its own Enricher.
+            self.mongo = MongoTier.tailing(
+                cfg, self.store, client=mongo_client,
+                reread_enricher=Enricher(self.plugins, self.categories,
+                                         self.main_agents.current))
+            listeners.append(self.mongo.offer)
+            # Documents prepared while each event is fresh in the cache; the sync worker
+            # drops them once written (SyncWorker.offer).
+            self.enricher = Enricher(self.plugins, self.categories, self.main_agents.current,
+                                     prepare=self.mongo.prepare_source)
+        self.pipeline = Pipeline(
+            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
+            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
+            listeners=listeners,
+        )
+
+    def _epoch(self) -> str:
+        """The epoch the hub tells its clients: the pipeline's (tailing), else the store's."""
+        return self.pipeline.epoch if self.pipeline is not None else self.store.epoch
+
+    def _new_epoch_store(self, epoch: str) -> Store:
+        """A follower's new epoch is a new sequence space: a fresh store, installed where
+        every component reads it (`self.store`: the routes, the hub, the metrics)."""
+        self.store = Store(max_events=self.config.store.max_events, overrides=self.overrides,
+                           epoch=epoch)
+        return self.store
 
     # ------------------------------------------------------------------ lifetime
 
@@ -146,7 +220,7 @@ class Service:
     def _listen(self) -> list[str]:
         """hypercorn's binds: the sockets systemd passed, else our own socket, bound and
         listening already (raises `ListenError` when it cannot be)."""
-        activation = _activation_binds(os.environ)
+        activation = activation_binds(os.environ)
         if activation:
             return activation
         sock = listen_socket(self.config.server.host, self.config.server.port)
@@ -161,86 +235,42 @@ class Service:
     async def _run(self, binds: list[str], shutdown_trigger: Callable[[], Awaitable[None]] | None,
                    task_status: trio.TaskStatus[ServiceInfo]) -> None:
         cfg = self.config
-        self._prepare_state_dir()
-        self._adopt_legacy_overrides()
-        prepare = None
-        if cfg.mongo.uri:
-            from coordd.mongo.schema import prepare_document
-
-            # Documents prepared while each event is fresh in the cache; the sync worker
-            # drops them once written (SyncWorker.offer).
-            prepare = prepare_document
-        self.enricher = Enricher(self.plugins, self.categories, self.main_agents.current,
-                                 prepare=prepare)
-        following = cfg.mode.follower
-        if cfg.mongo.uri:
-            from coordd.mongo.queries import MongoQueries
-            from coordd.mongo.sink import PymongoSink
-
-            self.mongo_sink = (
-                PymongoSink(self.mongo_client, cfg.mongo.database, ttl_days=cfg.mongo.ttl_days)
-                if self.mongo_client is not None else PymongoSink.from_config(cfg.mongo))
-            self.mongo_queries = MongoQueries(
-                self.mongo_sink.db, lambda: self.store, timeout=cfg.mongo.operation_timeout,
-                limiter=trio.CapacityLimiter(cfg.mongo.max_threads))
-        if following:
-            self.hub = Hub(
-                epoch=lambda: self.store.epoch, replay_window=cfg.websocket.replay_window,
-                client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
-            )
-            self.follower = build_follower(self)
-        else:
-            self._prepare_log_dir()
-            await self._tailing_pipeline()
-        self.metrics = Metrics()
-        self.metrics.add_source(self._metric_families)
-        ctx = AppContext(
-            store=self.store, mongo=self.mongo_queries, write_token=cfg.server.write_token,
-            guard=Guard.of(cfg.server.allowed_origins, cfg.server.allowed_hosts),
-            max_body_bytes=cfg.server.max_body_bytes, max_query_bytes=cfg.server.max_query_bytes,
-            health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
-            observe=self.metrics.observe,
-            on_category_change=self.sync.refresh_sessions if self.sync is not None else None,
-            openapi=orjson.dumps(openapi_document(self.categories.names)),
-        )
-        self.app_context = ctx
-        app = create_app(ctx)
-        hub = self.hub
-
-        @app.websocket("/ws")
-        async def ws() -> None:
-            await hub.serve(websocket)
-        hconfig = HypercornConfig()
-        hconfig.bind = binds
-        hconfig.graceful_timeout = cfg.server.shutdown_grace
-        hconfig.accesslog = None
-        hconfig.websocket_ping_interval = cfg.websocket.heartbeat
-        hconfig.errorlog = logging.getLogger("hypercorn.error")
+        prepare_state_dir(self.state_dir)
+        adopt_legacy_overrides(self.overrides, cfg.legacy_overrides_path())
+        history: History | None = None
+        if self.pipeline is not None:
+            prepare_log_dir(cfg.log_path())
+            history = await self._load_history()
+        hconfig = hypercorn_config(binds, shutdown_grace=cfg.server.shutdown_grace,
+                                   heartbeat=cfg.websocket.heartbeat)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._signals)
             if shutdown_trigger is not None:
                 nursery.start_soon(self._external_trigger, shutdown_trigger)
+            for name, task in self.tasks.items():
+                await nursery.start(self._component, name, task)
             if self.pipeline is not None:
-                await nursery.start(self._component, "pipeline", self.pipeline.run)
-            if self.follower is not None:
-                await nursery.start(self._component, "follower", self.follower.run)
-            if self.sync is not None:
-                await nursery.start(self._component, "mongo-sync", self.sync.run)
+                await nursery.start(self._component, "pipeline",
+                                    partial(self.pipeline.run, history=history))
+            if self.mongo is not None:
+                await nursery.start(self._component, self.mongo.name, self.mongo.run)
             urls: list[str] = await nursery.start(
                 self._component, "web",
                 lambda task_status: hypercorn_serve(
-                    app, hconfig, shutdown_trigger=self._shutdown.wait, task_status=task_status,
+                    self.app, hconfig, shutdown_trigger=self._shutdown.wait,
+                    task_status=task_status,
                 ),
             )
             port = int(urls[0].rsplit(":", 1)[1]) if urls else cfg.server.port
             log.info("coordd ready on %s (%d events, epoch %s%s)", ", ".join(urls),
                      len(self.store), self.store.epoch,
-                     ", following MongoDB" if following else "")
+                     ", following MongoDB" if cfg.mode.follower else "")
             self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
             nursery.start_soon(run_gc_policy)
             if self.notifier.enabled:
-                nursery.start_soon(self._systemd_loop)
+                nursery.start_soon(partial(status_loop, self.notifier, self.status_line,
+                                           self.stalled, lambda: self.config.log.poll_interval))
             task_status.started(ServiceInfo(urls=urls, port=port))
             await self._shutdown.wait()
             self._stopping = True
@@ -250,48 +280,46 @@ class Service:
             nursery.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace
             # Ingestion stops now (the pipeline checkpoints while being cancelled); the web
             # server drains its open requests until done or the deadline.
-            self._scopes["pipeline" if self.pipeline is not None else "follower"].cancel()
+            if self.pipeline is not None:
+                self._scopes["pipeline"].cancel()
+            elif self.mongo is not None:
+                self._scopes[self.mongo.name].cancel()  # the follower
             # WebSocket clients get a close frame (1001, with the since/epoch to resume
             # with) instead of holding the shutdown for the whole grace period.
             self.hub.close_all()
             await self._drained()
             log.debug("drained %.3fs into the shutdown", trio.current_time() - stop_started)
             nursery.cancel_scope.cancel()
-        self._write_snapshot()
+        if self.pipeline is not None and cfg.state.snapshot:
+            save_snapshot(self.state_dir, list(self.store.iter_events()),
+                          self.pipeline.stopped_at(), self._snapshot_fingerprint())
         log.info("stopped")
 
-    # ------------------------------------------------------------------ snapshot
+    async def _load_history(self) -> History | None:
+        """A tailing instance's history for a warm restart: from MongoDB when the
+        checkpoint allows, else from the shutdown snapshot; None: read the log."""
+        checkpoint = self.checkpoint
+        cfg = self.config
+        if self.mongo is not None:
+            events = await self.mongo.warm_history(checkpoint, cfg.log_path(),
+                                                   max_events=cfg.store.max_events,
+                                                   categories=self.categories)
+            if events is not None:
+                return History(events, "MongoDB")
+        if checkpoint is not None and cfg.state.snapshot:
+            events = await trio.to_thread.run_sync(partial(
+                load_snapshot, self.state_dir, cfg.log_path(), checkpoint,
+                self._snapshot_fingerprint(), max_events=cfg.store.max_events))
+            if events is not None:
+                return History(events, "the snapshot")
+        return None
 
     def _snapshot_fingerprint(self) -> str:
+        """What the snapshot's events depend on besides the log: the enabled plugins,
+        the main agents, the categories and the plugins' settings."""
         plugins = [(p["name"], p["version"]) for p in self.plugins.describe() if p["enabled"]]
         return snapshot_fingerprint(plugins, self.main_agents.current(), self.categories.names,
                                     self.config.plugins.settings)
-
-    def _read_snapshot(self, cp: Checkpoint) -> list[Event] | None:
-        """In a worker thread at start: the snapshot's events for `cp`, or None."""
-        if not resumes_from(self.config.log_path(), cp):
-            return None  # the checkpointed file is gone: the log is read anyway
-        return read_snapshot(self.state_dir, cp, self._snapshot_fingerprint(),
-                             max_events=self.config.store.max_events)
-
-    def _write_snapshot(self) -> None:
-        """After a clean stop: the stored events for the final checkpoint (blocking)."""
-        pipeline = self.pipeline
-        if pipeline is None or not self.config.state.snapshot:
-            return
-        cp = pipeline.stopped_at()
-        if cp is None:
-            log.info("snapshot: not written (no checkpoint for what the store holds)")
-            return
-        started = time.perf_counter()
-        try:
-            size = write_snapshot(self.state_dir, list(self.store.iter_events()), cp,
-                                  self._snapshot_fingerprint())
-        except (OSError, ValueError) as e:
-            log.warning("snapshot: cannot write it in %s: %s", self.state_dir, e)
-            return
-        log.info("snapshot: %d events (%.1f MB) written in %.2f s", len(self.store),
-                 size / 1e6, time.perf_counter() - started)
 
     async def _drained(self) -> None:
         """Until the web server stopped on its own, or no request is being answered and no
@@ -299,7 +327,7 @@ class Service:
         connection open until its graceful timeout: waiting for it would make every
         shutdown with a client last the whole grace period.)"""
         while not self._done["web"].is_set():
-            if self.app_context.in_flight == 0 and self.hub.serving == 0:
+            if self.web.in_flight == 0 and self.hub.serving == 0:
                 return
             await trio.sleep(0.02)
 
@@ -322,20 +350,6 @@ class Service:
         if not self._stopping:
             log.critical("component %s stopped on its own", name)
             raise ComponentCrashed(name)
-
-    async def _systemd_loop(self) -> None:
-        """STATUS= every few seconds; WATCHDOG=1 only while ingestion makes progress."""
-        usec = self.notifier.watchdog_usec
-        interval = min(5.0, usec / 2e6) if usec else 5.0
-        while True:
-            await trio.sleep(interval)
-            lines = [f"STATUS={self.status_line()}"]
-            stalled = self.stalled(max(usec / 1e6, 3 * self.config.log.poll_interval, 2.0))
-            if usec and stalled is None:
-                lines.append("WATCHDOG=1")
-            elif stalled:
-                log.error("watchdog withheld: %s", stalled)
-            self.notifier.notify(*lines)
 
     def stalled(self, limit: float) -> str | None:
         """Why ingestion is not making progress (None when it is), for the watchdog."""
@@ -362,49 +376,12 @@ class Service:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    self.notifier.notify("RELOADING=1", _monotonic_usec())
+                    self.notifier.notify("RELOADING=1", monotonic_usec())
                     self.reload()
                     self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
                 else:
                     log.info("received %s", signal.Signals(signum).name)
                     self.request_shutdown()
-
-    async def _tailing_pipeline(self) -> None:
-        """The tailer, the pipeline (warm from MongoDB when it can be), the hub and the
-        sync worker of a tailing instance."""
-        cfg = self.config
-        checkpoint = load_checkpoint(self.state_dir)
-        history = None
-        if self.mongo_sink is not None:
-            from coordd.mongo.load import load_warm_history
-
-            history = await load_warm_history(
-                self.mongo_sink, checkpoint, cfg.log_path(), max_events=cfg.store.max_events,
-                max_wait=cfg.mongo.server_selection_timeout + cfg.mongo.operation_timeout,
-                categories=self.categories)
-        history_from = "MongoDB"
-        if history is None and checkpoint is not None and cfg.state.snapshot:
-            history = await trio.to_thread.run_sync(self._read_snapshot, checkpoint)
-            history_from = "the snapshot"
-        self.tailer = Tailer(
-            cfg.log_path(), checkpoint=checkpoint, poll_interval=cfg.log.poll_interval,
-            watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
-            read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
-        )
-        self.pipeline = Pipeline(
-            self.tailer, self.enricher, self.store, state_dir=self.state_dir,
-            checkpoint=checkpoint, checkpoint_interval=cfg.state.checkpoint_interval,
-            history_events=history, history_from=history_from,
-        )
-        pipeline = self.pipeline
-        self.hub = Hub(
-            epoch=lambda: pipeline.epoch, replay_window=cfg.websocket.replay_window,
-            client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
-        )
-        self.pipeline.listeners.append(self.hub.publish)
-        self.sync = build_sync_worker(self, checkpoint) if cfg.mongo.uri else None
-        if self.sync is not None:
-            self.pipeline.listeners.append(self.sync.offer)
 
     def _metric_families(self) -> Iterator[Metric]:
         return service_metric_families(
@@ -412,7 +389,6 @@ class Service:
             pipeline=self.pipeline.statistics if self.pipeline else None,
             store=lambda: self.store.statistics(), hub=self.hub.statistics,
             plugins=self.plugins.statistics,
-            mongo=self.sync.statistics if self.sync is not None else None,
         )
 
     # ------------------------------------------------------------------ reload
@@ -422,7 +398,7 @@ class Service:
         that changed but need a restart (also logged)."""
         source = self.config.source
         try:
-            new = load_config(source, overrides=getattr(self, "cli_overrides", None))
+            new = load_config(source, overrides=self.cli_overrides)
         except CoorddError as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             return []
@@ -434,15 +410,15 @@ class Service:
         if new.log.poll_interval != old.log.poll_interval and self.tailer is not None:
             self.tailer.set_poll_interval(new.log.poll_interval)
             applied.append("log.poll_interval")
-        if new.server.write_token != old.server.write_token and hasattr(self, "app_context"):
-            self.app_context.write_token = new.server.write_token
+        if new.server.write_token != old.server.write_token:
+            self.web.write_token = new.server.write_token
             applied.append("server.write_token")
         if new.state.checkpoint_interval != old.state.checkpoint_interval and self.pipeline:
             self.pipeline.checkpoint_interval = new.state.checkpoint_interval
             applied.append("state.checkpoint_interval")
         live = {"logging.level", "logging.format", "log.poll_interval", "server.write_token",
                 "state.checkpoint_interval"}
-        not_applied = [key for key in _changed_keys(old, new) if key not in live]
+        not_applied = [key for key in changed_keys(old, new) if key not in live]
         for key in not_applied:
             log.warning("reload: %s changed but needs a restart to take effect", key)
         log.info("configuration reloaded from %s; applied: %s", source or "<defaults>",
@@ -450,75 +426,11 @@ class Service:
         self.config = new
         return not_applied
 
-    # ------------------------------------------------------------------ state & health
-
-    def _prepare_state_dir(self) -> None:
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StateError(f"cannot create the state directory {self.state_dir}: "
-                             f"{e.strerror or e}") from e
-
-    def _prepare_log_dir(self) -> None:
-        """Create the log's directory when it is missing (a fresh machine), so that the
-        gateway, or a first `echo >>`, can write the log there; the tailer waits for the
-        file itself. A directory that cannot be created is waited for instead."""
-        directory = self.config.log_path().parent
-        if directory.is_dir():
-            return
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            log.warning("the log directory %s does not exist and cannot be created (%s); "
-                        "waiting for it to appear", directory, e.strerror or e)
-            return
-        log.info("created the log directory %s (it did not exist); waiting for the log "
-                 "to be written there", directory)
-
-    def _adopt_legacy_overrides(self) -> None:
-        """Copy the old monitor's overrides file into the state directory, once: when the
-        overrides use the default location there and no file exists there yet."""
-        legacy = self.config.legacy_overrides_path()
-        path = self.overrides.path
-        if legacy is None or path is None:
-            return
-        try:
-            copied = adopt_legacy_file(path, legacy)
-        except OSError as e:
-            log.warning("category overrides: cannot copy %s to %s: %s; starting without them",
-                        legacy, path, e.strerror or e)
-            return
-        if copied:
-            self.overrides.refresh(force=True)
-            log.info("category overrides: copied %s to %s (edits are saved there from now "
-                     "on; the old file is left as it is)", legacy, path)
-
     def health(self) -> tuple[bool, dict[str, list[dict[str, Any]]]]:
-        """Component checks for /api/health: (no check critical, checks)."""
-        checks: dict[str, list[dict[str, Any]]] = {}
-        if self.tailer is not None:
-            st = self.tailer.statistics()
-            if st.waiting_for:
-                checks["log"] = [_check("warn", f"waiting for the log {st.waiting_for}: {st.path}")]
-            else:
-                checks["log"] = [_check("pass", f"following {st.path} ({st.mode})",
-                                        {"lagBytes": st.lag_bytes, "offset": st.offset})]
-        if self.pipeline is not None:
-            ps = self.pipeline.statistics()
-            status = "pass" if ps.caught_up else "warn"
-            checks["pipeline"] = [_check(status, "caught up" if ps.caught_up else "reading history",
-                                         {"events": len(self.store), "lastSeq": ps.last_seq,
-                                          "epoch": ps.epoch, "rejected": ps.rejected,
-                                          "repaired": ps.repaired})]
-            if ps.checkpoint_error:
-                checks["state"] = [_check("warn", f"checkpoint not written: {ps.checkpoint_error}")]
-            else:
-                checks["state"] = [_check("pass", f"checkpoint in {self.state_dir}")]
-        status, message = self.main_agents.status()
-        checks["openclaw"] = [_check(status, message)]
-        checks.update(mongo_checks(self))
-        ok = all(c["status"] != "fail" for items in checks.values() for c in items)
-        return ok, checks
+        """Component checks for /api/health: (no check failed, checks by component)."""
+        return health_answer(daemon_checks(
+            tailer=self.tailer, pipeline=self.pipeline, events=len(self.store),
+            state_dir=self.state_dir, main_agents=self.main_agents, mongo=self.mongo))
 
     def status_line(self) -> str:
         """One line for `systemctl status`."""
@@ -536,58 +448,3 @@ def _describe(e: BaseException) -> str:
         return "; ".join(_describe(x) for x in e.exceptions)
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` and listening, set up as hypercorn sets up its
-    own. Raises `ListenError` with one line saying what is wrong and what to do."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError as e:
-        sock.close()
-        raise ListenError(_listen_problem(host, port, e)) from None
-    return sock
-
-
-def _listen_problem(host: str, port: int, e: OSError) -> str:
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if e.errno == errno.EADDRINUSE:
-        return (f"cannot listen on {where}: the address is already in use (another monitor, "
-                "or another coordd, on that port?); stop it or choose another port with "
-                "--port (or [server] port)")
-    if e.errno == errno.EACCES:
-        return (f"cannot listen on {where}: permission denied (ports below 1024 need "
-                "privileges); choose another port with --port (or [server] port)")
-    if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
-        return (f"cannot listen on {where}: no such address on this machine "
-                f"({e.strerror or e}); check --host (or [server] host)")
-    return f"cannot listen on {where}: {e.strerror or e}; check --host and --port"
-
-
-def _activation_binds(env: dict[str, str] | os._Environ[str]) -> list[str]:
-    """Sockets passed by systemd socket activation (LISTEN_FDS, from fd 3 on)."""
-    if env.get("LISTEN_PID", "") != str(os.getpid()):
-        return []
-    count = int(env.get("LISTEN_FDS", "0") or 0)
-    return [f"fd://{3 + i}" for i in range(count)]
-
-
-def _changed_keys(old: Config, new: Config) -> list[str]:
-    out = []
-    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
-                  "mode"):
-        a, b = getattr(old, table), getattr(new, table)
-        for key in a.__dataclass_fields__:
-            if getattr(a, key) != getattr(b, key):
-                out.append(f"{table}.{key}")
-    if old.plugins != new.plugins:
-        out.append("plugins")
-    return out
-
-
-def _monotonic_usec() -> str:
-    return f"MONOTONIC_USEC={time.monotonic_ns() // 1000}"

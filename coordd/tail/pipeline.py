@@ -10,17 +10,16 @@ Sequence numbers stay stable across restarts: the lines the tailer marks as `his
 ones forwards from it. Re-reading a line after a crash therefore gives it the seq it had,
 and downstream consumers dedupe by seq (and MongoDB by event hash).
 
-Warm restart: given `history_events` (the newest stored events up to the checkpoint, read
-back from MongoDB or from the shutdown snapshot), the history lines are dropped unparsed
-when the tailer resumes from the checkpoint, and those events are stored in their place
-with the seqs they had.
+Warm restart: given a `History` (the newest stored events up to the checkpoint, read back
+from MongoDB or from the shutdown snapshot) to `run`, the history lines are dropped
+unparsed when the tailer resumes from the checkpoint, and those events are stored in their
+place with the seqs they had.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,11 +33,12 @@ from orjson import JSONDecodeError as _JSONDecodeError
 from orjson import loads as _orjson_loads
 
 from coordd.core.event import Event, parse_line
+from coordd.core.pacing import RateLimitedLog
 from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
 from coordd.tail.tailer import LineBatch, Tailer
 
-__all__ = ["Listener", "Pipeline", "PipelineStats"]
+__all__ = ["History", "Listener", "Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,16 @@ Listener = Callable[[Sequence[Event]], None]
 
 
 @dataclass(frozen=True, slots=True)
+class History:
+    """The history already loaded for a warm restart: events of the checkpoint's epoch up
+    to its seq, in seq order, and where they came from, for the log ("MongoDB", "the
+    snapshot")."""
+
+    events: Sequence[Event]
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineStats:
     epoch: str
     last_seq: int
@@ -77,31 +87,6 @@ class PipelineStats:
     last_progress: float
     busy_since: float | None  # trio time a batch went to the worker thread, while it is there
     checkpoint_error: str | None
-
-
-class _RateLimited:
-    """Log at most one message per `interval` seconds per key, saying how many were dropped."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._dropped: Counter[str] = Counter()
-
-    def warning(self, key: str, msg: str, *args: object) -> None:
-        suffix = self.admit(key)
-        if suffix is not None:
-            log.warning(msg + suffix, *args)
-
-    def admit(self, key: str) -> str | None:
-        """The suffix for a message about `key` that may be logged now (saying how many
-        were dropped), or None when it must be dropped (and is counted)."""
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.interval:
-            self._dropped[key] += 1
-            return None
-        self._last[key] = now
-        dropped = self._dropped.pop(key, 0)
-        return f" ({dropped} more like this since the last message)" if dropped else ""
 
 
 #: Characters of a line shown in a warning about it.
@@ -165,15 +150,10 @@ class Pipeline:
         checkpoint: Checkpoint | None,
         checkpoint_interval: float = 1.0,
         listeners: Sequence[Listener] = (),
-        history_events: Sequence[Event] | None = None,
-        history_from: str = "MongoDB",
     ) -> None:
-        """`history_events`: the history already loaded (warm restart): events of the
-        checkpoint's epoch up to its seq, in seq order. When the tailer resumes from the
-        checkpoint, the lines at or before it are dropped without being parsed and these
-        events stand for them; when it does not (the checkpointed file is gone), they
-        are discarded and the log is read as usual. `history_from` says where they came
-        from, for the log ("MongoDB", "the snapshot")."""
+        """New events (after the history) are built with their `Event.source` (the
+        enricher's `prepare`, for the MongoDB sync worker, which drops it: see
+        `SyncWorker.offer`)."""
         self.tailer = tailer
         self.enricher = enricher
         self.store = store
@@ -191,8 +171,8 @@ class Pipeline:
         self._last_progress = 0.0
         self._busy_since: float | None = None
         self._history: list[Event] = []
-        self._preloaded = list(history_events) if history_events is not None else None
-        self._preloaded_from = history_from
+        self._preloaded: list[Event] | None = None
+        self._preloaded_from = ""
         self._dropped_history = 0
         self._history_done = False
         self._position: tuple[FileId, int, int] | None = None
@@ -200,16 +180,24 @@ class Pipeline:
         self._current_file: FileId | None = None
         self._left_files: set[FileId] = set()
         self._checkpoint_error: str | None = None
-        self._ratelog = _RateLimited()
+        self._ratelog = RateLimitedLog(log, 10.0)
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, history: History | None = None,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Ingest until cancelled. Ready once everything on disk at start is stored.
+
+        `history`: the history already loaded (warm restart). When the tailer resumes from
+        the checkpoint, the lines at or before it are dropped without being parsed and
+        these events stand for them; when it does not (the checkpointed file is gone),
+        they are discarded and the log is read as usual.
 
         On cancellation the last position is checkpointed (shielded, so a shutdown
         never loses the position it had reached).
         """
+        if history is not None:
+            self._preloaded, self._preloaded_from = list(history.events), history.origin
         send, recv = trio.open_memory_channel[LineBatch](4)
         # The history build allocates ~100k long-lived records and makes no cycles; the
         # cyclic GC would walk the growing heap again and again meanwhile (~0.4 s of a
@@ -276,7 +264,7 @@ class Pipeline:
 
     def _history_loaded(self) -> bool:
         return (self._preloaded is not None and self.checkpoint is not None
-                and bool(getattr(self.tailer, "resumed", False)))
+                and self.tailer.resumed)
 
     def _advance(self, file: FileId, offset: int) -> None:
         """Move the checkpoint position forward, never back to a file already left.
@@ -373,7 +361,7 @@ class Pipeline:
                      self._preloaded_from)
         self._preloaded = None
         history, self._history = self._history, []
-        resumed = bool(getattr(self.tailer, "resumed", False)) and self.checkpoint is not None
+        resumed = self.tailer.resumed and self.checkpoint is not None
         if resumed:
             assert self.checkpoint is not None
             first = self.checkpoint.seq - len(history) + 1

@@ -28,13 +28,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import trio
 
+from coordd.core.pacing import RateLimitedLog
 from coordd.tail import inotify
 from coordd.tail.checkpoint import Checkpoint, FileId, fingerprint
 from coordd.tail.logfile import (
@@ -141,7 +141,7 @@ class Tailer:
         self._truncations = 0
         self._fallbacks = 0
         self._last_progress = 0.0
-        self._last_warned: dict[str, float] = {}
+        self._ratelog = RateLimitedLog(log, _LOG_EVERY)
 
     # ------------------------------------------------------------------ public
 
@@ -304,7 +304,7 @@ class Tailer:
         try:
             await self._check_files(send, now)
         except OSError as exc:
-            self._warn("io", "reading %s failed: %s (retrying)", self.path, exc)
+            self._ratelog.warning("io", "reading %s failed: %s (retrying)", self.path, exc)
 
     async def _check_files(self, send: trio.MemorySendChannel[LineBatch], now: float) -> None:
         for lf in list(self._retired):
@@ -399,7 +399,7 @@ class Tailer:
                 self._bytes_read += res.nbytes
             if res.too_long:
                 self._skip("too_long", res.too_long)
-                self._warn("too_long", "skipped a line longer than %d bytes in %s",
+                self._ratelog.warning("too_long", "skipped a line longer than %d bytes in %s",
                            self.max_line_bytes, lf.path)
             if res.lines:
                 batch: LineBatch | None = LineBatch(res.lines, lf.fid, lf.offset,
@@ -435,13 +435,6 @@ class Tailer:
 
     def _skip(self, reason: str, n: int = 1) -> None:
         self._skipped[reason] = self._skipped.get(reason, 0) + n
-
-    def _warn(self, kind: str, msg: str, *args: object) -> None:
-        # Wall-clock rate limiting: this is about log volume, not behaviour.
-        now = time.monotonic()
-        if now - self._last_warned.get(kind, -math.inf) >= _LOG_EVERY:
-            self._last_warned[kind] = now
-            log.warning(msg, *args)
 
     def _close_file(self, lf: LogFile) -> None:
         if lf.read_pos > lf.offset:

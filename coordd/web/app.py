@@ -1,13 +1,24 @@
-"""The REST frontend: Quart-Trio, served by hypercorn inside the root nursery.
+"""The ASGI application hypercorn serves: one dispatcher over the route table.
 
-A thin adapter: paths, methods, CORS, authorisation and size limits live here; the
-semantics of every route are pure functions in `coordd.core.queries` that return the status
-and the body bytes. Routing follows the old monitor's order with one
-catch-all route, so that trailing-slash variants are 404s (not redirects) and the raw,
-still percent-encoded path segment reaches the detail routes.
+Every request passes the guard first (`coordd.web.guard`: a misdirected `Host` is 421, a
+cross-origin write 403), the WebSocket handshake included. Then:
 
-With a MongoDB tier (`AppContext.mongo`), search, event paging beyond memory, time
-ranges and stats are answered by `coordd.mongo.queries` (which falls back to memory).
+* HTTP: plain ASGI over `coordd.web.routes`, so that a request costs no framework
+  objects (Quart's request and response cost about 0.7 ms per request on our machines:
+  half the budget of a detail page). `OPTIONS` is the CORS preflight for any path; a
+  method no route answers is 405, an over-long query string 414; then the route: 404
+  when none matches, 405 for a method it does not answer, 401 for a write not allowed
+  (the token when one is configured, else a loopback peer), 413 for a body over
+  `max_body_bytes`. Answers are JSON with the CORS headers (reads keep
+  `Access-Control-Allow-Origin: *`), an unexpected exception a 500. Each routed request
+  is counted in `in_flight` (the shutdown drains them) and observed under its route's
+  label.
+* WebSocket and lifespan: Quart-Trio, which serves `/ws` with the handler given to
+  `create_app`.
+
+The path is matched raw (still percent-encoded, without the query string), so that
+trailing-slash variants are 404s (not redirects) and the id segment reaches the backend as
+the client sent it.
 """
 
 from __future__ import annotations
@@ -17,95 +28,39 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
 import orjson
-import trio
-from quart import Response, request
+from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from coordd import __version__
-from coordd.core import queries
-from coordd.core.jsvalues import iso_ms
-from coordd.core.store import Store
 from coordd.web.guard import Guard, peer_is_loopback
+from coordd.web.routes import HTTP_METHODS, AppContext, Call, Route, match
 
-if TYPE_CHECKING:
-    from coordd.mongo.queries import MongoQueries
-
-__all__ = ["AppContext", "create_app", "peer_is_loopback", "token_matches"]
+__all__ = ["WebApp", "create_app", "peer_is_loopback", "token_matches"]
 
 log = logging.getLogger(__name__)
 
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PATCH, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, X-Task-Monitor-Token, Cookie",
-}
+_TOKEN_HEADER: Final = "X-Task-Monitor-Token"
+_CORS: Final = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, PATCH, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, X-Task-Monitor-Token, Cookie"),
+]
 #: Preflights that may not write (an origin not in `[server] allowed_origins`): reads only.
-_READ_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": CORS_HEADERS["Access-Control-Allow-Headers"],
-    "Vary": "Origin",
-}
-_TOKEN_HEADER = "X-Task-Monitor-Token"
-_ALLOWED_METHODS = frozenset({"GET", "POST", "PATCH", "OPTIONS", "HEAD"})
-_READ_ONLY_ROUTES = frozenset(
-    {"/api/health", "/api/events", "/api/events/search", "/api/work-sessions/search",
-     "/api/stats"}
-)
-_WS_PREFIX = "/api/work-sessions/"
-#: `GET /` and `/api`, shaped like the old monitor's index.
-_INDEX = orjson.dumps({
-    "name": "Task Monitor API",
-    "version": "1.3.0",
-    "implementation": f"coordd {__version__}",
-    "endpoints": [
-        "GET /api/health", "GET /api/events", "GET /api/events/search",
-        "GET /api/work-sessions", "GET /api/work-sessions/search",
-        "GET /api/work-sessions/:id", "PATCH /api/work-sessions/:id/category",
-        "GET /api/stats", "GET /openapi.json", "GET /metrics", "GET /-/plugins", "WS /ws",
-    ],
-    "docs": "/openapi.json",
-})
+_READ_CORS: Final = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, OPTIONS"),
+    _CORS[2],
+    (b"vary", b"Origin"),
+]
+#: An empty preflight answer's type: Quart's default, kept so that answers stay the same.
+_EMPTY: Final = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"0")]
+_INTERNAL_ERROR: Final = b'{"error":"Internal server error"}'
 
-
-@dataclass(slots=True)
-class AppContext:
-    """What the routes read. `health` returns (ok, checks) for /api/health."""
-
-    store: Store
-    #: The MongoDB-backed routes, when `[mongo] uri` is set.
-    mongo: MongoQueries | None = None
-    write_token: str = ""
-    #: Origins that may write, names the server answers to on loopback (`coordd.web.guard`).
-    guard: Guard = field(default_factory=Guard)
-    max_body_bytes: int = 65536
-    max_query_bytes: int = 8192
-    clock: Callable[[], float] = lambda: time.time() * 1000
-    health: Callable[[], tuple[bool, dict[str, Any]]] = lambda: (True, {})
-    plugins: Callable[[], list[dict[str, Any]]] = list
-    metrics: Callable[[], bytes] | None = None
-    openapi: bytes = b"{}"
-    observe: Callable[[str, str, float], None] | None = None
-    #: Called with the work-session id after a category override was stored.
-    on_category_change: Callable[[list[str]], None] | None = None
-    #: HTTP requests being answered right now (the shutdown drains them).
-    in_flight: int = 0
-    extra_routes: dict[str, Callable[[list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]] = (
-        field(default_factory=dict)
-    )
-
-
-def _json(status: int, body: bytes) -> Response:
-    return Response(body, status=status, headers=CORS_HEADERS, content_type="application/json")
-
-
-def _error(status: int, message: str) -> Response:
-    return _json(status, orjson.dumps({"error": message}))
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def token_matches(expected: str, given: str | None) -> bool:
@@ -114,28 +69,19 @@ def token_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.strip().encode())
 
 
-def _is_fast_read(route: str) -> bool:
-    """Health, events, the session list and one session (not `search`, which routes first)."""
-    if route in ("/api/health", "/api/events", "/api/work-sessions"):
-        return True
-    if route.startswith(_WS_PREFIX):
-        rest = route[len(_WS_PREFIX):]
-        return bool(rest) and "/" not in rest and rest != "search"
-    return False
-
-
-_RAW_CORS = [(k.lower().encode(), v.encode()) for k, v in CORS_HEADERS.items()]
-
-
-def _header(scope: Any, name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     """The first value of header `name` (lower case) in an ASGI scope."""
     for key, value in scope.get("headers", ()):
-        if key == name:
+        if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
 
 
-async def _discard_body(receive: Any) -> None:
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def _discard_body(receive: Receive) -> None:
     """Take the request body off the connection, or hypercorn will not keep it alive for
     the next request."""
     while True:
@@ -144,39 +90,73 @@ async def _discard_body(receive: Any) -> None:
             return
 
 
-async def _send_json(send: Any, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", b"%d" % len(body)), *_RAW_CORS]
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body; `_TooLarge` when its `Content-Length`, or what arrives, is over
+    `limit` bytes."""
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, body: bytes,
+                headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-class _Guarded:
-    """ASGI middleware in front of everything (Quart's routes, the fast reads and the
-    WebSocket): refuses a misdirected `Host` (421) and cross-origin writes (403), see
-    `coordd.web.guard`. The guard is read per request, so a reload can replace it."""
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    await _send(send, status, body, [(b"content-type", b"application/json"),
+                                     (b"content-length", b"%d" % len(body)), *_CORS])
 
-    def __init__(self, inner: Any, ctx: AppContext) -> None:
-        self.inner = inner
+
+class WebApp:
+    """The ASGI application; see the module docstring. The context is read per request,
+    so a reload can change the write token."""
+
+    def __init__(self, ctx: AppContext, quart: QuartTrio) -> None:
         self.ctx = ctx
+        self.quart = quart
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Typed loosely: hypercorn and Quart each declare their own ASGI event types.
         kind = scope["type"]
         if kind not in ("http", "websocket"):
-            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
+            await self.quart(scope, receive, send)  # the lifespan
+            return
         status, why = self._refusal(scope)
-        if why is None:
-            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
-        log.debug("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), why)
-        body = orjson.dumps({"error": why})
+        if why is not None:
+            log.debug("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), why)
+            if kind == "websocket":
+                await _refuse_websocket(scope, receive, send, status, _error(why))
+            else:
+                await _discard_body(receive)
+                await _send_json(send, status, _error(why))
+            return
         if kind == "websocket":
-            await _refuse_websocket(scope, receive, send, status, body)
-        else:
-            await _discard_body(receive)
-            await _send_json(send, status, body)
-        return None
+            await self.quart(scope, receive, send)
+            return
+        await self._http(scope, receive, send)
 
-    def _refusal(self, scope: Any) -> tuple[int, str | None]:
+    def _refusal(self, scope: Scope) -> tuple[int, str | None]:
+        """The guard's answer to a request: (status, why), why None when it may pass."""
         guard = self.ctx.guard
         server = scope.get("server")
         why = guard.host_refusal(_header(scope, b"host"), server[0] if server else None)
@@ -186,8 +166,119 @@ class _Guarded:
             return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"))
         return 0, None
 
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+        method = scope["method"]
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1").split("?", 1)[0]
+        if method == "OPTIONS":
+            await _discard_body(receive)
+            await _preflight(send, ctx.guard, _header(scope, b"origin"),
+                             _header(scope, b"access-control-request-method"))
+            return
+        if method not in HTTP_METHODS:
+            await _discard_body(receive)
+            await _send_json(send, 405, _error("Method not allowed"))
+            return
+        qs = scope.get("query_string", b"")
+        if len(qs) > ctx.max_query_bytes:
+            await _discard_body(receive)
+            await _send_json(send, 414, _error(f"query string longer than "
+                                               f"{ctx.max_query_bytes} bytes"))
+            return
+        route, ids = match(path)
+        started = time.perf_counter()
+        ctx.in_flight += 1
+        try:
+            try:
+                status, body, content_type = await self._answer(
+                    route, ids, method, qs, scope, receive)
+            except Exception:
+                log.exception("%s %s failed", method, path)
+                status, body, content_type = 500, _INTERNAL_ERROR, None
+            if content_type is None:
+                await _send_json(send, status, body)
+            else:
+                await _send(send, status, body, [(b"content-type", content_type),
+                                                 (b"content-length", b"%d" % len(body))])
+        finally:
+            ctx.in_flight -= 1
+            if ctx.observe is not None:
+                ctx.observe(route.label if route is not None else "other", method,
+                            time.perf_counter() - started)
 
-async def _refuse_websocket(scope: Any, receive: Any, send: Any, status: int,
+    async def _answer(self, route: Route | None, ids: tuple[str, ...], method: str,
+                      qs: bytes, scope: Scope, receive: Receive
+                      ) -> tuple[int, bytes, bytes | None]:
+        """(status, body, content type; None: JSON) for a routed request."""
+        ctx = self.ctx
+        body = b""
+        if route is None or route.handler is None:  # no such HTTP route (`/ws` is Quart's)
+            await _discard_body(receive)
+            return 404, _error("Not found"), None
+        if method not in route.methods:
+            await _discard_body(receive)
+            return 405, _error("Method not allowed"), None
+        if route.writes:
+            refusal = _write_refusal(ctx, scope)
+            if refusal is not None:
+                await _discard_body(receive)
+                return 401, _error(refusal), None
+            try:
+                body = await _read_body(scope, receive, ctx.max_body_bytes)
+            except _TooLarge:
+                return 413, _error(f"request body larger than {ctx.max_body_bytes} bytes"), None
+        else:
+            await _discard_body(receive)
+        params = urllib.parse.parse_qsl(qs.decode("utf-8", "replace"), keep_blank_values=True)
+        answer = await route.handler(ctx, Call(params, ids, ctx.clock(), body))
+        if answer is None:
+            return 404, _error("Not found"), None
+        status, out = answer
+        return status, out, route.content_type if status == 200 else None
+
+
+def _write_refusal(ctx: AppContext, scope: Scope) -> str | None:
+    """Why this request may not write (401), or None: the token when one is configured,
+    else a loopback peer."""
+    if ctx.write_token.strip():
+        given = _header(scope, _TOKEN_HEADER.lower().encode())
+        if not (given or "").strip():
+            return (f"Unauthorized: missing the {_TOKEN_HEADER} header (a write token is "
+                    "configured: send it as `X-Task-Monitor-Token: <token>`)")
+        if not token_matches(ctx.write_token, given):
+            return (f"Unauthorized: the {_TOKEN_HEADER} header does not match the "
+                    "configured write token")
+        return None
+    client = scope.get("client")
+    if not peer_is_loopback(client[0] if client else None):
+        return ("Unauthorized: without a write token only loopback peers may write; set "
+                "[server] write_token (or TASK_MONITOR_WRITE_TOKEN) and send it in the "
+                f"{_TOKEN_HEADER} header")
+    return None
+
+
+async def _preflight(send: Send, guard: Guard, origin: str | None, wanted: str | None) -> None:
+    """`OPTIONS`: the old monitor's answer without an `Origin` (not a browser); for a
+    browser, writes only for an origin in `[server] allowed_origins`."""
+    if origin is None:
+        await _send(send, 204, b"", [*_CORS, *_EMPTY])
+        return
+    if guard.origin_allowed(origin):
+        headers = [(b"access-control-allow-origin", origin.encode("latin-1")), *_CORS[1:],
+                   (b"vary", b"Origin")]
+        await _send(send, 204, b"", [*headers, *_EMPTY])
+        return
+    why = guard.write_refusal((wanted or "").strip().upper(), origin)
+    if why is not None:
+        body = _error(why)
+        await _send(send, 403, body, [*_READ_CORS, (b"content-type", b"application/json"),
+                                      (b"content-length", b"%d" % len(body))])
+        return
+    await _send(send, 204, b"", [*_READ_CORS, *_EMPTY])
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, status: int,
                             body: bytes) -> None:
     """Answer a WebSocket handshake with an HTTP error (or, without the ASGI extension
     for that, a close before accepting, which the server turns into a 403)."""
@@ -204,198 +295,16 @@ async def _refuse_websocket(scope: Any, receive: Any, send: Any, status: int,
         await send({"type": "websocket.close", "code": 1008})
 
 
-class _FastReads:
-    """ASGI middleware in front of Quart: plain GETs of the hot read routes are answered
-    straight from the pre-assembled bytes, without Quart's request and response objects
-    (about 0.7 ms per request on our machines: half the budget of a detail page).
-    Everything else — other methods, other routes, WebSocket, lifespan — goes to Quart,
-    which applies the same semantics through the same `read` function."""
+def create_app(ctx: AppContext, *,
+               websocket: Callable[[Any], Awaitable[None]] | None = None) -> WebApp:
+    """The application over `ctx`; `websocket(ws)` serves one `/ws` connection (Quart's
+    `websocket` object)."""
+    quart = QuartTrio(__name__)
+    if websocket is not None:
+        serve = websocket
 
-    def __init__(self, inner: Any, ctx: AppContext,
-                 read: Callable[[str, list[tuple[str, str]]], Awaitable[tuple[int, bytes]]]
-                 ) -> None:
-        self.inner = inner
-        self.ctx = ctx
-        self.read = read
+        @quart.websocket("/ws")
+        async def ws() -> None:
+            await serve(quart_websocket)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
-            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        route = raw_path.decode("latin-1").split("?", 1)[0]
-        qs = scope.get("query_string", b"")
-        if not _is_fast_read(route) or len(qs) > self.ctx.max_query_bytes:
-            return await self.inner(scope, receive, send)  # type: ignore[no-any-return]
-        ctx = self.ctx
-        await _discard_body(receive)
-        params = urllib.parse.parse_qsl(qs.decode("utf-8", "replace"), keep_blank_values=True)
-        started = time.perf_counter()
-        ctx.in_flight += 1
-        try:
-            try:
-                status, body = await self.read(route, params)
-            except Exception:
-                log.exception("GET %s failed", route)
-                status, body = 500, b'{"error":"Internal server error"}'
-            await _send_json(send, status, body)
-        finally:
-            ctx.in_flight -= 1
-            if ctx.observe is not None:
-                ctx.observe(route, "GET", time.perf_counter() - started)
-        return None
-
-
-def _preflight(guard: Guard, origin: str | None, wanted: str | None) -> Response:
-    """`OPTIONS`: the old monitor's answer without an `Origin` (not a browser); for a
-    browser, writes only for an origin in `[server] allowed_origins`."""
-    if origin is None:
-        return Response(b"", status=204, headers=CORS_HEADERS)
-    if guard.origin_allowed(origin):
-        return Response(b"", status=204, headers={
-            **CORS_HEADERS, "Access-Control-Allow-Origin": origin, "Vary": "Origin"})
-    why = guard.write_refusal((wanted or "").strip().upper(), origin)
-    if why is not None:
-        return Response(orjson.dumps({"error": why}), status=403, headers=_READ_CORS,
-                        content_type="application/json")
-    return Response(b"", status=204, headers=_READ_CORS)
-
-
-def _write_refusal(ctx: AppContext) -> str | None:
-    """Why the current request may not write (401), or None: the token when one is
-    configured, else a loopback peer."""
-    if ctx.write_token.strip():
-        given = request.headers.get(_TOKEN_HEADER)
-        if not (given or "").strip():
-            return (f"Unauthorized: missing the {_TOKEN_HEADER} header (a write token is "
-                    "configured: send it as `X-Task-Monitor-Token: <token>`)")
-        if not token_matches(ctx.write_token, given):
-            return (f"Unauthorized: the {_TOKEN_HEADER} header does not match the "
-                    "configured write token")
-        return None
-    client = request.scope.get("client")
-    if not peer_is_loopback(client[0] if client else None):
-        return ("Unauthorized: without a write token only loopback peers may write; set "
-                "[server] write_token (or TASK_MONITOR_WRITE_TOKEN) and send it in the "
-                f"{_TOKEN_HEADER} header")
-    return None
-
-
-def create_app(ctx: AppContext) -> QuartTrio:
-    """Build the Quart-Trio application over `ctx`."""
-    app = QuartTrio(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = ctx.max_body_bytes
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-
-    async def dispatch(path: str = "") -> Response:
-        raw_path = request.scope.get("raw_path") or request.path.encode()
-        route = raw_path.decode("latin-1").split("?", 1)[0]
-        method = request.method
-        if method == "OPTIONS":
-            return _preflight(ctx.guard, request.headers.get("Origin"),
-                              request.headers.get("Access-Control-Request-Method"))
-        if method not in _ALLOWED_METHODS:
-            return _error(405, "Method not allowed")
-        qs = request.scope.get("query_string", b"")
-        if len(qs) > ctx.max_query_bytes:
-            return _error(414, f"query string longer than {ctx.max_query_bytes} bytes")
-        params = urllib.parse.parse_qsl(
-            qs.decode("utf-8", "replace"), keep_blank_values=True
-        )
-        if method in ("POST", "PATCH") and route in _READ_ONLY_ROUTES:
-            return _error(405, "Method not allowed")
-        started = time.perf_counter()
-        ctx.in_flight += 1
-        try:
-            return await _route(route, method, params)
-        except RequestEntityTooLarge:
-            return _error(413, f"request body larger than {ctx.max_body_bytes} bytes")
-        except Exception:
-            log.exception("%s %s failed", method, route)
-            return _error(500, "Internal server error")
-        finally:
-            ctx.in_flight -= 1
-            if ctx.observe is not None:
-                ctx.observe(route, method, time.perf_counter() - started)
-
-    async def _route(route: str, method: str, params: list[tuple[str, str]]) -> Response:
-        now = ctx.clock()
-        store = ctx.store
-        if _is_fast_read(route):
-            if method not in ("GET", "HEAD"):
-                return _error(405, "Method not allowed")
-            return _json(*await read(route, params))
-        mongo = ctx.mongo
-        if route == "/api/events/search":
-            if mongo is not None:
-                return _json(*await mongo.search_events(params, now))
-            # Matching 100k events takes ~0.1-0.4 s: off the event loop.
-            job = queries.search_events_job(store, params, now)
-            return _json(*await trio.to_thread.run_sync(job))
-        if route == "/api/work-sessions/search":
-            if mongo is not None:
-                return _json(*await mongo.search_work_sessions(params, now))
-            return _json(*queries.search_work_sessions(store, params, now))
-        if route == "/api/stats":
-            if mongo is not None:
-                return _json(*await mongo.get_stats(params, now))
-            return _json(*queries.get_stats(store, params, now))
-        if route.startswith(_WS_PREFIX):
-            parts = route[len(_WS_PREFIX):].split("/")
-            if len(parts) == 2 and parts[1] == "category" and parts[0]:
-                if method != "PATCH":
-                    return _error(405, "Method not allowed")
-                refusal = _write_refusal(ctx)
-                if refusal is not None:
-                    return _error(401, refusal)
-                raw = await request.get_data(cache=False, as_text=False)
-                assert isinstance(raw, bytes)
-                # Validated here (it reads the store); the overrides file is written and
-                # fsynced off the event loop.
-                job = queries.patch_category_job(store, parts[0], raw, now, params)
-                status, answer = await trio.to_thread.run_sync(job)
-                if status == 200 and ctx.on_category_change is not None:
-                    ctx.on_category_change([orjson.loads(answer)["workSessionId"]])
-                return _json(status, answer)
-            return _error(404, "Not found")
-        if route in ("/", "/api"):
-            return _json(200, _INDEX)
-        if route == "/openapi.json":
-            return _json(200, ctx.openapi)
-        if route == "/-/plugins":
-            return _json(200, orjson.dumps({"plugins": ctx.plugins()}))
-        if route == "/metrics" and ctx.metrics is not None:
-            return Response(ctx.metrics(), status=200,
-                            content_type="text/plain; version=0.0.4; charset=utf-8")
-        handler = ctx.extra_routes.get(route)
-        if handler is not None:
-            return _json(*await handler(params))
-        return _error(404, "Not found")
-
-    async def read(route: str, params: list[tuple[str, str]]) -> tuple[int, bytes]:
-        """The hot read routes: health, events, work sessions and one session."""
-        now = ctx.clock()
-        store = ctx.store
-        if route == "/api/health":
-            ok, checks = ctx.health()
-            body = {"status": "ok" if ok else "fail", "timestamp": iso_ms(now), "checks": checks}
-            return 200 if ok else 503, orjson.dumps(body)
-        if route == "/api/events":
-            if ctx.mongo is not None:
-                return await ctx.mongo.get_events(params, now)
-            return queries.get_events(store, params, now)
-        if route == "/api/work-sessions":
-            return queries.get_work_sessions(store, params, now)
-        return queries.get_work_session(store, route[len(_WS_PREFIX):], params, now)
-
-    app.asgi_app = _Guarded(  # type: ignore[method-assign]
-        _FastReads(app.asgi_app, ctx, read), ctx)
-
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "HEAD"]
-    app.add_url_rule("/", "root", dispatch, methods=methods, defaults={"path": ""})
-    app.add_url_rule("/<path:path>", "any", dispatch, methods=methods)
-
-    @app.errorhandler(413)
-    async def too_large(_: Any) -> Response:
-        return _error(413, f"request body larger than {ctx.max_body_bytes} bytes")
-
-    return app
+    return WebApp(ctx, quart)

@@ -1,6 +1,6 @@
 """Who may write from a browser, and under which names the server may be reached.
 
-Two guards in front of every route, the hand-written fast path and the WebSocket alike:
+Two guards in front of every route of the table and the WebSocket alike:
 
 * **Cross-origin writes.** Browsers send an `Origin` header with every write (and with
   cross-origin reads). A write (POST, PATCH, PUT, DELETE) whose `Origin` is not listed in
@@ -16,7 +16,7 @@ Two guards in front of every route, the hand-written fast path and the WebSocket
   `http://attacker.example` whose name was re-pointed at 127.0.0.1 sends
   `Host: attacker.example`.
 
-Pure functions over header values; the ASGI middleware lives in `coordd.web.app`.
+Pure functions over header values; the dispatcher in `coordd.web.app` applies them.
 """
 
 from __future__ import annotations

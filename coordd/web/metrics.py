@@ -2,8 +2,9 @@
 
 Counters and gauges are read at scrape time from each component's `statistics()` snapshot
 (a custom collector), so the hot paths count in plain integers and pay nothing for
-Prometheus. Only the request-latency histogram is observed directly, per route template
-(bounded cardinality: `/api/work-sessions/:id`, never the raw id).
+Prometheus. Only the request-latency histogram is observed directly, per route label
+(bounded cardinality: the route table's pattern, `/api/work-sessions/:id`, never the raw
+id; `other` for a path no route matches).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["Metrics", "counter", "gauge", "route_template"]
+__all__ = ["Metrics", "counter", "gauge"]
 
 Source = Callable[[], Iterable[Metric]]
 
@@ -51,17 +52,6 @@ def counter(name: str, doc: str, value: float | None = None, *,
     return _family(CounterMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]
 
 
-def route_template(path: str) -> str:
-    """Collapse ids so the route label stays bounded."""
-    if path.startswith("/api/work-sessions/") and path not in ("/api/work-sessions/search",):
-        return ("/api/work-sessions/:id/category" if path.endswith("/category")
-                else "/api/work-sessions/:id")
-    known = {"/", "/api", "/api/health", "/api/events", "/api/events/search",
-             "/api/work-sessions", "/api/work-sessions/search", "/api/stats", "/metrics",
-             "/-/plugins", "/openapi.json", "/ws"}
-    return path if path in known else "other"
-
-
 class Metrics:
     """The registry, the latency histogram and the scrape-time sources."""
 
@@ -78,8 +68,9 @@ class Metrics:
         """Register a callable yielding metric families at scrape time."""
         self._sources.append(source)
 
-    def observe(self, path: str, method: str, seconds: float) -> None:
-        self.request_seconds.labels(route_template(path), method).observe(seconds)
+    def observe(self, route: str, method: str, seconds: float) -> None:
+        """One answered request, under its route's label (`coordd.web.routes`)."""
+        self.request_seconds.labels(route, method).observe(seconds)
 
     def collect(self) -> Iterator[Metric]:
         for source in self._sources:

@@ -2,18 +2,37 @@
 
 It describes the routes Task-Hub uses (wire-compatible with the old monitor) and the new
 ones (cursor pagination, `until`, `/api/stats`, `/-/plugins`, `/metrics`, `/ws`). Built
-once at start-up; the valid category list includes plugin-introduced categories.
+once at start-up from the route table (`coordd.web.routes`: each route's summary and the
+operation function named there, which this module provides); the valid category list
+includes plugin-introduced categories.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from coordd import __version__
 from coordd.core.vocabulary import ROLES, STATUSES
 
-__all__ = ["openapi_document"]
+
+class Documented(Protocol):
+    """What the document reads of a route-table entry (`coordd.web.routes.Route`)."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    @property
+    def methods(self) -> tuple[str, ...]: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def doc(self) -> Callable[[Parts], dict[str, Any]] | None: ...
+
+__all__ = ["Parts", "openapi_document"]
 
 
 def _param(name: str, description: str, schema: dict[str, Any] | None = None,
@@ -35,23 +54,151 @@ def _ok(schema_ref: str, description: str) -> dict[str, Any]:
         "$ref": f"#/components/schemas/{schema_ref}"}}}}
 
 
-def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
-    """Build the document; `categories` are the valid `collabCategory` values (the
-    vocabulary: the built-in ones, then those the enabled plugins declare)."""
-    limit = _param("limit", "Plain non-negative decimal integer; 0 or absent means the default.",
-                   {"type": "integer", "minimum": 0})
-    since = _param("since", "Lower time bound (inclusive): ISO-8601 (a naive time is UTC) or "
-                   "epoch milliseconds.")
-    until = _param("until", "Upper time bound (exclusive): ISO-8601 (naive = UTC) or epoch ms.")
-    cursor = _param("cursor", "Opaque cursor from a previous answer's `nextCursor`.")
-    csv_roles = _param("role", "Event roles, comma-separated or repeated: " + ", ".join(ROLES),
-                       explode=True)
-    csv_types = _param("type", "Event types, comma-separated or repeated (free-form).",
-                       explode=True)
-    view_category = _param("viewCategory", "`all` or one category.",
-                           {"type": "string", "enum": ["all", *categories]})
-    ws_id = _param("id", "The work-session id (percent-encoded): the `workSessionId`, or the "
-                   "list's `id` (`ws:<workSessionId>`).", where="path", required=True)
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What several operations share: the common parameters and the valid categories."""
+
+    categories: Sequence[str]
+    limit: dict[str, Any]
+    since: dict[str, Any]
+    until: dict[str, Any]
+    cursor: dict[str, Any]
+    csv_roles: dict[str, Any]
+    csv_types: dict[str, Any]
+    view_category: dict[str, Any]
+    ws_id: dict[str, Any]
+
+    @classmethod
+    def of(cls, categories: Sequence[str]) -> Parts:
+        return cls(
+            categories=categories,
+            limit=_param("limit", "Plain non-negative decimal integer; 0 or absent means the "
+                         "default.", {"type": "integer", "minimum": 0}),
+            since=_param("since", "Lower time bound (inclusive): ISO-8601 (a naive time is "
+                         "UTC) or epoch milliseconds."),
+            until=_param("until", "Upper time bound (exclusive): ISO-8601 (naive = UTC) or "
+                         "epoch ms."),
+            cursor=_param("cursor", "Opaque cursor from a previous answer's `nextCursor`."),
+            csv_roles=_param("role", "Event roles, comma-separated or repeated: "
+                             + ", ".join(ROLES), explode=True),
+            csv_types=_param("type", "Event types, comma-separated or repeated (free-form).",
+                             explode=True),
+            view_category=_param("viewCategory", "`all` or one category.",
+                                 {"type": "string", "enum": ["all", *categories]}),
+            ws_id=_param("id", "The work-session id (percent-encoded): the `workSessionId`, "
+                         "or the list's `id` (`ws:<workSessionId>`).", where="path",
+                         required=True),
+        )
+
+
+# ---------------------------------------------------------------------------- operations
+# One per documented route, named in the route table; each without its summary.
+
+
+def health(p: Parts) -> dict[str, Any]:
+    return {"responses": {"200": _ok("Health", "Healthy (warnings possible)"),
+                          "503": _ok("Health", "A check is critical")}}
+
+
+def events(p: Parts) -> dict[str, Any]:
+    return {"parameters": [p.limit, p.since, p.until, p.csv_roles, p.csv_types,
+                           p.view_category, p.cursor],
+            "responses": {"200": _ok("Events", "Matching events"), "400": _ERROR}}
+
+
+def work_sessions(p: Parts) -> dict[str, Any]:
+    return {"parameters": [
+                p.limit, p.csv_roles, p.csv_types, p.view_category, p.cursor, p.since, p.until,
+                _param("status", "Comma-separated or repeated: " + ", ".join(STATUSES),
+                       explode=True),
+                _param("subTag", "Keep sessions with this sub-tag (case-insensitive)."),
+            ],
+            "responses": {"200": _ok("WorkSessions", "Matching sessions"), "400": _ERROR}}
+
+
+def work_session(p: Parts) -> dict[str, Any]:
+    return {"parameters": [p.ws_id, _param("role", "One role filter."), p.csv_types],
+            "responses": {"200": _ok("WorkSessionDetail", "The session"), "400": _ERROR,
+                          "404": _ERROR}}
+
+
+def category(p: Parts) -> dict[str, Any]:
+    return {
+        "description": "Needs `X-Task-Monitor-Token` when a write token is configured; "
+                       "otherwise only loopback peers may write. A browser page may "
+                       "write only from an origin in `[server] allowed_origins` "
+                       "(else 403).",
+        "parameters": [p.ws_id, _param("X-Task-Monitor-Token", "Write token.", where="header"),
+                       _param("create", "`1`: store the override even though no such "
+                              "session is held (its events are still to come); "
+                              "otherwise an unknown session is a 404.",
+                              {"type": "string", "enum": ["0", "1"]})],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["collabCategory"],
+            "properties": {"collabCategory": {"type": "string", "enum": list(p.categories)},
+                           "updatedBy": {"type": "string"}}}}}},
+        "responses": {"200": _ok("OverrideResult", "Stored"), "400": _ERROR,
+                      "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR}}
+
+
+def search_events(p: Parts) -> dict[str, Any]:
+    return {"parameters": [_param("q", "Search text (literal, not a regular expression)."),
+                           p.limit, _param("offset", "Skip this many.", {"type": "integer"}),
+                           _param("role", "One role."), p.view_category],
+            "responses": {"200": _ok("EventSearch", "Matches, newest first")}}
+
+
+def search_work_sessions(p: Parts) -> dict[str, Any]:
+    return {"parameters": [_param("q", "Search text (literal)."), p.limit],
+            "responses": {"200": _ok("SessionSearch", "Matches, most recent first")}}
+
+
+def stats(p: Parts) -> dict[str, Any]:
+    return {"parameters": [p.since, p.until],
+            "responses": {"200": {"description": "Statistics", "content": {
+                "application/json": {"schema": {"type": "object"}}}}, "400": _ERROR}}
+
+
+def plugins(p: Parts) -> dict[str, Any]:
+    return {"responses": {"200": {
+        "description": "name, version, hooks, enabled",
+        "content": {"application/json": {"schema": {"type": "object"}}}}}}
+
+
+def metrics(p: Parts) -> dict[str, Any]:
+    return {"responses": {"200": {
+        "description": "Prometheus text format",
+        "content": {"text/plain": {"schema": {"type": "string"}}}}}}
+
+
+def websocket(p: Parts) -> dict[str, Any]:
+    return {"parameters": [_param("since", "Last seq received.", {"type": "integer"}),
+                           _param("epoch", "Epoch of that seq.")],
+            "responses": {"101": {"description": "Switching protocols"}, "404": _ERROR}}
+
+
+# ---------------------------------------------------------------------------- the document
+
+
+def _path(pattern: str) -> str:
+    """`/api/work-sessions/:id` → `/api/work-sessions/{id}`."""
+    return "/".join("{" + s[1:] + "}" if s.startswith(":") else s for s in pattern.split("/"))
+
+
+def openapi_document(routes: Sequence[Documented], categories: Sequence[str]) -> dict[str, Any]:
+    """Build the document for the routes of the table that have an operation;
+    `categories` are the valid `collabCategory` values (the vocabulary: the built-in
+    ones, then those the enabled plugins declare)."""
+    parts = Parts.of(categories)
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if route.doc is None:
+            continue
+        method = route.methods[0]
+        # The WebSocket upgrade is a GET.
+        verb = "get" if method == "WS" else method.lower()
+        paths[_path(route.pattern)] = {verb: {"summary": route.summary,
+                                              **route.doc(parts)}}
     event_schema = {"type": "object", "description": "An enriched event plus `seq`.",
                     "additionalProperties": True,
                     "properties": {"type": {"type": "string"}, "agentId": {"type": "string"},
@@ -65,74 +212,7 @@ def openapi_document(categories: Sequence[str]) -> dict[str, Any]:
         "info": {"title": "coordd", "version": __version__,
                  "description": "Work sessions and coordination events of a multi-agent system. "
                                 "Wire-compatible with the TypeScript task monitor."},
-        "paths": {
-            "/api/health": {"get": {"summary": "Health with component checks", "responses": {
-                "200": _ok("Health", "Healthy (warnings possible)"),
-                "503": _ok("Health", "A check is critical")}}},
-            "/api/events": {"get": {
-                "summary": "Events in log order (the last `limit` matches)",
-                "parameters": [limit, since, until, csv_roles, csv_types, view_category, cursor],
-                "responses": {"200": _ok("Events", "Matching events"), "400": _ERROR}}},
-            "/api/work-sessions": {"get": {
-                "summary": "Work sessions, most recent first",
-                "parameters": [
-                    limit, csv_roles, csv_types, view_category, cursor, since, until,
-                    _param("status", "Comma-separated or repeated: " + ", ".join(STATUSES),
-                           explode=True),
-                    _param("subTag", "Keep sessions with this sub-tag (case-insensitive)."),
-                ],
-                "responses": {"200": _ok("WorkSessions", "Matching sessions"), "400": _ERROR}}},
-            "/api/work-sessions/{id}": {"get": {
-                "summary": "One work session with its threads and events",
-                "parameters": [ws_id, _param("role", "One role filter."), csv_types],
-                "responses": {"200": _ok("WorkSessionDetail", "The session"), "400": _ERROR,
-                              "404": _ERROR}}},
-            "/api/work-sessions/{id}/category": {"patch": {
-                "summary": "Override a work session's category",
-                "description": "Needs `X-Task-Monitor-Token` when a write token is configured; "
-                               "otherwise only loopback peers may write. A browser page may "
-                               "write only from an origin in `[server] allowed_origins` "
-                               "(else 403).",
-                "parameters": [ws_id, _param("X-Task-Monitor-Token", "Write token.",
-                                             where="header"),
-                               _param("create", "`1`: store the override even though no such "
-                                      "session is held (its events are still to come); "
-                                      "otherwise an unknown session is a 404.",
-                                      {"type": "string", "enum": ["0", "1"]})],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["collabCategory"],
-                    "properties": {"collabCategory": {"type": "string", "enum": list(categories)},
-                                   "updatedBy": {"type": "string"}}}}}},
-                "responses": {"200": _ok("OverrideResult", "Stored"), "400": _ERROR,
-                              "401": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR}}},
-            "/api/events/search": {"get": {
-                "summary": "Literal, case-insensitive search in messages, agents and types",
-                "parameters": [_param("q", "Search text (literal, not a regular expression)."),
-                               limit, _param("offset", "Skip this many.", {"type": "integer"}),
-                               _param("role", "One role."), view_category],
-                "responses": {"200": _ok("EventSearch", "Matches, newest first")}}},
-            "/api/work-sessions/search": {"get": {
-                "summary": "Literal search in agents, category and id",
-                "parameters": [_param("q", "Search text (literal)."), limit],
-                "responses": {"200": _ok("SessionSearch", "Matches, most recent first")}}},
-            "/api/stats": {"get": {
-                "summary": "Counts and figures over a time range",
-                "parameters": [since, until],
-                "responses": {"200": {"description": "Statistics", "content": {
-                    "application/json": {"schema": {"type": "object"}}}}, "400": _ERROR}}},
-            "/-/plugins": {"get": {"summary": "Loaded plugins", "responses": {"200": {
-                "description": "name, version, hooks, enabled",
-                "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "Prometheus text format",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/ws": {"get": {
-                "summary": "WebSocket live push (upgrade); resume with ?since=<seq>&epoch=<epoch>",
-                "parameters": [_param("since", "Last seq received.", {"type": "integer"}),
-                               _param("epoch", "Epoch of that seq.")],
-                "responses": {"101": {"description": "Switching protocols"},
-                              "404": _ERROR}}},
-        },
+        "paths": paths,
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error"],
                       "properties": {"error": {"type": "string"}}},

@@ -342,3 +342,28 @@ async def test_the_old_monitors_documents_are_found_and_shown(world: World) -> N
         assert got["events"][0]["data"] == enriched["data"]
     finally:
         coll.delete_one({"eventHash": doc["eventHash"]})
+
+
+# ---------------------------------------------------------------------------- from memory
+
+
+async def test_the_session_routes_come_from_memory_and_an_override_rewrites_the_document(
+        ) -> None:
+    from coordd.core.event import Event
+
+    store = Store()
+    store.extend([Event(1, {"type": "a2a.send", "agentId": "ruda", "ts": 5,
+                            "data": {"workSessionId": "ws_1"}})])
+    seen: list[list[str]] = []
+    mq = MongoQueries(failing, lambda: store, on_category_change=seen.append)
+    assert await mq.get_work_sessions([], NOW) == queries.get_work_sessions(store, [], NOW)
+    assert await mq.get_work_session("ws_1", [], NOW) == queries.get_work_session(
+        store, "ws_1", [], NOW)
+    good = orjson.dumps({"collabCategory": "qa_validation"})
+    status, body = await mq.patch_category("ws_1", good, [], NOW)
+    assert status == 200 and orjson.loads(body)["workSessionId"] == "ws_1"
+    assert (await mq.patch_category("ws_1", b"{oops", [], NOW))[0] == 400
+    assert (await mq.patch_category("ws_nope", good, [], NOW))[0] == 404
+    assert seen == [["ws_1"]]  # only a stored override is written again
+    stats = mq.statistics()
+    assert (stats.mongo, stats.memory, stats.degraded) == (0, 0, 0)

@@ -101,10 +101,11 @@ async def test_a_follower_answers_like_the_tailing_instance_over_http(tmp_path: 
     follower = Service(config(tmp_path, "b", mode={"follower": True}), mongo_client=client)
     async with trio.open_nursery() as nursery:
         a = await nursery.start(tailing.run)
-        assert tailing.sync is not None
-        await tailing.sync.wait_synced(tailing.store.last_seq)
+        assert tailing.mongo is not None and tailing.mongo.sync is not None
+        await tailing.mongo.sync.wait_synced(tailing.store.last_seq)
         b = await nursery.start(follower.run)
-        assert follower.tailer is None and follower.sync is None and follower.pipeline is None
+        assert follower.tailer is None and follower.pipeline is None
+        assert follower.mongo is not None and follower.mongo.sync is None
         assert follower.store.last_seq == tailing.store.last_seq == 120
         assert await bodies(b.port) == await bodies(a.port)
 
@@ -128,8 +129,8 @@ async def test_a_restart_with_mongodb_is_warm_and_the_same(
     first = Service(config(tmp_path, "a"), mongo_client=client)
     async with trio.open_nursery() as nursery:
         a = await nursery.start(first.run)
-        assert first.sync is not None
-        await first.sync.wait_synced(first.store.last_seq)
+        assert first.mongo is not None and first.mongo.sync is not None
+        await first.mongo.sync.wait_synced(first.store.last_seq)
         before = await bodies(a.port)
         epoch = first.store.epoch
         first.request_shutdown()

@@ -22,6 +22,7 @@ import trio.lowlevel
 from coordd.core.enrich import Enricher
 from coordd.core.event import Event, Prepare, parse_line
 from coordd.core.jsvalues import event_hash, loads
+from coordd.core.pacing import backoff_delay
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
 from coordd.mongo.reread import LogRereader, iter_lines
@@ -38,7 +39,7 @@ from coordd.mongo.schema import (
     utc_now,
 )
 from coordd.mongo.sink import MemorySink, PymongoSink, SyncMarker
-from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker, backoff_delay
+from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from coordd.mongo.sink import PymongoSink, SyncMarker
 from coordd.mongo.sync import SyncSource, SyncWorker
 from coordd.synth.gen import lines
 from coordd.tail.checkpoint import Checkpoint, load_checkpoint
-from coordd.tail.pipeline import Pipeline
+from coordd.tail.pipeline import History, Pipeline
 from coordd.tail.tailer import Tailer
 from tests.mongo.test_mongo_sync import ENRICHER, FAST, Db
 from tests.tail.test_pipeline import F1, FakeTailer, line
@@ -71,13 +72,14 @@ async def run(log: Path, state: Path, *, db: Db | None = None,
     enricher = CountingEnricher()
     tailer = Tailer(log, checkpoint=cp, watch="poll", poll_interval=0.05, history_limit=MAX)
     p = Pipeline(tailer, enricher, store, state_dir=state, checkpoint=cp,
-                 checkpoint_interval=0.01, history_events=history)
+                 checkpoint_interval=0.01)
+    warm = History(history, "MongoDB") if history is not None else None
     worker = SyncWorker(db.sink, source(store), FAST) if db is not None else None
     if worker is not None:
         p.listeners.append(worker.offer)
     with trio.fail_after(60):  # a hang guard, not a timing assertion
         async with trio.open_nursery() as nursery:
-            await nursery.start(p.run)
+            await nursery.start(partial(p.run, history=warm))
             if worker is not None:
                 await nursery.start(worker.run)
                 await worker.wait_synced(store.last_seq)
@@ -177,6 +179,7 @@ async def test_loaded_history_is_discarded_when_the_tailer_does_not_resume(
     cp = Checkpoint(F1, 100, 2, "E1")
     history = [Event(1, ENRICHER.enrich(orjson.loads(line(7))) or {}),
                Event(2, ENRICHER.enrich(orjson.loads(line(8))) or {})]
+    warm = History(history, "MongoDB")
     from coordd.tail.tailer import LineBatch
 
     for resumed, want in ((True, [7, 8, 3]), (False, [1, 2, 3])):
@@ -185,10 +188,9 @@ async def test_loaded_history_is_discarded_when_the_tailer_does_not_resume(
         store = Store()
         enricher = CountingEnricher()
         p = Pipeline(FakeTailer(batches, resumed), enricher, store,  # type: ignore[arg-type]
-                     state_dir=tmp_path, checkpoint=cp, checkpoint_interval=0.01,
-                     history_events=history)
+                     state_dir=tmp_path, checkpoint=cp, checkpoint_interval=0.01)
         async with trio.open_nursery() as nursery:
-            await nursery.start(p.run)
+            await nursery.start(partial(p.run, history=warm))
             await trio.sleep(0.1)
             nursery.cancel_scope.cancel()
         got = [orjson.loads(ev.json)["data"]["n"] for ev in store.iter_events()]

@@ -69,8 +69,8 @@ async def test_a_plugin_category_in_documents_warm_restarts_and_followers(
     follower = Service(config(tmp_path, "b", mode={"follower": True}), mongo_client=client)
     async with trio.open_nursery() as nursery:
         a = await nursery.start(tailing.run)
-        assert tailing.sync is not None
-        await tailing.sync.wait_synced(tailing.store.last_seq)
+        assert tailing.mongo is not None and tailing.mongo.sync is not None
+        await tailing.mongo.sync.wait_synced(tailing.store.last_seq)
         db = client[tailing.config.mongo.database]
         doc = db[EVENTS].find_one({"data.workSessionId": "ws_bill"})
         assert (doc["collabCategory"], doc["derived"]["category"]) == ("billing", "billing")

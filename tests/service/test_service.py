@@ -85,10 +85,9 @@ async def test_reload_applies_what_it_can(tmp_path: Path) -> None:
     service = Service(load_config(cfg_file, env={}, overrides={
         "log": {"path": str(base.log_path())}, "state": {"dir": str(base.state_dir())},
         "server": {"port": 0}, "openclaw": {"config": str(tmp_path / "x.json"),
-                                            "category_overrides": str(tmp_path / "o.json")}}))
-    service.cli_overrides = {  # type: ignore[attr-defined]
-        "log": {"path": str(base.log_path())}, "state": {"dir": str(base.state_dir())},
-        "server": {"port": 0}}
+                                            "category_overrides": str(tmp_path / "o.json")}}),
+        cli_overrides={"log": {"path": str(base.log_path())},
+                       "state": {"dir": str(base.state_dir())}, "server": {"port": 0}})
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         cfg_file.write_text('[log]\npoll_interval = 0.5\n[logging]\nlevel = "DEBUG"\n'
@@ -97,7 +96,7 @@ async def test_reload_applies_what_it_can(tmp_path: Path) -> None:
         assert "store.max_events" in needs_restart
         assert service.tailer is not None
         assert service.tailer._poll_interval == 0.5  # applied live
-        assert service.app_context.write_token == "t"
+        assert service.web.write_token == "t"
         assert service.config.logging.level == "DEBUG"
         cfg_file.write_text("[log]\npoll_interval = -1\n")  # invalid: keep running config
         assert service.reload() == []
@@ -161,7 +160,7 @@ def test_listen_problems_say_what_to_do() -> None:
     import socket
 
     from coordd.errors import ListenError
-    from coordd.service.service import listen_socket
+    from coordd.service.listen import listen_socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

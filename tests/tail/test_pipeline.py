@@ -207,3 +207,20 @@ async def test_prepared_sources_for_live_events_only(tmp_path: Path) -> None:
     _, store = await run_pipeline(tmp_path, batches, listeners=[listener], prepare=prepare)
     assert seen == {1: None, 2: None, 3: ("prepared", 3), 4: ("prepared", 4)}
     assert ns(store) == [(1, 1), (2, 2), (3, 3), (4, 4)]
+
+
+def test_the_rate_limited_log_says_how_many_it_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from coordd.core.pacing import RateLimitedLog
+
+    now = [0.0]
+    ratelog = RateLimitedLog(logging.getLogger("coordd.test"), 10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="coordd.test"):
+        for t in (0.0, 1.0, 2.0, 10.0, 10.5):
+            now[0] = t
+            ratelog.warning("k", "skipped %s", t)
+        ratelog.warning("other", "another kind")
+    assert [r.getMessage() for r in caplog.records] == [
+        "skipped 0.0", "skipped 10.0 (2 more like this since the last message)",
+        "another kind"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coordd.service.logs import JsonFormatter, setup_logging
-from coordd.web.metrics import route_template
+from coordd.web.routes import route_template
 from tests.daemon import Daemon, event
 
 

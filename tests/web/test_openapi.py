@@ -7,6 +7,7 @@ from typing import Any
 
 from coordd.core.vocabulary import CATEGORIES
 from coordd.web.openapi import openapi_document
+from coordd.web.routes import ROUTES
 
 
 def refs(node: Any) -> list[str]:
@@ -19,7 +20,7 @@ def refs(node: Any) -> list[str]:
 
 
 def test_document_is_consistent() -> None:
-    doc = openapi_document((*CATEGORIES, "security"))
+    doc = openapi_document(ROUTES, (*CATEGORIES, "security"))
     json.dumps(doc)  # serialisable
     assert doc["openapi"].startswith("3.1")
     for path in ("/api/health", "/api/events", "/api/work-sessions", "/api/work-sessions/{id}",

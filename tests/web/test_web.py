@@ -1,4 +1,4 @@
-"""The REST adapter in-process (Quart's test client): CORS, methods, limits, write auth."""
+"""The REST adapter in-process (ASGI calls): CORS, methods, limits, write auth, the guard."""
 
 from __future__ import annotations
 
@@ -8,41 +8,14 @@ from typing import Any
 import pytest
 
 from coordd.config import load_config
-from coordd.core.event import Event
-from coordd.core.overrides import Overrides
-from coordd.core.store import Store
 from coordd.errors import ConfigError
-from coordd.web.app import AppContext, create_app, peer_is_loopback, token_matches
+from coordd.web.app import peer_is_loopback, token_matches
 from coordd.web.guard import Guard, host_name, is_loopback_name, normalise_origin
-
-
-def make_app(token: str = "", **kw: Any) -> Any:
-    store = Store(overrides=Overrides(None))
-    store.extend([Event(1, {"type": "a2a.send", "agentId": "ruda", "ts": 5,
-                            "data": {"workSessionId": "ws_1"}})])
-    return create_app(AppContext(store=store, write_token=token, openapi=b'{"openapi":"3.1.0"}',
-                                 **kw))
-
-
-async def request(app: Any, method: str, path: str, *, peer: str | None = "127.0.0.1",
-                  headers: dict[str, str] | None = None, body: bytes = b"",
-                  server: str | None = None) -> Any:
-    """`peer` is the client's address (None: no peer, as over a Unix socket); `server`
-    the local address the request arrived on (None: unknown, as the test client)."""
-    client = app.test_client()
-    scope: dict[str, Any] = {"client": (peer, 40000) if peer is not None else None}
-    if server is not None:
-        scope["server"] = (server, 3847)
-    return await client.open(path, method=method, headers=headers or {}, data=body,
-                             scope_base=scope)
+from tests.web.helpers import GOOD, PATCH, make_app, request
 
 
 async def error_of(r: Any) -> str:
     return json.loads(await r.get_data())["error"]  # type: ignore[no-any-return]
-
-
-PATCH = "/api/work-sessions/ws_1/category"
-GOOD = json.dumps({"collabCategory": "qa_validation", "updatedBy": "me"}).encode()
 
 
 async def test_cors_headers_and_options() -> None:
@@ -112,14 +85,6 @@ async def test_token_rules() -> None:
                                                                       "manual_override")
 
 
-async def test_category_change_hook() -> None:
-    seen: list[list[str]] = []
-    app = make_app(on_category_change=seen.append)
-    await request(app, "PATCH", PATCH, body=GOOD)
-    await request(app, "PATCH", PATCH, body=b"{oops")
-    assert seen == [["ws_1"]]
-
-
 async def test_bodies_and_query_strings_are_bounded() -> None:
     app = make_app(max_body_bytes=1024, max_query_bytes=64)
     r = await request(app, "PATCH", PATCH, body=b"{" + b" " * (1 << 20) + b"}")
@@ -166,8 +131,8 @@ def test_helpers() -> None:
 
 
 @pytest.mark.slow
-def test_keep_alive_across_the_fast_path_and_quart(tmp_path: Any) -> None:
-    """The hot GET routes bypass Quart's objects; connections must stay reusable across both."""
+def test_keep_alive_across_the_routes(tmp_path: Any) -> None:
+    """Connections stay reusable across the routes, errors included."""
     import http.client
 
     from tests.daemon import Daemon, event

@@ -66,7 +66,7 @@ def test_a_rebound_host_name_is_misdirected_everywhere(tmp_path: Path) -> None:
     d = start(tmp_path)
     try:
         evil = {"Host": "evil.example:3847"}
-        # The hand-written fast path, a Quart route, a write and the WebSocket alike.
+        # Hot reads, the other routes, a write and the WebSocket alike.
         for method, path in (("GET", "/api/events"), ("GET", "/api/work-sessions/ws_0"),
                              ("GET", "/api/stats"), ("PATCH", PATCH)):
             r = d.request(method, path, headers=evil, json=BODY if method == "PATCH" else None)
