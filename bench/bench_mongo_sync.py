@@ -53,8 +53,10 @@ from coordd.core.enrich import Enricher
 from coordd.core.event import Event
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
-from coordd.mongo.schema import prepare_document, session_documents
-from coordd.mongo.sink import MemorySink, WriteResult
+from coordd.mongo.memsink import MemorySink
+from coordd.mongo.schema import prepare_document
+from coordd.mongo.sessiondocs import session_documents
+from coordd.mongo.sink import WriteResult
 from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost

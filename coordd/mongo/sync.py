@@ -39,7 +39,7 @@ import random
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Final
 
@@ -48,8 +48,9 @@ import trio
 from coordd.core.event import Event
 from coordd.core.pacing import backoff_delay
 from coordd.errors import SinkUnavailable
-from coordd.mongo.schema import event_document, utc_now
-from coordd.mongo.sink import RetentionResult, Sink, SyncMarker, WriteResult
+from coordd.mongo.bulk import expire, write_batch
+from coordd.mongo.schema import utc_now
+from coordd.mongo.sink import RetentionResult, Sink, SyncMarker
 from coordd.mongo.types import SyncSettings, SyncSource, SyncStats
 
 __all__ = ["SyncSettings", "SyncSource", "SyncStats", "SyncWorker"]
@@ -172,18 +173,11 @@ class SyncWorker:
         state = self._state
         if state == "connected" and self._from_log_active:
             state = "degraded"
-        n = self._n
         return SyncStats(
             state=state, last_error=self._last_error, last_error_at=self._last_error_at,
             epoch=self._epoch, synced_seq=self._synced, last_seq=last,
             lag=max(0, last - self._synced), pending=len(self._pending),
-            batches=n["batches"], inserted=n["inserted"], duplicates=n["duplicates"],
-            stamped=n["stamped"], sessions=n["sessions"], errors=n["errors"],
-            consecutive_failures=self._failures, retry_in=self._retry_in,
-            dropped=n["dropped"], from_memory=n["from_memory"], from_log=n["from_log"],
-            unrecoverable=n["unrecoverable"], rejected=n["rejected"],
-            retention_runs=n["retention_runs"],
-            expired_sessions=n["expired_sessions"], expired_events=n["expired_events"])
+            consecutive_failures=self._failures, retry_in=self._retry_in, **self._n)
 
     # ------------------------------------------------------------------ running
 
@@ -318,7 +312,8 @@ class SyncWorker:
                               len(ws_ids))
                 docs = []
             try:
-                res, n_sessions = await self._call(self._write_sync, batch, docs, ws_ids, epoch)
+                res, n_sessions = await self._call(write_batch, self.sink, batch, docs, ws_ids,
+                                                   epoch, self._now())
             except Exception as e:
                 if not retry:
                     self._note_failure(e)
@@ -362,29 +357,6 @@ class SyncWorker:
                       sorted(dirty), error)
         self._dirty -= dirty
         return True
-
-    def _write_sync(self, batch: list[Event], docs: list[Mapping[str, Any]],
-                    ws_ids: set[str], epoch: str) -> tuple[WriteResult, int]:
-        """In a worker thread: sessions, then events, then the marker."""
-        sink = self.sink
-        now = self._now()
-        docs = [{**d, "updatedAt": now} for d in docs]
-        n_sessions = sink.upsert_sessions(docs) if docs else 0
-        with_doc = {d["workSessionId"] for d in docs}
-        missing = ws_ids - with_doc
-        if missing:
-            # Sessions the store no longer holds: keep an existing document alive (its
-            # events stay with it); without one, the events expire on their own.
-            existing = sink.existing_sessions(missing)
-            if existing:
-                sink.touch_sessions(existing, now)
-                with_doc |= existing
-        ev_docs = [event_document(ev, epoch=epoch, inserted_at=now,
-                                  has_session=ev.ws_id in with_doc) for ev in batch]
-        res = sink.write_events(ev_docs) if ev_docs else WriteResult(0, 0)
-        if batch:
-            sink.write_marker(SyncMarker(epoch, batch[-1].seq), now)
-        return res, n_sessions
 
     async def _catch_up_from_log(self, hole_end: int) -> None:
         """Fill the gap after the synced seq from the log; skip what it cannot give."""
@@ -447,7 +419,8 @@ class SyncWorker:
     async def _retention(self) -> None:
         s = self.settings
         try:
-            res: RetentionResult = await self._call(self._expire_sync)
+            res: RetentionResult = await self._call(
+                expire, self.sink, self._now(), s.ttl_days, s.retention_sessions)
         except Exception as e:
             self._note_failure(e)
             self._next_retention = trio.current_time() + s.retention_first
@@ -464,10 +437,6 @@ class SyncWorker:
         more = res.sessions >= s.retention_sessions
         self._next_retention = trio.current_time() + (
             s.batch_interval if more else s.retention_interval)
-
-    def _expire_sync(self) -> RetentionResult:
-        cutoff = self._now() - _dt.timedelta(days=self.settings.ttl_days)
-        return self.sink.expire(cutoff, self.settings.retention_sessions)
 
     # ------------------------------------------------------------------ health
 

@@ -32,7 +32,8 @@ from coordd.mongo.follower import Follower
 from coordd.mongo.load import load_warm_history
 from coordd.mongo.queries import MongoQueries
 from coordd.mongo.reread import LogRereader
-from coordd.mongo.schema import prepare_document, session_documents
+from coordd.mongo.schema import prepare_document
+from coordd.mongo.sessiondocs import session_documents
 from coordd.mongo.sink import PymongoSink
 from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.tail.checkpoint import Checkpoint, read_checkpoint

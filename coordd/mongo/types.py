@@ -48,7 +48,7 @@ class SyncSource:
     """What the worker reads from the daemon (called on the event loop, never in a thread).
 
     `events_since(seq)`: the stored events after `seq` in order, None when some were
-    evicted. `session_docs(ws_ids)`: session documents (`mongo_schema.session_document`)
+    evicted. `session_docs(ws_ids)`: session documents (`coordd.mongo.sessiondocs.session_document`)
     for the ids the store still has. `reread(from_seq)`: the events after `from_seq` from
     the log, in batches (None: no log, e.g. a follower).
     """

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from coordd.core.event import Event, parse_line
 from coordd.core.pacing import RateLimitedLog
 from coordd.errors import StateError
 from coordd.tail.checkpoint import Checkpoint, FileId, new_epoch, save_checkpoint
+from coordd.tail.excerpt import LinePlace, printable_excerpt
 from coordd.tail.tailer import LineBatch, Tailer
 
 __all__ = ["History", "Listener", "Pipeline", "PipelineStats"]
@@ -87,53 +87,6 @@ class PipelineStats:
     last_progress: float
     busy_since: float | None  # trio time a batch went to the worker thread, while it is there
     checkpoint_error: str | None
-
-
-#: Characters of a line shown in a warning about it.
-EXCERPT_CHARS = 100
-
-
-def printable_excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
-    """The start of a log line for a warning, repr-style: in single quotes, bytes that are
-    not UTF-8 as `\\xff`, control and other unprintable characters escaped (`\\x01`,
-    `\\t`, `\\u200b`), a backslash doubled; printable text (Korean included) as it is.
-    Longer lines are cut after `limit` characters, saying how long they are."""
-    text = raw[:limit * 4].decode("utf-8", "surrogateescape")  # at most 4 bytes a character
-    out = []
-    for ch in text[:limit]:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(repr(ch)[1:-1])
-    more = f"... ({len(raw)} bytes)" if len(text) > limit or len(raw) > limit * 4 else ""
-    return "'" + "".join(out) + "'" + more
-
-
-@dataclass(slots=True)
-class _Place:
-    """Where one batch's lines are, for warnings about them: the file's path and each
-    line's byte offset in it (worked out from the batch's end on first use: a batch's
-    lines are consecutive, each followed by its newline)."""
-
-    lines: Sequence[bytes]
-    path: str
-    end_offset: int | None
-    _starts: list[int] | None = None
-
-    def of(self, index: int) -> str:
-        """`at byte <offset> of <path>` for the line at `index`."""
-        if self.end_offset is None:
-            return f"in {self.path}"
-        if self._starts is None:
-            first = self.end_offset - sum(map(len, self.lines)) - len(self.lines)
-            self._starts = list(accumulate((len(line) + 1 for line in self.lines),
-                                           initial=first))
-        return f"at byte {self._starts[index]} of {self.path}"
 
 
 class Pipeline:
@@ -294,7 +247,7 @@ class Pipeline:
         make = self.enricher.enrich_event
         if with_sources:
             make = partial(make, with_source=True)
-        place = _Place(lines, "the log" if path is None else str(path), end_offset)
+        place = LinePlace(lines, "the log" if path is None else str(path), end_offset)
         seen = dict(self.enricher.rejected)
         for index, raw in enumerate(lines):
             # orjson first, inline: nearly every line is plain JSON, and `parse_line`
@@ -329,7 +282,7 @@ class Pipeline:
                 self._not_an_event(raw, place, index, seen)
         return out
 
-    def _not_an_event(self, raw: bytes, place: _Place, index: int,
+    def _not_an_event(self, raw: bytes, place: LinePlace, index: int,
                       seen: dict[str, int]) -> None:
         """A JSON line the enricher refused: count and report it under the reason the
         enricher counted (`seen`: its counters before, kept up to date here)."""
@@ -339,7 +292,7 @@ class Pipeline:
                 self._skipped(reason, raw, place, index)
                 return
 
-    def _skipped(self, reason: str, raw: bytes, place: _Place, index: int) -> None:
+    def _skipped(self, reason: str, raw: bytes, place: LinePlace, index: int) -> None:
         """Count a skipped line; warn (rate-limited) where it was and how it began."""
         self._rejected[reason] += 1
         suffix = self._ratelog.admit(reason)

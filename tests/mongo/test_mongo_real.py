@@ -33,10 +33,9 @@ from coordd.mongo.schema import (
     event_indexes,
     legacy_event_document,
     session_indexes,
-    status_expression,
-    status_filter,
     utc_now,
 )
+from coordd.mongo.sessiondocs import status_expression, status_filter
 from coordd.mongo.sink import SyncMarker
 from coordd.mongo.sync import SyncWorker
 from tests.mongo.test_mongo_sync import (

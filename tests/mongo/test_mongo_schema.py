@@ -34,12 +34,10 @@ from coordd.mongo.schema import (
     event_indexes,
     js_date,
     legacy_event_document,
-    session_document,
     session_indexes,
-    status_expression,
-    status_filter,
     utc_now,
 )
+from coordd.mongo.sessiondocs import session_document, status_expression, status_filter
 from coordd.mongo.sink import PymongoSink
 from coordd.synth.gen import generate
 from tests.core.test_enrich import VERIFIED_IN

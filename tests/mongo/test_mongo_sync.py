@@ -25,6 +25,7 @@ from coordd.core.jsvalues import event_hash, loads
 from coordd.core.pacing import backoff_delay
 from coordd.core.sessions import UNFILTERED
 from coordd.core.store import Store
+from coordd.mongo.memsink import MemorySink
 from coordd.mongo.reread import LogRereader, iter_lines
 from coordd.mongo.schema import (
     EVENTS,
@@ -34,11 +35,10 @@ from coordd.mongo.schema import (
     event_document,
     legacy_event_document,
     prepare_document,
-    session_document,
-    session_documents,
     utc_now,
 )
-from coordd.mongo.sink import MemorySink, PymongoSink, SyncMarker
+from coordd.mongo.sessiondocs import session_document, session_documents
+from coordd.mongo.sink import PymongoSink, SyncMarker
 from coordd.mongo.sync import SyncSettings, SyncSource, SyncWorker
 from coordd.plugins import keywords
 from coordd.plugins.host import PluginHost

@@ -53,7 +53,7 @@ def write(path: Path, n: int, seed: int) -> None:
 
 def source(store: Store) -> SyncSource:
     from coordd.core.sessions import UNFILTERED
-    from coordd.mongo.schema import session_documents
+    from coordd.mongo.sessiondocs import session_documents
 
     return SyncSource(
         epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,

@@ -16,7 +16,8 @@ from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.plugins.host import PluginHost
 from coordd.tail.checkpoint import Checkpoint, FileId, load_checkpoint
-from coordd.tail.pipeline import Pipeline, printable_excerpt
+from coordd.tail.excerpt import printable_excerpt
+from coordd.tail.pipeline import Pipeline
 from coordd.tail.tailer import LineBatch
 
 F1 = FileId(1, 10, 4, "a" * 64)
