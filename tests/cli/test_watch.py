@@ -31,7 +31,7 @@ from coordd.cli.watch import (
     watch_url,
 )
 from coordd.live.hub import Hub
-from tests.live.test_hub import GUARD, T0, events, make_event, start_server
+from tests.live.helpers import GUARD, T0, events, make_event, start_server
 
 # ---------------------------------------------------------------------------- helpers
 

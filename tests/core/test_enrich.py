@@ -17,6 +17,7 @@ from coordd.core.jsvalues import dumps, event_hash, hash_input
 from coordd.core.vocabulary import BUILTIN_VOCABULARY
 from coordd.plugins.host import PluginHost
 from coordd.service.mainagents import DEFAULT_MAIN_AGENTS, MainAgents
+from tests.core.helpers import VERIFIED_IN
 
 PARITY = Path(__file__).resolve().parents[1] / "parity"
 
@@ -56,9 +57,6 @@ def summary(out: dict[str, Any]) -> tuple[Any, ...]:
 
 # ------------------------------------------------------------------ shape and hash
 
-VERIFIED_IN = (
-    '{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
-    '"toAgent":"main","message":"코드 구현 진행 상황 공유","conversationId":"conv-main-1"}}')
 VERIFIED_OUT = (
     '{"type":"a2a.send","agentId":"ruda","ts":1771330358110,"data":{"fromAgent":"ruda",'
     '"toAgent":"main","message":"코드 구현 진행 상황 공유","conversationId":"conv-main-1",'

@@ -595,7 +595,7 @@ def test_filtered_pages_are_the_filtered_walk_for_every_status_and_category() ->
     from itertools import combinations
 
     from coordd.synth.gen import generate
-    from tests.mongo.test_mongo_sync import ENRICHER
+    from tests.mongo.helpers import ENRICHER
 
     store = Store()
     evs = [Event(i + 1, e) for i, e in enumerate(

@@ -19,7 +19,7 @@ from coordd.errors import SinkUnavailable
 from coordd.mongo.follower import Follower
 from coordd.mongo.sink import PymongoSink
 from coordd.mongo.sync import SyncWorker
-from tests.mongo.test_mongo_sync import FAST, Daemon, Db, enriched_events, inline
+from tests.mongo.helpers import FAST, Daemon, Db, enriched_events, inline
 
 NOW = 1_790_000_000_000.0
 WINDOW = 150

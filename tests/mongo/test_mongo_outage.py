@@ -20,7 +20,7 @@ from coordd.core.event import Event
 from coordd.errors import ConfigError, SinkUnavailable
 from coordd.mongo.sink import PymongoSink, SyncMarker
 from coordd.mongo.sync import SyncSettings, SyncWorker
-from tests.mongo.test_mongo_sync import Daemon, assert_exactly_once, enriched_events
+from tests.mongo.helpers import Daemon, assert_exactly_once, enriched_events
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

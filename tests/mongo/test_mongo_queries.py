@@ -16,50 +16,14 @@ from coordd.core.params import encode_cursor
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.queries import MongoQueries, degrade, interior_word
-from coordd.mongo.schema import event_document, utc_now
-from coordd.mongo.sink import SyncMarker
-from tests.mongo.test_mongo_sync import ENRICHER, Daemon, Db, enriched_events
+from tests.mongo.helpers import ENRICHER, World
 
 NOW = 1_790_000_000_000.0
 P = list[tuple[str, str]]
 
 
-def special() -> list[dict[str, Any]]:
-    """Events whose text would mean something else as a regular expression."""
-    out = []
-    for i, msg in enumerate(("regex chars .* and (x) here", "plain text and more",
-                             "a.b is not a*b", "Ünïcode ÉCOLE 코드")):
-        raw = {"type": "a2a.send", "agentId": "ruda", "ts": 1_771_000_000_000 + i,
-               "data": {"fromAgent": "ruda", "toAgent": "eden", "message": msg,
-                        "workSessionId": "ws_rx", "conversationId": f"c_rx{i}"}}
-        e = ENRICHER.enrich(raw)
-        assert e is not None
-        out.append(e)
-    return out
 
 
-class World:
-    """One history in three places: MongoDB (all of it, as the sync worker writes it), a
-    small store (its newest 100 events, like a daemon whose window is smaller than the
-    history) and a big store (all of it: what memory would answer if it held everything).
-    """
-
-    def __init__(self, db: Db | None = None) -> None:
-        self.db = db if db is not None else Db("mongomock")
-        self.db.sink.ensure_schema()
-        self.small = Daemon(max_events=100)
-        self.big = Daemon(max_events=100_000)
-        self.events = enriched_events(340) + special()
-        self.small.feed(self.events)
-        stored = self.big.feed(self.events)
-        sink, store = self.db.sink, self.big.store
-        sessions = self.big.session_docs({ev.ws_id for ev in stored if ev.ws_id})
-        sink.upsert_sessions(sessions)
-        now = utc_now()
-        sink.write_events([event_document(ev, epoch=store.epoch, inserted_at=now,
-                                          has_session=ev.ws_id is not None) for ev in stored])
-        sink.write_marker(SyncMarker(store.epoch, store.last_seq), now)
-        self.mq = MongoQueries(self.db.sink.db, lambda: self.small.store)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ from coordd.mongo.schema import (
 from coordd.mongo.sessiondocs import status_expression, status_filter
 from coordd.mongo.sink import SyncMarker
 from coordd.mongo.sync import SyncWorker
-from tests.mongo.test_mongo_sync import (
+from tests.mongo.helpers import (
     FAST,
     Daemon,
     Db,
@@ -169,7 +169,7 @@ async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
     import orjson
 
     from coordd.core import queries
-    from tests.mongo.test_mongo_queries import World
+    from tests.mongo.helpers import World
 
     w = World(db)
     now = time.time() * 1000
@@ -226,7 +226,7 @@ async def test_a_follower_on_a_real_server_follows_the_marker(db: Db) -> None:
 
 
 async def test_a_warm_restart_from_a_real_server(db: Db, tmp_path: Any) -> None:
-    from tests.mongo.test_mongo_warm import picture, run, warm, write
+    from tests.mongo.helpers import picture, run, warm, write
 
     log, state = tmp_path / "logs" / "coordination-events.ndjson", tmp_path / "state"
     write(log, 250, seed=6)

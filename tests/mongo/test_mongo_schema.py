@@ -40,8 +40,8 @@ from coordd.mongo.schema import (
 from coordd.mongo.sessiondocs import session_document, status_expression, status_filter
 from coordd.mongo.sink import PymongoSink
 from coordd.synth.gen import generate
-from tests.core.test_enrich import VERIFIED_IN
-from tests.mongo.test_mongo_sync import ENRICHER, PREPARING, json_text, make
+from tests.core.helpers import VERIFIED_IN
+from tests.mongo.helpers import ENRICHER, PREPARING, json_text, make
 
 HASH_VECTOR = "894d85f8739844995317dd7af523b7329d349636e6e9f02ff62af242c768b497"
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)

@@ -5,7 +5,6 @@ and a restarted tailing instance comes back warm, as it was."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from trio_websocket import open_websocket_url
 from coordd.config import Config, load_config
 from coordd.service.service import Service
 from coordd.synth.gen import lines
+from tests.mongo.helpers import eventually
 
 ROUTES = [
     ("/api/events", {"limit": "1000"}),
@@ -57,13 +57,6 @@ def append(tmp_path: Path, n: int, seed: int) -> None:
         f.writelines(lines(n, seed=seed))
 
 
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Wait for a condition (a hang guard, not a timing assertion)."""
-    for _ in range(600):
-        if predicate():
-            return
-        await trio.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 async def resumed(port: int, since: int, epoch: str) -> list[int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,97 +13,38 @@ from typing import Any
 import orjson
 import trio
 
-from coordd.core import queries
 from coordd.core.event import Event
 from coordd.core.store import Store
 from coordd.mongo.load import load_warm_history, warm_history
 from coordd.mongo.schema import EVENTS
 from coordd.mongo.sink import PymongoSink, SyncMarker
-from coordd.mongo.sync import SyncSource, SyncWorker
-from coordd.synth.gen import lines
 from coordd.tail.checkpoint import Checkpoint, load_checkpoint
 from coordd.tail.pipeline import History, Pipeline
-from coordd.tail.tailer import Tailer
-from tests.mongo.test_mongo_sync import ENRICHER, FAST, Db
-from tests.tail.test_pipeline import F1, FakeTailer, line
+from tests.mongo.helpers import (
+    ENRICHER,
+    MAX,
+    CountingEnricher,
+    Db,
+    picture,
+    run,
+    warm,
+    write,
+)
+from tests.tail.helpers import F1, FakeTailer, line
 
-MAX = 200
 NOW = 1_790_000_000_000.0
 
 
-class CountingEnricher:
-    """The test enricher, counting the events it is asked to enrich."""
-
-    def __init__(self) -> None:
-        self.rejected = ENRICHER.rejected
-        self.calls = 0
-
-    def enrich_event(self, value: Any, seq: int = 0, *, with_source: bool = False) -> Any:
-        self.calls += 1
-        return ENRICHER.enrich_event(value, seq, with_source=with_source)
 
 
-def write(path: Path, n: int, seed: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as f:
-        for raw in lines(n, seed=seed):
-            f.write(raw)
 
 
-def source(store: Store) -> SyncSource:
-    from coordd.core.sessions import UNFILTERED
-    from coordd.mongo.sessiondocs import session_documents
-
-    return SyncSource(
-        epoch=lambda: store.epoch, last_seq=lambda: store.last_seq,
-        first_seq=lambda: store.first_seq, events_since=store.events_since,
-        session_docs=lambda ids: session_documents(
-            store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
-            epoch=store.epoch, now_ms=NOW))
 
 
-async def run(log: Path, state: Path, *, db: Db | None = None,
-              history: Sequence[Event] | None = None) -> tuple[Store, CountingEnricher]:
-    """One daemon run: read what is on disk (history from `history` when given), sync it
-    to `db` when given, stop (the checkpoint is written on the way out)."""
-    cp = load_checkpoint(state)
-    store = Store(max_events=MAX)
-    enricher = CountingEnricher()
-    tailer = Tailer(log, checkpoint=cp, watch="poll", poll_interval=0.05, history_limit=MAX)
-    p = Pipeline(tailer, enricher, store, state_dir=state, checkpoint=cp,
-                 checkpoint_interval=0.01)
-    warm = History(history, "MongoDB") if history is not None else None
-    worker = SyncWorker(db.sink, source(store), FAST) if db is not None else None
-    if worker is not None:
-        p.listeners.append(worker.offer)
-    with trio.fail_after(60):  # a hang guard, not a timing assertion
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(p.run, history=warm))
-            if worker is not None:
-                await nursery.start(worker.run)
-                await worker.wait_synced(store.last_seq)
-            nursery.cancel_scope.cancel()
-    return store, enricher
 
 
-def picture(store: Store) -> dict[str, Any]:
-    """Everything a client can see of a store."""
-    def body(answer: tuple[int, bytes]) -> Any:
-        return orjson.loads(answer[1])
-
-    return {
-        "events": [(ev.seq, ev.json) for ev in store.iter_events()],
-        "epoch": store.epoch, "last_seq": store.last_seq,
-        "rest": body(queries.get_events(store, [("limit", "1000")], NOW)),
-        "sessions": body(queries.get_work_sessions(store, [("limit", "1000")], NOW)),
-        "conversations": body(queries.get_work_sessions(
-            store, [("role", "conversation.main"), ("type", "a2a.response")], NOW)),
-    }
 
 
-async def warm(db: Db, state: Path, log: Path) -> list[Event] | None:
-    return await load_warm_history(db.sink, load_checkpoint(state), log, max_events=MAX,
-                                   max_wait=30)
 
 
 async def test_a_warm_restart_equals_a_cold_one_and_parses_no_history(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import trio
 from coordd.config import Config, load_config
 from coordd.mongo.schema import EVENTS, SESSIONS
 from coordd.service.service import Service
-from tests.mongo.test_mongo_service import eventually
+from tests.mongo.helpers import eventually
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("coordd_rules") is None,
                                 reason="plugins/coordd-rules is not installed")

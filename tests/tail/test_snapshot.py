@@ -19,7 +19,7 @@ from coordd.tail import snapshot
 from coordd.tail.checkpoint import Checkpoint, FileId
 from coordd.tail.snapshot import SNAPSHOT_NAME, read_snapshot, snapshot_fingerprint, write_snapshot
 from tests.daemon import Daemon, event, wait_for
-from tests.mongo.test_mongo_sync import ENRICHER
+from tests.mongo.helpers import ENRICHER
 
 FID = FileId(1, 2, 1024, "a" * 64)
 FP = snapshot_fingerprint([("keywords", "0.1.0")], {"main", "ruda"})
