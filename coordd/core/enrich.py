@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol
 
 from coordd.core.event import Event, Prepare, event_from_enrichment
 from coordd.core.jsvalues import N, S
+from coordd.core.pacing import RateLimitedLog
 from coordd.core.vocabulary import ROLE_SET as _ROLE_SET
 from coordd.core.vocabulary import CategoryVocabulary
 from coordd.hookspecs import Classification
@@ -191,9 +192,7 @@ class Enricher:
         self.categories = vocabulary
         self._category_set = vocabulary.members
         self._main_agents = main_agents
-        self._log_interval = log_interval
-        self._clock = clock
-        self._last_error_log = float("-inf")
+        self._error_log = RateLimitedLog(log, log_interval, clock=clock)
         #: Rejected values by reason: `not_object`, `no_type`, `internal_error`.
         self.rejected: Counter[str] = Counter()
 
@@ -291,7 +290,7 @@ class Enricher:
     def _internal_error(self, etype: str) -> None:
         # A bug, not bad input: keep the pipeline going, but say so loudly.
         self.rejected["internal_error"] += 1
-        now = self._clock()
-        if now - self._last_error_log >= self._log_interval:
-            self._last_error_log = now
-            log.exception("enrichment failed for an event of type %r; event skipped", etype)
+        suffix = self._error_log.admit("internal_error")
+        if suffix is not None:
+            log.exception("enrichment failed for an event of type %r; event skipped" + suffix,
+                          etype)

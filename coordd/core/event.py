@@ -281,7 +281,7 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         """The enriched event as a fresh dict (parsed from `json`)."""
-        return loads(self.json)  # type: ignore[no-any-return]
+        return loads(self.json)  # type: ignore[no-any-return]  # a JSON object
 
     def __repr__(self) -> str:
         return f"Event(seq={self.seq}, type={self.type!r}, ts={self.ts}, ws={self.ws_id!r})"

@@ -293,7 +293,7 @@ class EventIndex:
     ) -> Iterator[Event]:
         """Held events in `(ts, seq)` order within [since, until)."""
         lo, hi = self._time_bounds(since, until)
-        return self._by_time.islice(lo, hi, reverse=reverse)  # type: ignore[no-any-return]
+        return self._by_time.islice(lo, hi, reverse=reverse)  # type: ignore[no-any-return]  # untyped library
 
     def type_counts(self) -> dict[str, int]:
         """Held events per type."""

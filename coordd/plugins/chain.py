@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from coordd.core.pacing import RateLimitedLog
 from coordd.hookspecs import Classification
 
 __all__ = [
@@ -113,8 +114,6 @@ class CallRecord:
     suspended_until: float | None = None
     suspensions: int = 0
     last_failure: str | None = None
-    last_log: dict[str, float] = dataclasses.field(default_factory=dict)
-    suppressed: Counter[str] = dataclasses.field(default_factory=Counter)
 
 
 #: The per-event arguments of `coordd_classify_event`, in the order `Link.call` gets them.
@@ -171,6 +170,7 @@ class ClassifierChain:
         self._slow_limit = max(1, slow_limit)
         self._cooldown = cooldown
         self._log_interval = log_interval
+        self._failure_log = RateLimitedLog(log, log_interval, clock=clock)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -229,7 +229,7 @@ class ClassifierChain:
             record.answers += 1
             if answer.source is None:
                 answer = dataclasses.replace(answer, source=record.name)
-            return answer  # type: ignore[no-any-return]
+            return answer  # type: ignore[no-any-return]  # pluggy is untyped
         return None
 
     def _slow(self, record: CallRecord, elapsed: float) -> None:
@@ -254,17 +254,11 @@ class ClassifierChain:
         with self._lock:
             record.errors[kind] += 1
             record.last_failure = f"{kind}: {detail}"
-        now = self._clock()
-        last = record.last_log.get(kind)
-        if last is not None and now - last < self._log_interval:
-            record.suppressed[kind] += 1
+        suffix = self._failure_log.admit(f"{record.name}\x00{kind}")
+        if suffix is None:
             return
-        record.last_log[kind] = now
-        suppressed = record.suppressed.pop(kind, 0)
         log.warning("plugin %r: classification %s (%s); the event gets the next classifier's "
-                    "answer%s", record.name, kind, detail,
-                    f"; {suppressed} similar failures not logged" if suppressed else "",
-                    exc_info=exc)
+                    "answer%s", record.name, kind, detail, suffix, exc_info=exc)
 
     def statistics(self) -> PluginStats:
         """A frozen snapshot of every record's counters."""

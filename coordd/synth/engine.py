@@ -74,7 +74,7 @@ def render(item: PlannedLine, ts: int | None = None) -> bytes:
         values[0] = b'"timestamp":"' + iso_ms(ts).encode() + b'"'
     else:
         values[0] = b'"timestampMs":%d' % ts
-    return fmt % getter(values)  # type: ignore[no-any-return]
+    return fmt % getter(values)  # type: ignore[no-any-return]  # a str: a format applied
 
 
 class _Template:

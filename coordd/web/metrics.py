@@ -42,14 +42,14 @@ def gauge(name: str, doc: str, value: float | None = None, *,
           label: str | tuple[str, ...] = "") -> GaugeMetricFamily:
     """A gauge with one value, or one sample per label value (`labels` = {value: number};
     with several label names, the keys are tuples)."""
-    return _family(GaugeMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]
+    return _family(GaugeMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]  # untyped prometheus_client
 
 
 def counter(name: str, doc: str, value: float | None = None, *,
             labels: Mapping[Any, float] | None = None,
             label: str | tuple[str, ...] = "") -> CounterMetricFamily:
     """A counter with one value, or one sample per label value (see `gauge`)."""
-    return _family(CounterMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]
+    return _family(CounterMetricFamily, name, doc, value, labels, label)  # type: ignore[no-any-return]  # untyped prometheus_client
 
 
 class Metrics:
