@@ -170,6 +170,8 @@ def check_mongo(cfg: Config) -> list[Check]:
         return []
     try:
         import pymongo
+
+        from coordd.mongo.capabilities import probe
     except ImportError:
         return [Check("mongo", "fail", "[mongo] uri is set but pymongo is not installed",
                       hint="pip install 'coordd[mongo]'")]
@@ -179,6 +181,7 @@ def check_mongo(cfg: Config) -> list[Check]:
     try:
         client.admin.command("ping")
         info = client[cfg.mongo.database]["coordination_events"].index_information()
+        caps = probe(client[cfg.mongo.database])
     except Exception as e:  # any driver error is "not reachable" to an operator
         message = f"MongoDB not reachable: {e}".splitlines()[0][:300]
         if cfg.mode.follower:
@@ -193,7 +196,8 @@ def check_mongo(cfg: Config) -> list[Check]:
     if not unique:
         return [Check("mongo", "warn", "MongoDB reachable, indexes not created yet",
                       hint="start coordd once: it creates the collections' indexes")]
-    return [Check("mongo", "pass", f"MongoDB reachable, database {cfg.mongo.database!r} indexed")]
+    return [Check("mongo", "pass", f"MongoDB reachable, database {cfg.mongo.database!r} indexed"),
+            Check("mongo-server", "pass", caps.describe(), caps.as_json())]
 
 
 def daemon_url(cfg: Config) -> str:

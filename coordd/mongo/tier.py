@@ -164,7 +164,8 @@ class MongoTier:
 
     def health(self) -> list[Check]:
         """The `/api/health` checks of the tier: `follower`, `mongo-queries` (once a
-        query fell back to memory) and `mongo` (the sync worker)."""
+        query fell back to memory), `mongo-server` (what the server lacks and the fallback
+        in use, once probed) and `mongo` (the sync worker)."""
         checks: list[Check] = []
         if self.follower is not None:
             fs = self.follower.statistics()
@@ -180,6 +181,9 @@ class MongoTier:
             checks.append(Check(
                 "mongo-queries", "pass", f"{qs.degraded} answer(s) from memory since start; "
                 f"last: {qs.last_error}", {"mongo": qs.mongo, "degraded": qs.degraded}))
+        caps = self.sink.capabilities
+        if caps is not None:
+            checks.append(Check("mongo-server", "pass", caps.describe(), caps.as_json()))
         if self.sync is not None:
             ms = self.sync.statistics()
             ok = ms.state == "connected"

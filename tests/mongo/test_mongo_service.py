@@ -107,7 +107,14 @@ async def test_a_follower_answers_like_the_tailing_instance_over_http(tmp_path: 
         assert await bodies(b.port) == await bodies(a.port)
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{b.port}/api/health")).json()
+            tailing_health = (await http.get(f"http://127.0.0.1:{a.port}/api/health")).json()
         assert health["checks"]["follower"][0]["status"] == "pass"
+        # What the server lacks, probed at connect, and the fallback in use (mongomock has
+        # no change streams: the follower polls).
+        server = tailing_health["checks"]["mongo-server"][0]
+        assert server["observedValue"]["missing"] == ["change_streams"]
+        assert "the follower polls the sync marker" in server["observedValue"]["fallbacks"][
+            "change_streams"]
         # A WebSocket client of the tailing instance resumes on the follower.
         assert await resumed(b.port, 150, tailing.store.epoch) == list(range(151, 161))
         follower.request_shutdown()
