@@ -16,6 +16,7 @@ import orjson
 import trio
 import trio.lowlevel
 
+from coordd.config import Config, load_config
 from coordd.core import queries
 from coordd.core.enrich import Enricher
 from coordd.core.event import Event, Prepare
@@ -356,3 +357,24 @@ def source(store: Store) -> SyncSource:
         session_docs=lambda ids: session_documents(
             store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
             epoch=store.epoch, now_ms=WARM_NOW))
+
+
+def service_config(tmp_path: Path, name: str, *, toml: Path | None = None,
+                   **extra: dict[str, object]) -> Config:
+    """A Service configuration on `tmp_path` with the MongoDB tier on (its client, mongomock,
+    is given to the Service), state under `tmp_path/name`; `extra` tables are merged in."""
+    overrides: dict[str, dict[str, object]] = {
+        "log": {"path": str(tmp_path / "logs" / "coordination-events.ndjson"),
+                "poll_interval": 0.05},
+        "state": {"dir": str(tmp_path / name / "state")},
+        "server": {"port": 0, "shutdown_grace": 1.0},
+        "openclaw": {"config": str(tmp_path / "openclaw.json"),
+                     "category_overrides": str(tmp_path / "overrides.json")},
+        # Set, so the tier is on; the client itself is given (mongomock).
+        "mongo": {"uri": "mongodb://mongomock.invalid/", "batch_interval": 0.01},
+        "mode": {"poll_interval": 0.05},
+    }
+    for table, values in extra.items():
+        overrides.setdefault(table, {}).update(values)
+    return load_config(toml, env={}, overrides=overrides)
+

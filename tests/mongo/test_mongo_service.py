@@ -15,10 +15,10 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from coordd.config import Config, load_config
+from coordd.config import Config
 from coordd.service.service import Service
 from coordd.synth.gen import lines
-from tests.mongo.helpers import eventually
+from tests.mongo.helpers import eventually, service_config
 
 ROUTES = [
     ("/api/events", {"limit": "1000"}),
@@ -33,21 +33,7 @@ ROUTES = [
 
 
 def config(tmp_path: Path, name: str, **extra: dict[str, object]) -> Config:
-    overrides: dict[str, dict[str, object]] = {
-        "log": {"path": str(tmp_path / "logs" / "coordination-events.ndjson"),
-                "poll_interval": 0.05},
-        "state": {"dir": str(tmp_path / name / "state")},
-        "server": {"port": 0, "shutdown_grace": 1.0},
-        "openclaw": {"config": str(tmp_path / "openclaw.json"),
-                     "category_overrides": str(tmp_path / "overrides.json")},
-        # Set, so the tier is on; the client itself is given (mongomock).
-        "mongo": {"uri": "mongodb://mongomock.invalid/", "batch_interval": 0.01},
-        "store": {"max_events": 120},
-        "mode": {"poll_interval": 0.05},
-    }
-    for table, values in extra.items():
-        overrides.setdefault(table, {}).update(values)
-    return load_config(None, env={}, overrides=overrides)
+    return service_config(tmp_path, name, **{"store": {"max_events": 120}, **extra})
 
 
 def append(tmp_path: Path, n: int, seed: int) -> None:

@@ -14,10 +14,10 @@ import mongomock
 import pytest
 import trio
 
-from coordd.config import Config, load_config
+from coordd.config import Config
 from coordd.mongo.schema import EVENTS, SESSIONS
 from coordd.service.service import Service
-from tests.mongo.helpers import eventually
+from tests.mongo.helpers import eventually, service_config
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("coordd_rules") is None,
                                 reason="plugins/coordd-rules is not installed")
@@ -26,19 +26,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("coordd_rules") is None
 def config(tmp_path: Path, name: str, **extra: dict[str, object]) -> Config:
     toml = tmp_path / "coordd.toml"
     toml.write_text("[plugins.rules.categories.billing]\npatterns = ['\\binvoice\\b']\n")
-    overrides: dict[str, dict[str, object]] = {
-        "log": {"path": str(tmp_path / "logs" / "coordination-events.ndjson"),
-                "poll_interval": 0.05},
-        "state": {"dir": str(tmp_path / name / "state")},
-        "server": {"port": 0, "shutdown_grace": 1.0},
-        "openclaw": {"config": str(tmp_path / "openclaw.json"),
-                     "category_overrides": str(tmp_path / "overrides.json")},
-        "mongo": {"uri": "mongodb://mongomock.invalid/", "batch_interval": 0.01},
-        "mode": {"poll_interval": 0.05},
-    }
-    for table, values in extra.items():
-        overrides.setdefault(table, {}).update(values)
-    return load_config(toml, env={}, overrides=overrides)
+    return service_config(tmp_path, name, toml=toml, **extra)
 
 
 def write_log(tmp_path: Path) -> None:
