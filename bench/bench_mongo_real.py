@@ -1,0 +1,179 @@
+"""Benchmark of the MongoDB tier against a real server over a real connection.
+
+Without `--uri` it builds FerretDB once (`scripts/ferretdb.sh`, needs Go) and starts it on a
+free loopback port with a temporary SQLite directory; with `--uri` it uses that server (a
+MongoDB replica set, say). Figures:
+
+1. Sync throughput: `--events` generated, enriched events (100,000 by default) offered to the
+   sync worker as the pipeline hands them on, until all are in the server, against the same run
+   into the in-memory sink (the ratio is the cost of the server and the connection).
+2. p99 from the server, with a daemon whose memory holds only the newest `--window` events
+   (so the answers come from MongoDB): search (`q=` an agent name; on FerretDB the regex
+   prefilter), a deep page (`/api/events` with a cursor far behind memory) and `/api/stats`
+   over the whole range (memo off).
+3. The capabilities the server reported, so the figures say which fallbacks ran.
+
+Run from the repository root:
+
+    python bench/bench_mongo_real.py                     # FerretDB, 100,000 events
+    python bench/bench_mongo_real.py --events 20000      # quicker
+    python bench/bench_mongo_real.py --uri mongodb://127.0.0.1:27017/
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_mongo_sync as bms  # noqa: E402  (the event and store builders)
+
+from coordd.core.event import Event  # noqa: E402
+from coordd.core.params import encode_cursor  # noqa: E402
+from coordd.core.store import Store  # noqa: E402
+from coordd.mongo.queries import MongoQueries  # noqa: E402
+from coordd.mongo.sink import PymongoSink  # noqa: E402
+from coordd.mongo.sync import SyncSettings, SyncWorker  # noqa: E402
+
+
+@contextlib.contextmanager
+def ferretdb() -> Iterator[str]:
+    """A FerretDB on a free loopback port for the duration; its URI."""
+    binary = subprocess.run([str(ROOT / "scripts" / "ferretdb.sh")], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as work:
+        (Path(work) / "data").mkdir()
+        (Path(work) / "state").mkdir()
+        proc = subprocess.Popen(
+            [binary, "--handler=sqlite", f"--sqlite-url=file:{work}/data/",
+             f"--listen-addr=127.0.0.1:{port}", "--telemetry=disable", "--debug-addr=-",
+             f"--state-dir={work}/state", "--log-level=error"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            yield f"mongodb://127.0.0.1:{port}/"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def sync_seconds(sink: Any, store: Store, events: Sequence[Event],
+                       sources: Sequence[Any], chunk: int = 500) -> float:
+    """Seconds from the first offer until every event is in `sink` (offers stay at most
+    three chunks ahead of the worker, as the pipeline's do)."""
+    for ev, src in zip(events, sources, strict=True):
+        ev.source = src
+    worker = SyncWorker(sink, bms.source(store), SyncSettings())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.run)
+        await trio.sleep(0.05)
+        t0 = time.perf_counter()
+        for i in range(0, len(events), chunk):
+            if i >= 3 * chunk:
+                await worker.wait_synced(events[i - 3 * chunk].seq)
+            worker.offer(events[i:i + chunk])
+            await trio.lowlevel.checkpoint()
+        await worker.wait_synced(events[-1].seq)
+        elapsed = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    return elapsed
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def latencies(mq: MongoQueries, route: str, params_of: Any, calls: int) -> list[float]:
+    out = []
+    fn = getattr(mq, route)
+    for i in range(calls):
+        t = time.perf_counter()
+        status, body = await fn(params_of(i), time.time() * 1000)
+        out.append((time.perf_counter() - t) * 1000)
+        assert status == 200, body[:200]
+        assert b'"tier":"mongo"' in body, body[-200:]
+    return out
+
+
+async def main(args: argparse.Namespace, uri: str) -> None:
+    print(f"command: python bench/bench_mongo_real.py --events {args.events} "
+          f"--window {args.window} --calls {args.calls}" + (f" --uri {args.uri}" if args.uri
+                                                             else ""))
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    events, sources = bms.build_events(args.events)
+    store = bms.build_store(events)
+    memory, _ = await bms.throughput(store, events, sources, 500, via_offer=True)
+    name = f"coordd_bench_{secrets.token_hex(3)}"
+    sink = PymongoSink.from_uri(uri, name, operation_timeout=60.0)
+    try:
+        await trio.to_thread.run_sync(sink.ensure_schema)
+        caps = sink.capabilities
+        assert caps is not None
+        print(f"server: {caps.describe()}")
+        real = await sync_seconds(sink, store, events, sources)
+        n = len(events)
+        print(f"sync {n:,} events: in-memory sink {n / memory:,.0f} events/s; "
+              f"server {n / real:,.0f} events/s (the server's rate is {memory / real:.5f} of the "
+              "in-memory sink's)")
+        window = Store(max_events=args.window, epoch=store.epoch)
+        for i in range(0, n, 1000):
+            window.extend(events[i:i + 1000])
+        mq = MongoQueries(sink.db, lambda: window, stats_max_age=0.0, timeout=60.0)
+        deep = [max(2, window.first_seq - 1 - 97 * i % (window.first_seq - 2))
+                for i in range(args.calls)]
+        agents = ["ruda", "main", "eden", "ops", "qa"]
+        rows = [
+            ("search events", "search_events", lambda i: [("q", agents[i % len(agents)])],
+             50.0),
+            ("deep page", "get_events",
+             lambda i: [("cursor", encode_cursor(["e", store.epoch, deep[i]])),
+                        ("limit", "100")], 20.0),
+            ("stats", "get_stats", lambda i: [("since", str(i))], 100.0),
+        ]
+        print(f"queries ({args.calls} calls each, memory holds the newest {args.window:,}):")
+        print(f"  {'route':<16}{'p50 ms':>9}{'p99 ms':>9}{'target':>9}")
+        for label, route, params_of, target in rows:
+            ms = await latencies(mq, route, params_of, args.calls)
+            ok = "ok" if p(ms, 0.99) <= target else "over"
+            print(f"  {label:<16}{p(ms, 0.5):>9.2f}{p(ms, 0.99):>9.2f}{target:>9.0f}  {ok}")
+    finally:
+        await trio.to_thread.run_sync(lambda: sink.db().client.drop_database(name))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--window", type=int, default=1_000)
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--uri", default="")
+    a = ap.parse_args()
+    if a.uri:
+        trio.run(main, a, a.uri)
+    else:
+        with ferretdb() as u:
+            trio.run(main, a, u)
