@@ -93,6 +93,21 @@ def test_schema_on_a_real_server_replaces_the_old_ttl(db: Db) -> None:
     assert {s.name for s in session_indexes()} <= set(db.coll(SESSIONS).index_information())
 
 
+def test_a_conflicting_index_of_someone_else_does_not_stop_the_schema(db: Db) -> None:
+    """An index with coordd's keys under another name (an operator's, or the old monitor's
+    with other options): the server refuses coordd's; queries still have an index on those
+    keys, so coordd warns and goes on. The unique eventHash index is the one it needs."""
+    db.coll(EVENTS).create_index([("epoch", 1), ("seq", 1)], name="operators_epoch_seq")
+    db.coll(EVENTS).create_index([("ts", -1)], name="ts_-1")  # the old monitor's own
+    db.sink.ensure_schema()
+    info = db.coll(EVENTS).index_information()
+    assert "operators_epoch_seq" in info and "ts_-1" in info
+    assert "coordd_epoch_seq" not in info  # refused by the server (code 85), tolerated
+    assert info["eventHash_1"]["unique"] is True
+    # Syncing works on top of it.
+    db.sink.write_events([])
+
+
 async def test_every_event_once_across_a_restart_and_a_replay(db: Db) -> None:
     evs = enriched_events(700)
     first = Daemon()
