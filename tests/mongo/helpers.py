@@ -378,3 +378,36 @@ def service_config(tmp_path: Path, name: str, *, toml: Path | None = None,
         overrides.setdefault(table, {}).update(values)
     return load_config(toml, env={}, overrides=overrides)
 
+
+P = list[tuple[str, str]]
+
+
+async def mongo(fn: Callable[..., Any], params: P) -> dict[str, Any]:
+    code, body = await fn(params, NOW)
+    assert code == 200, body
+    return orjson.loads(body)  # type: ignore[no-any-return]
+
+
+def memory(fn: Callable[..., Any], store: Store, params: P) -> dict[str, Any]:
+    code, body = fn(store, params, NOW)
+    assert code == 200, body
+    return orjson.loads(body)  # type: ignore[no-any-return]
+
+
+def same(a: dict[str, Any], b: dict[str, Any], *, but: tuple[str, ...] = ("tier",)) -> None:
+    assert {k: v for k, v in a.items() if k not in but} == {
+        k: v for k, v in b.items() if k not in but}
+
+
+async def walk(mq: MongoQueries, params: P) -> tuple[list[dict[str, Any]], list[str]]:
+    events: list[dict[str, Any]] = []
+    tiers = []
+    cursor = None
+    for _ in range(1000):
+        page = await mongo(mq.get_events, params + ([("cursor", cursor)] if cursor else []))
+        tiers.append(page["tier"])
+        events[:0] = page["events"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return events, tiers
+    raise AssertionError("the cursor never ended")

@@ -16,10 +16,9 @@ from coordd.core.params import encode_cursor
 from coordd.core.store import Store
 from coordd.errors import SinkUnavailable
 from coordd.mongo.queries import MongoQueries, degrade, interior_word
-from tests.mongo.helpers import ENRICHER, World
+from tests.mongo.helpers import ENRICHER, P, World, memory, mongo, same, walk
 
 NOW = 1_790_000_000_000.0
-P = list[tuple[str, str]]
 
 
 
@@ -38,21 +37,10 @@ def world(shared: World) -> World:
     return shared
 
 
-async def mongo(fn: Callable[..., Any], params: P) -> dict[str, Any]:
-    code, body = await fn(params, NOW)
-    assert code == 200, body
-    return orjson.loads(body)  # type: ignore[no-any-return]
 
 
-def memory(fn: Callable[..., Any], store: Store, params: P) -> dict[str, Any]:
-    code, body = fn(store, params, NOW)
-    assert code == 200, body
-    return orjson.loads(body)  # type: ignore[no-any-return]
 
 
-def same(a: dict[str, Any], b: dict[str, Any], *, but: tuple[str, ...] = ("tier",)) -> None:
-    assert {k: v for k, v in a.items() if k not in but} == {
-        k: v for k, v in b.items() if k not in but}
 
 
 # ---------------------------------------------------------------------------- search
@@ -128,18 +116,6 @@ async def test_work_session_search_matches_memory_on_the_whole_history(world: Wo
 # ---------------------------------------------------------------------------- paging
 
 
-async def walk(mq: MongoQueries, params: P) -> tuple[list[dict[str, Any]], list[str]]:
-    events: list[dict[str, Any]] = []
-    tiers = []
-    cursor = None
-    for _ in range(1000):
-        page = await mongo(mq.get_events, params + ([("cursor", cursor)] if cursor else []))
-        tiers.append(page["tier"])
-        events[:0] = page["events"]
-        cursor = page["nextCursor"]
-        if cursor is None:
-            return events, tiers
-    raise AssertionError("the cursor never ended")
 
 
 @pytest.mark.parametrize("params", [

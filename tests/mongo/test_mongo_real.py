@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from orjson import loads as orjson_loads
 
 from coordd.core.jsvalues import event_hash
 from coordd.core.sessions import status_of
@@ -206,6 +207,27 @@ async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
     want = orjson.loads(queries.get_events(w.big.store, [("since", "0"), ("limit", "1000")],
                                            now)[1])
     assert got["events"] == want["events"] and got["tier"] == "mongo"
+
+
+async def test_deep_paging_and_time_ranges_across_the_memory_boundary(db: Db) -> None:
+    """Pages walk from memory into the server and give every match once, in log order, as
+    a memory holding everything would; a time range answered by the server, too."""
+    from coordd.core import queries
+    from tests.mongo.helpers import World, memory, same, walk
+
+    w = World(db)
+    for params in ([("limit", "40")], [("limit", "15"), ("type", "a2a.send,a2a.response")]):
+        events, tiers = await walk(w.mq, params)
+        flt = [p for p in params if p[0] != "limit"]
+        everything = memory(queries.get_events, w.big.store, [*flt, ("limit", "100000")])
+        assert events == everything["events"]
+        assert tiers[0] == "memory" and tiers[-1] == "mongo"
+    oldest = next(w.big.store.iter_by_time()).ts
+    window = [("since", str(int(oldest))), ("until", str(int(oldest) + 3_600_000)),
+              ("limit", "1000")]
+    got = orjson_loads((await w.mq.get_events(window, time.time() * 1000))[1])
+    assert got["tier"] == "mongo"
+    same(got, memory(queries.get_events, w.big.store, window), but=("tier", "nextCursor"))
 
 
 async def test_a_follower_on_a_real_server_follows_the_marker(db: Db) -> None:
