@@ -168,8 +168,8 @@ async def inline(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
 
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
-#: The clock of the warm-restart helpers (`picture`, `source`), in epoch ms.
-WARM_NOW = 1_790_000_000_000.0
+#: The queries' clock of the helpers (`mongo`, `memory`, `picture`, `source`), epoch ms.
+CLOCK_MS = 1_790_000_000_000.0
 FAST = SyncSettings(batch_size=50, batch_interval=0.01, backoff_initial=0.01,
                     backoff_max=0.05, flush_timeout=1.0)
 
@@ -311,10 +311,10 @@ def picture(store: Store) -> dict[str, Any]:
     return {
         "events": [(ev.seq, ev.json) for ev in store.iter_events()],
         "epoch": store.epoch, "last_seq": store.last_seq,
-        "rest": body(queries.get_events(store, [("limit", "1000")], WARM_NOW)),
-        "sessions": body(queries.get_work_sessions(store, [("limit", "1000")], WARM_NOW)),
+        "rest": body(queries.get_events(store, [("limit", "1000")], CLOCK_MS)),
+        "sessions": body(queries.get_work_sessions(store, [("limit", "1000")], CLOCK_MS)),
         "conversations": body(queries.get_work_sessions(
-            store, [("role", "conversation.main"), ("type", "a2a.response")], WARM_NOW)),
+            store, [("role", "conversation.main"), ("type", "a2a.response")], CLOCK_MS)),
     }
 
 
@@ -356,7 +356,7 @@ def source(store: Store) -> SyncSource:
         first_seq=lambda: store.first_seq, events_since=store.events_since,
         session_docs=lambda ids: session_documents(
             store.view(UNFILTERED).sessions, ids, override=store.overrides.get,
-            epoch=store.epoch, now_ms=WARM_NOW))
+            epoch=store.epoch, now_ms=CLOCK_MS))
 
 
 def service_config(tmp_path: Path, name: str, *, toml: Path | None = None,
@@ -383,15 +383,15 @@ P = list[tuple[str, str]]
 
 
 async def mongo(fn: Callable[..., Any], params: P) -> dict[str, Any]:
-    code, body = await fn(params, NOW)
+    code, body = await fn(params, CLOCK_MS)
     assert code == 200, body
-    return orjson.loads(body)  # type: ignore[no-any-return]
+    return orjson.loads(body)  # type: ignore[no-any-return]  # a JSON object
 
 
 def memory(fn: Callable[..., Any], store: Store, params: P) -> dict[str, Any]:
-    code, body = fn(store, params, NOW)
+    code, body = fn(store, params, CLOCK_MS)
     assert code == 200, body
-    return orjson.loads(body)  # type: ignore[no-any-return]
+    return orjson.loads(body)  # type: ignore[no-any-return]  # a JSON object
 
 
 def same(a: dict[str, Any], b: dict[str, Any], *, but: tuple[str, ...] = ("tier",)) -> None:
