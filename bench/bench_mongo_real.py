@@ -92,11 +92,7 @@ async def sync_seconds(sink: Any, store: Store, events: Sequence[Event],
         await nursery.start(worker.run)
         await trio.sleep(0.05)
         t0 = time.perf_counter()
-        for i in range(0, len(events), chunk):
-            if i >= 3 * chunk:
-                await worker.wait_synced(events[i - 3 * chunk].seq)
-            worker.offer(events[i:i + chunk])
-            await trio.lowlevel.checkpoint()
+        await bms.offer_all(worker, events, chunk)
         await worker.wait_synced(events[-1].seq)
         elapsed = time.perf_counter() - t0
         nursery.cancel_scope.cancel()

@@ -165,6 +165,17 @@ def source(store: Store) -> SyncSource:
                       session_docs=session_docs)
 
 
+async def offer_all(worker: SyncWorker, events: Sequence[Event], chunk: int) -> None:
+    """Offer `events` in chunks as fast as the worker takes them, never more than three
+    chunks ahead: the sustained rate (a burst beyond the buffer is caught up from memory,
+    measured apart)."""
+    for i in range(0, len(events), chunk):
+        if i >= 3 * chunk:
+            await worker.wait_synced(events[i - 3 * chunk].seq)
+        worker.offer(events[i:i + chunk])
+        await trio.lowlevel.checkpoint()
+
+
 async def throughput(store: Store, events: Sequence[Event], sources: Sequence[Any],
                      chunk: int, via_offer: bool) -> tuple[float, int]:
     """Seconds from the first offer (or the start) until everything is in the sink.
@@ -181,13 +192,7 @@ async def throughput(store: Store, events: Sequence[Event], sources: Sequence[An
         await trio.sleep(0.05)  # connected
         t0 = time.perf_counter()
         if via_offer:
-            for i in range(0, len(events), chunk):
-                # As fast as the worker takes them, never past its buffer: the sustained
-                # rate (a burst beyond the buffer is caught up from memory, measured apart).
-                if i >= 3 * chunk:
-                    await worker.wait_synced(events[i - 3 * chunk].seq)
-                worker.offer(events[i:i + chunk])
-                await trio.lowlevel.checkpoint()
+            await offer_all(worker, events, chunk)
         await worker.wait_synced(events[-1].seq)
         elapsed = time.perf_counter() - t0
         nursery.cancel_scope.cancel()
