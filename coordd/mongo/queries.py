@@ -26,6 +26,12 @@ helpers this module uses), plus `"tier": "mongo"`:
   pipelines of `coordd.mongo.stats` over every document coordd wrote (memoised per range
   for `stats_max_age` seconds).
 
+Where the server answered by a fallback (a server without a feature, `coordd.mongo.capabilities`),
+the answer says which after `"tier": "mongo"`: `"fallbacks": ["regex-search"]` (a search whose
+`q` holds a whole word the text index would have narrowed the scan with, run by the regular
+expression alone: no text index) or `["python-stats"]` (`/api/stats` folded the per-session
+figures in Python: no accumulators). Absent when the server did everything itself.
+
 Every pymongo call runs in `trio.to_thread.run_sync` under this object's own
 `CapacityLimiter`, bounded by `timeout` seconds. When MongoDB fails (or is too slow) the
 in-memory answer is given instead, with `"tier": "memory"` and `"degraded": "<error>"`:
@@ -65,11 +71,12 @@ from coordd.core.store import Store
 from coordd.core.summaries import render_session
 from coordd.core.vocabulary import CategoryVocabulary
 from coordd.errors import BadRequest
+from coordd.mongo.capabilities import Capabilities
 from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
-from coordd.mongo.stats import mongo_stats
+from coordd.mongo.stats import PYTHON_STATS, stats_answer
 
-__all__ = ["MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
+__all__ = ["REGEX_SEARCH", "MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,8 @@ _WORD: Final = re.compile(r"[A-Za-z0-9]+")
 #: How often a missing text index is looked for again.
 _TEXT_RECHECK: Final = 60.0
 _LOG_EVERY: Final = 30.0
+#: The fallback's name in an answer's `"fallbacks"`: the regex alone, no text-index narrowing.
+REGEX_SEARCH: Final = "regex-search"
 
 
 def degrade(body: bytes, reason: str) -> bytes:
@@ -117,10 +126,12 @@ class MongoQueries:
                  limiter: trio.CapacityLimiter | None = None, timeout: float = 10.0,
                  stats_max_age: float = 5.0,
                  run_sync: Callable[..., Any] | None = None,
-                 on_category_change: Callable[[list[str]], None] | None = None) -> None:
+                 on_category_change: Callable[[list[str]], None] | None = None,
+                 capabilities: Callable[[], Capabilities | None] | None = None) -> None:
         """`db()`: the `pymongo.database.Database` (blocking: called in the worker
         thread). `store()`: the in-memory store (a follower may replace it).
-        `on_category_change(ws_ids)`: called after a category override was stored."""
+        `on_category_change(ws_ids)`: called after a category override was stored.
+        `capabilities()`: what the server can do, once probed (None: assume everything)."""
         self._db = db
         self._store = store
         self.memory = MemoryQueries(store)
@@ -135,6 +146,8 @@ class MongoQueries:
         self._n = {"mongo": 0, "memory": 0, "degraded": 0}
         self._last_error: str | None = None
         self._ratelog = RateLimitedLog(log, _LOG_EVERY)
+        self._capabilities = capabilities or (lambda: None)
+        self._accumulators = True  # False once the server refused them unannounced
 
     def statistics(self) -> MongoQueryStats:
         """A snapshot (see `MongoQueryStats`)."""
@@ -223,11 +236,14 @@ class MongoQueries:
                 if query is flt:
                     raise
                 self._text = False  # the index is not what we think: the regex alone
+                query = flt
                 total = coll.count_documents(flt)
                 docs = list(coll.find(flt, EVENT_PROJECTION).sort([("ts", -1), ("seq", -1)])
                             .skip(offset).limit(limit))
             tail = {"count": len(docs), "total": total, "offset": offset, "limit": limit,
-                    "query": q, "tier": "mongo"}
+                    "query": q, "tier": "mongo",
+                    **_fallbacks((REGEX_SEARCH,) if word is not None and "$text" not in query
+                                 else ())}
             return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
         return await self._answer(run, lambda: self.memory.search_events(params, now_ms))
@@ -316,9 +332,15 @@ class MongoQueries:
             self._n["mongo"] += 1
             return 200, dumps(hit[1])
 
+        caps = self._capabilities()
+        accumulators = self._accumulators and (caps is None or caps.accumulators)
+
         def run(db: Any) -> Response:
-            body = {"since": since, "until": until, **mongo_stats(db, store, since, until),
-                    "tier": "mongo"}
+            answer = stats_answer(db, store, since, until, accumulators=accumulators)
+            if accumulators and PYTHON_STATS in answer.fallbacks:
+                self._accumulators = False  # refused unannounced: not asked again
+            body = {"since": since, "until": until, **answer.body, "tier": "mongo",
+                    **_fallbacks(answer.fallbacks)}
             self._stats_memo = {k: v for k, v in self._stats_memo.items()
                                 if now_ms - v[0] <= self.stats_max_age * 1000}
             self._stats_memo[key] = (now_ms, body)
@@ -328,6 +350,11 @@ class MongoQueries:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _fallbacks(names: tuple[str, ...]) -> dict[str, list[str]]:
+    """An answer's `"fallbacks"` entry: the fallbacks that shaped it, none without."""
+    return {"fallbacks": list(names)} if names else {}
 
 
 def _reason(e: BaseException) -> str:

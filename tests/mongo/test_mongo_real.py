@@ -193,6 +193,7 @@ async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
                    [("q", "a2a"), ("role", "conversation.main"), ("limit", "5")]):
         got = orjson.loads((await w.mq.search_events(params, now))[1])
         want = orjson.loads(queries.search_events(w.big.store, params, now)[1])
+        got.pop("fallbacks", None)  # named by test_real_fallbacks
         assert got.pop("tier") == "mongo" and want.pop("tier") == "memory"
         assert got == want
     # With $text the prefilter ran; without it (FerretDB) the regex search answered the same.
@@ -201,6 +202,7 @@ async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
     for params in ([], [("since", "0"), ("until", "1771000000000")]):
         got = orjson.loads((await w.mq.get_stats(params, now))[1])
         want = orjson.loads(queries.get_stats(w.big.store, params, now)[1])
+        got.pop("fallbacks", None)
         assert got.pop("tier") == "mongo" and want.pop("tier") == "memory"
         assert got == want
     got = orjson.loads((await w.mq.get_events([("since", "0"), ("limit", "1000")], now))[1])
