@@ -398,8 +398,10 @@ def _events_from_mongo(db: Any, store: Store, q: EventsQuery) -> Response:
     more = len(docs) > q.limit
     del docs[q.limit:]
     docs.reverse()
-    total = coll.count_documents({"epoch": epoch})
-    tail = events_tail(q, count=len(docs), total=total, matched=sum(cats.values()),
+    # Unfiltered, the matched documents are the epoch's: no second scan to count them.
+    matched = sum(cats.values())
+    total = matched if flt == {"epoch": epoch} else coll.count_documents({"epoch": epoch})
+    tail = events_tail(q, count=len(docs), total=total, matched=matched,
                        cats=cats, next_seq=docs[0]["seq"] if more and docs else None,
                        epoch=epoch, seq=store.last_seq, tier="mongo")
     return 200, list_document(b"events", [document_json(d) for d in docs], tail)
