@@ -26,6 +26,7 @@ from typing import Any, Literal
 from coordd.errors import ConfigError
 
 __all__ = [
+    "AttentionConfig",
     "Config",
     "LogConfig",
     "LoggingConfig",
@@ -107,6 +108,15 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AttentionConfig:
+    """`[attention]`: when work counts as stuck (seconds)."""
+
+    reply_timeout: float = 600.0
+    silent_after: float = 1800.0
+    closed_kept: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """`[logging]`: the daemon's own log on stderr."""
 
@@ -158,6 +168,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mongo: MongoConfig = field(default_factory=MongoConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -212,6 +223,7 @@ _TABLES: dict[str, type] = {
     "state": StateConfig,
     "store": StoreConfig,
     "websocket": WebSocketConfig,
+    "attention": AttentionConfig,
     "logging": LoggingConfig,
     "mongo": MongoConfig,
     "mode": ModeConfig,
@@ -250,6 +262,9 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "replay_window": ("an integer of at least 0", lambda v: v >= 0),
     "heartbeat": ("a number above 0", lambda v: v > 0),
     "client_queue": ("an integer of at least 1", lambda v: v >= 1),
+    "reply_timeout": ("a number of seconds above 0", lambda v: v > 0),
+    "silent_after": ("a number of seconds above 0", lambda v: v > 0),
+    "closed_kept": ("an integer of at least 0", lambda v: v >= 0),
     "shutdown_grace": ("a number of at least 0", lambda v: v >= 0),
     "checkpoint_interval": ("a number above 0", lambda v: v > 0),
     "max_body_bytes": ("an integer of at least 1", lambda v: v >= 1),

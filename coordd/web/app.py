@@ -34,6 +34,7 @@ import orjson
 from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
 
+from coordd.live.subscription import parse_subscription
 from coordd.web.guard import Guard, peer_is_loopback
 from coordd.web.routes import HTTP_METHODS, AppContext, Call, Route, match
 
@@ -151,6 +152,10 @@ class WebApp:
                 await _send_json(send, status, _error(why))
             return
         if kind == "websocket":
+            bad = _bad_subscription(scope)
+            if bad is not None:
+                await _refuse_websocket(scope, receive, send, 400, _error(bad))
+                return
             await self.quart(scope, receive, send)
             return
         await self._http(scope, receive, send)
@@ -293,6 +298,17 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, status: 
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
+
+
+def _bad_subscription(scope: Scope) -> str | None:
+    """Why a `/ws` query's subscription is malformed (`coordd.live.subscription`), or
+    None: refused with a 400 before the upgrade, as a REST parameter would be."""
+    query = (scope.get("query_string") or b"").decode("latin-1")
+    if not query:
+        return None
+    args = urllib.parse.parse_qs(query, keep_blank_values=True)
+    sub = parse_subscription(args)
+    return sub if isinstance(sub, str) else None
 
 
 def create_app(ctx: AppContext, *,

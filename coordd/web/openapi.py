@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from coordd import __version__
 from coordd.core.vocabulary import ROLES, STATUSES
@@ -171,10 +171,66 @@ def metrics(p: Parts) -> dict[str, Any]:
         "content": {"text/plain": {"schema": {"type": "string"}}}}}}
 
 
+_ATTENTION_ITEM: Final = {"type": "object", "properties": {
+    "id": {"type": "string"},
+    "kind": {"type": "string", "enum": ["awaiting_reply", "failed", "silent_session"]},
+    "workSessionId": {"type": ["string", "null"]}, "threadId": {"type": ["string", "null"]},
+    "fromAgent": {"type": ["string", "null"]}, "toAgent": {"type": ["string", "null"]},
+    "since": {"type": "number", "description": "When the condition began (epoch ms)."},
+    "ageMs": {"type": "integer"},
+    "seq": {"type": "integer", "description": "The event that opened it."},
+    "detail": {"type": "string"},
+    "openedAt": {"type": "number"}, "closedAt": {"type": "number"}}}
+
+
+def attention(p: Parts) -> dict[str, Any]:
+    csv = {"type": "array", "items": {"type": "string"}}
+    return {"parameters": [
+        _param("state", "open (default) or closed (recently closed items).",
+               {"type": "string", "enum": ["open", "closed"]}),
+        _param("since", "ISO-8601 or epoch ms: items opened (open) or closed (closed) "
+               "at or after it."),
+        _param("kind", "Comma-separated kinds.", {"type": "array", "items": {
+            "type": "string", "enum": ["awaiting_reply", "failed", "silent_session"]}},
+            explode=False),
+        _param("agent", "Comma-separated agents (fromAgent or toAgent).", csv, explode=False),
+        _param("workSessionId", "Comma-separated work session ids.", csv, explode=False),
+        _param("limit", "At most this many items (default 500).", {"type": "integer"}),
+    ], "responses": {"200": {"description": "Items, newest first", "content": {
+        "application/json": {"schema": {"type": "object", "properties": {
+            "items": {"type": "array", "items": _ATTENTION_ITEM},
+            "count": {"type": "integer"}, "total": {"type": "integer"},
+            "state": {"type": "string"},
+            "open": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "now": {"type": "number"}}}}}}, "400": _ERROR}}
+
+
 def websocket(p: Parts) -> dict[str, Any]:
-    return {"parameters": [_param("since", "Last seq received.", {"type": "integer"}),
-                           _param("epoch", "Epoch of that seq.")],
-            "responses": {"101": {"description": "Switching protocols"}, "404": _ERROR}}
+    csv = {"type": "array", "items": {"type": "string"}, "maxItems": 100}
+    return {
+        "description": (
+            "Messages: connected {message, epoch, seq, notice}; event_log; "
+            "coordination_event_new {events, affectedWorkSessions}; continuation_event; "
+            "resync_required {reason, epoch, seq}; work_session_status {workSessionId, from, "
+            "to, at, seq, notice} when a session's status changes (also by the clock); "
+            "attention {op: open|close, item, seq, notice}. Notices are numbered per "
+            "daemon run and replayed on resume like events. A subscription parameter "
+            "narrows the stream (values comma-separated, at most 100 each; more is a 400): "
+            "events must match every parameter given; notices match session and agent."),
+        "parameters": [
+            _param("since", "Last seq received.", {"type": "integer"}),
+            _param("epoch", "Epoch of that seq."),
+            _param("notice", "Last notice number received: resume notices exactly.",
+                   {"type": "integer"}),
+            _param("session", "Only these work sessions.", csv, explode=False),
+            _param("type", "Only events of these types.", csv, explode=False),
+            _param("agent", "Only events and items of these agents.", csv, explode=False),
+            _param("role", "Only events of these roles.", csv, explode=False),
+            _param("notices", "0: no work_session_status / attention messages.",
+                   {"type": "integer", "enum": [0, 1]}),
+        ],
+        "responses": {"101": {"description": "Switching protocols"}, "400": _ERROR,
+                      "404": _ERROR}}
 
 
 # ---------------------------------------------------------------------------- the document

@@ -60,6 +60,8 @@ class AppContext:
     metrics: Callable[[], bytes] | None = None
     openapi: bytes = b"{}"
     observe: Callable[[str, str, float], None] | None = None
+    #: `GET /api/attention`'s answer for (params, now_ms); None: not served (404).
+    attention: Callable[[Params, float], Response] | None = None
     #: HTTP requests being answered right now (the shutdown drains them).
     in_flight: int = 0
 
@@ -139,6 +141,10 @@ async def _stats(ctx: AppContext, call: Call) -> Response:
     return await ctx.backend.get_stats(call.params, call.now_ms)
 
 
+async def _attention(ctx: AppContext, call: Call) -> Response | None:
+    return ctx.attention(call.params, call.now_ms) if ctx.attention is not None else None
+
+
 async def _index(ctx: AppContext, call: Call) -> Response:
     return 200, INDEX
 
@@ -178,6 +184,9 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("/api/work-sessions/:id/category", ("PATCH",), _category,
           "Override a work session's category", openapi.category, writes=True),
     Route("/api/stats", _READ, _stats, "Counts and figures over a time range", openapi.stats),
+    Route("/api/attention", _READ, _attention,
+          "Work that needs attention: unanswered sends, failures, silent sessions",
+          openapi.attention),
     Route("/openapi.json", _ANY, _openapi),
     Route("/metrics", _ANY, _metrics, "Prometheus metrics", openapi.metrics,
           content_type=b"text/plain; version=0.0.4; charset=utf-8"),
