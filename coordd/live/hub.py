@@ -140,7 +140,8 @@ class _Notice:
     number: int
     after_seq: int
     ws_id: str | None
-    agents: tuple[str | None, ...]
+    #: None: concerns no agent in particular (a status change passes an agent filter).
+    agents: tuple[str | None, ...] | None
     text: str
 
 
@@ -297,7 +298,8 @@ class Hub:
         everything up to the batch (its resume point moves on)."""
         filtered: dict[tuple[object, ...], Batch | None] = {}
         for client in list(self._clients):
-            sub, mine = client.sub, batch
+            sub = client.sub
+            mine: Batch | None = batch
             if notice is not None and not sub.wants_notice(notice.ws_id, notice.agents):
                 mine = None
             elif events is not None and sub.narrows_events:

@@ -6,7 +6,8 @@ one of `type`, one of its agents — `agentId`, `fromAgent`, `toAgent` — one o
 `eventRole` one of `role`); within a parameter the values are alternatives. A notice
 (`work_session_status`, `attention`) is sent when its work session is one of `session` and
 one of its agents (an attention item's `fromAgent` / `toAgent`) one of `agent`, for the
-parameters given; `type` and `role` narrow events only. No parameter: everything, as before.
+parameters given (a status change names no agent: `agent` does not hold it back); `type`
+and `role` narrow events only. No parameter: everything, as before.
 
 Values are comma-separated and may repeat the parameter (`session=a&session=b`); each
 parameter holds at most `MAX_VALUES` values of at most `MAX_VALUE_CHARS` characters, and
@@ -61,12 +62,13 @@ class Subscription:
     def select(self, events: Sequence[Event]) -> list[Event]:
         return [ev for ev in events if self.wants(ev)]
 
-    def wants_notice(self, ws_id: str | None, agents: Iterable[str | None]) -> bool:
+    def wants_notice(self, ws_id: str | None, agents: Iterable[str | None] | None) -> bool:
+        """`agents` None: a notice about no agent in particular (a status change)."""
         if not self.notices:
             return False
         if self.sessions is not None and ws_id not in self.sessions:
             return False
-        return self.agents is None or not self.agents.isdisjoint(agents)
+        return self.agents is None or agents is None or not self.agents.isdisjoint(agents)
 
 
 EVERYTHING: Final = Subscription()

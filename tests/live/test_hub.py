@@ -178,7 +178,8 @@ async def test_connected_message_shape(nursery: trio.Nursery) -> None:
             text = await conn.get_message()
     assert text == (
         '{"type":"connected","timestamp":"2026-02-17T12:12:38.110Z","epoch":"E1",'
-        '"data":{"message":"Connected to Task Monitor","epoch":"E1","seq":3,"notice":%d}}' % NOTICE0
+        '"data":{"message":"Connected to Task Monitor","epoch":"E1","seq":3,'
+        f'"notice":{NOTICE0}}}}}'
     )
 
 
@@ -461,7 +462,8 @@ async def test_slow_client_is_closed_with_1013_and_never_delays_others(
         reason = closed.value.reason
         assert reason is not None and reason.code == CLOSE_TOO_SLOW
         assert slow_seqs == list(range(1, len(slow_seqs) + 1))
-        assert reason.reason == f"too slow; reconnect with since={slow_seqs[-1]}&epoch=E1&notice={NOTICE0}"
+        assert reason.reason == (
+            f"too slow; reconnect with since={slow_seqs[-1]}&epoch=E1&notice={NOTICE0}")
 
         # Resuming from the reason's position gives exactly the rest.
         async with connect(server.ws_url(since=slow_seqs[-1], epoch="E1")) as again:
