@@ -106,7 +106,13 @@ def main() -> int:
         conn = RawClient(port)
 
         def fetch(path: str) -> bytes:
-            status, body = conn.get(path)
+            nonlocal conn
+            try:
+                status, body = conn.get(path)
+            except ConnectionError:  # the server ends a keep-alive connection now and then
+                conn.close()
+                conn = RawClient(port)
+                status, body = conn.get(path)
             if status != 200:
                 raise SystemExit(f"{path}: {status} {bytes(body[:200])!r}")
             return bytes(body)
@@ -132,6 +138,8 @@ def main() -> int:
         shapes.update({f"{name} summary": lean(path) for name, path in PAGES.items()})
         shapes["search summary"] = f"/api/work-sessions/search?q={agent}&view=summary"
         for name, path in shapes.items():
+            conn.close()
+            conn = RawClient(port)
             fetch(path)
             samples = []
             for _ in range(a.requests):
