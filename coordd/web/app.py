@@ -10,9 +10,13 @@ cross-origin write 403), the WebSocket handshake included. Then:
   when none matches, 405 for a method it does not answer, 401 for a write not allowed
   (the token when one is configured, else a loopback peer), 413 for a body over
   `max_body_bytes`. Answers are JSON with the CORS headers (reads keep
-  `Access-Control-Allow-Origin: *`), an unexpected exception a 500. Each routed request
-  is counted in `in_flight` (the shutdown drains them) and observed under its route's
-  label.
+  `Access-Control-Allow-Origin: *`), an unexpected exception a 500. A handler's `Stream`
+  (the export) is sent as ASGI body parts with `more_body` as its chunks come (chunked
+  transfer, no `Content-Length`; the server's send waits for the client, so a slow
+  reader holds one chunk, not the answer); an exception mid-stream ends the connection
+  without the last chunk, so the client sees a truncated transfer, never a complete one.
+  Each routed request is counted in `in_flight` (the shutdown drains them, streams
+  included) and observed under its route's label.
 * WebSocket and lifespan: Quart-Trio, which serves `/ws` with the handler given to
   `create_app`.
 
@@ -28,12 +32,14 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, Final
 
 import orjson
 from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
 
+from coordd.backend import Stream
 from coordd.live.subscription import parse_subscription
 from coordd.web.guard import Guard, peer_is_loopback
 from coordd.web.routes import HTTP_METHODS, AppContext, Call, Route, match
@@ -128,6 +134,20 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
                                      (b"content-length", b"%d" % len(body)), *_CORS])
 
 
+async def _send_stream(send: Send, stream: Stream) -> None:
+    """A 200 whose body parts are the stream's chunks (see the module docstring)."""
+    headers = [(b"content-type", stream.content_type), *_CORS]
+    if stream.filename is not None:
+        headers.append((b"content-disposition",
+                        b'attachment; filename="%s"' % stream.filename.encode("ascii")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    async with aclosing(stream.chunks) as chunks:  # type: ignore[type-var]
+        async for chunk in chunks:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class WebApp:
     """The ASGI application; see the module docstring. The context is read per request,
     so a reload can change the write token."""
@@ -196,11 +216,18 @@ class WebApp:
         ctx.in_flight += 1
         try:
             try:
-                status, body, content_type = await self._answer(
-                    route, ids, method, qs, scope, receive)
+                answer = await self._answer(route, ids, method, qs, scope, receive)
             except Exception:
                 log.exception("%s %s failed", method, path)
-                status, body, content_type = 500, _INTERNAL_ERROR, None
+                answer = 500, _INTERNAL_ERROR, None
+            if isinstance(answer, Stream):
+                try:
+                    await _send_stream(send, answer)
+                except Exception:
+                    # The status is sent: end the connection without the last chunk.
+                    log.exception("%s %s failed while streaming", method, path)
+                return
+            status, body, content_type = answer
             if content_type is None:
                 await _send_json(send, status, body)
             else:
@@ -214,8 +241,9 @@ class WebApp:
 
     async def _answer(self, route: Route | None, ids: tuple[str, ...], method: str,
                       qs: bytes, scope: Scope, receive: Receive
-                      ) -> tuple[int, bytes, bytes | None]:
-        """(status, body, content type; None: JSON) for a routed request."""
+                      ) -> tuple[int, bytes, bytes | None] | Stream:
+        """(status, body, content type; None: JSON) for a routed request, or the
+        handler's `Stream`."""
         ctx = self.ctx
         body = b""
         if route is None or route.handler is None:  # no such HTTP route (`/ws` is Quart's)
@@ -239,6 +267,8 @@ class WebApp:
         answer = await route.handler(ctx, Call(params, ids, ctx.clock(), body))
         if answer is None:
             return 404, _error("Not found"), None
+        if isinstance(answer, Stream):
+            return answer
         status, out = answer
         return status, out, route.content_type if status == 200 else None
 

@@ -49,6 +49,12 @@ _ERROR = {"description": "Invalid request", "content": {"application/json": {"sc
     "$ref": "#/components/schemas/Error"}}}}
 
 
+_VIEW = _param("view", "`full` (the default: each thread with its events) or `summary` (the "
+               "same sessions, counts and cursor; each thread summarised as a "
+               "`ThreadSummary`, no events).",
+               {"type": "string", "enum": ["full", "summary"], "default": "full"})
+
+
 def _ok(schema_ref: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {
         "$ref": f"#/components/schemas/{schema_ref}"}}}}
@@ -112,6 +118,7 @@ def work_sessions(p: Parts) -> dict[str, Any]:
                 _param("status", "Comma-separated or repeated: " + ", ".join(STATUSES),
                        explode=True),
                 _param("subTag", "Keep sessions with this sub-tag (case-insensitive)."),
+                _VIEW,
             ],
             "responses": {"200": _ok("WorkSessions", "Matching sessions"), "400": _ERROR}}
 
@@ -149,14 +156,36 @@ def search_events(p: Parts) -> dict[str, Any]:
 
 
 def search_work_sessions(p: Parts) -> dict[str, Any]:
-    return {"parameters": [_param("q", "Search text (literal)."), p.limit],
-            "responses": {"200": _ok("SessionSearch", "Matches, most recent first")}}
+    return {"parameters": [_param("q", "Search text (literal)."), p.limit, _VIEW],
+            "responses": {"200": _ok("SessionSearch", "Matches, most recent first"),
+                          "400": _ERROR}}
 
 
 def stats(p: Parts) -> dict[str, Any]:
     return {"parameters": [p.since, p.until],
             "responses": {"200": {"description": "Statistics", "content": {
                 "application/json": {"schema": {"type": "object"}}}}, "400": _ERROR}}
+
+
+def export(p: Parts) -> dict[str, Any]:
+    return {
+        "description": "Streamed (chunked) in log order, filtered like `/api/events`. NDJSON: "
+                       "one event per line, as `/api/events` carries it. CSV: a header row "
+                       "and the columns seq, ts (ISO-8601 UTC), tsMs, type, agentId, role, "
+                       "fromAgent, toAgent, workSessionId, threadId, conversationId, "
+                       "collabCategory, collabSubTags (`;`-joined), outcome, message.",
+        "parameters": [
+            _param("format", "`ndjson` (the default) or `csv`.",
+                   {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}),
+            p.since, p.until,
+            _param("workSessionId", "Work-session ids, comma-separated or repeated.",
+                   explode=True),
+            p.csv_types],
+        "responses": {
+            "200": {"description": "The events, as an attachment (`Content-Disposition`)",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}}}},
+            "400": _ERROR}}
 
 
 def plugins(p: Parts) -> dict[str, Any]:
@@ -297,7 +326,21 @@ def openapi_document(routes: Sequence[Documented], categories: Sequence[str]) ->
                 "collabCategory": {"type": "string", "enum": list(categories)},
                 "collabSubTags": {"type": "array", "items": {"type": "string"}},
                 "categorySource": {"type": "string"}, "roleCounts": {"type": "object"},
-                "threads": {"type": "array", "items": {"type": "object"}}}},
+                "threads": {"type": "array", "description": "Each thread with its events; "
+                            "a `ThreadSummary` with `view=summary`.",
+                            "items": {"type": "object"}}}},
+            "ThreadSummary": {"type": "object", "properties": {
+                "id": {"type": "string"}, "fromAgent": {"type": "string"},
+                "toAgent": {"type": "string"}, "eventCount": {"type": "integer"},
+                "startTime": {"type": "number"}, "lastTime": {"type": "number"},
+                "lastEventType": {"type": "string"},
+                "lastOutcome": {"type": ["string", "null"],
+                                "description": "`data.outcome` of the thread's last event "
+                                               "that has one."},
+                "lastMessagePreview": {"type": ["string", "null"],
+                                       "description": "The last `data.message`, at most 160 "
+                                                      "characters (a longer one ends in "
+                                                      "`…`)."}}},
             "WorkSessions": {"type": "object", "properties": {
                 "sessions": {"type": "array",
                              "items": {"$ref": "#/components/schemas/WorkSession"}},
