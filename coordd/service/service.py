@@ -62,6 +62,7 @@ from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
 from coordd.web.routes import ROUTES, AppContext
+from coordd.web.static import ConsoleFiles
 
 if TYPE_CHECKING:
     from coordd.mongo.tier import MongoTier
@@ -145,6 +146,7 @@ class Service:
             observe=self.metrics.observe,
             openapi=orjson.dumps(openapi_document(ROUTES, self.categories.names)),
         )
+        self.web.console = ConsoleFiles(base_path=cfg.web.base_path)
         self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
         self._shutdown = trio.Event()
