@@ -11,5 +11,5 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk
+apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk fonts-noto-color-emoji
 test -x /usr/bin/chromium

@@ -1,12 +1,14 @@
 // Small DOM and formatting helpers shared by the views. No framework: `h` builds elements,
 // text goes in as text nodes (never as HTML), and times are shown in the browser's zone.
 
-/** An element: h("div.row.active", {title: "x", onclick: f}, child, "text", ...). */
+/** An element: h("div#id.row.active", {title: "x", onclick: f}, child, "text", ...). */
 export function h(spec, attrs, ...children) {
-  const [tag, ...classes] = spec.split(".");
+  const [head, ...classes] = spec.split(".");
+  const [tag, id] = head.split("#");
   const node = tag === "svg" || SVG_TAGS.has(tag)
     ? document.createElementNS("http://www.w3.org/2000/svg", tag)
     : document.createElement(tag || "div");
+  if (id) node.id = id;
   if (classes.length) node.setAttribute("class", classes.join(" "));
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -41,15 +43,22 @@ const timeFmt = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-
 const dateFmt = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric",
   hour: "2-digit", minute: "2-digit"});
 
+/** Epoch milliseconds from a number or an ISO string; NaN otherwise. */
+export function toMs(value) {
+  return typeof value === "string" ? Date.parse(value) : Number(value ?? NaN);
+}
+
 /** A time of day in the browser's zone (with the date when it is not today). */
-export function clock(ms) {
+export function clock(value) {
+  const ms = toMs(value);
   if (!Number.isFinite(ms)) return "";
   const d = new Date(ms);
   return d.toDateString() === new Date().toDateString() ? timeFmt.format(d) : dateFmt.format(d);
 }
 
 /** The full date and time, for a title attribute. */
-export function fullTime(ms) {
+export function fullTime(value) {
+  const ms = toMs(value);
   return Number.isFinite(ms) ? new Date(ms).toLocaleString() : "";
 }
 
@@ -91,9 +100,11 @@ export function debounce(fn, ms) {
   };
 }
 
-/** What an event's type says about how its exchange ended, or "" when it says nothing. */
-export function outcomeOf(type) {
+/** How an exchange ended, from an event's type (and its data's status or error), or ""
+ *  when it says nothing. */
+export function outcomeOf(type, data) {
   const t = String(type || "");
+  if (data && (data.error || /fail|error/.test(String(data.status || "")))) return "failed";
   if (/fail|error/.test(t)) return "failed";
   if (/blocked/.test(t)) return "blocked";
   if (/cancel|abandon|zombie/.test(t)) return "cancelled";
@@ -124,7 +135,7 @@ export function summariseThread(t) {
   for (let i = events.length - 1; i >= 0; i--) {
     const d = events[i].data || {};
     if (!preview && (d.message || d.replyPreview)) preview = d.message || d.replyPreview;
-    if (!outcome) outcome = outcomeOf(events[i].type);
+    if (!outcome) outcome = outcomeOf(events[i].type, events[i].data);
     if (preview && outcome) break;
   }
   return {id: t.id, fromAgent: t.fromAgent, toAgent: t.toAgent, eventCount: t.eventCount,
@@ -135,4 +146,10 @@ export function summariseThread(t) {
 /** A session with its threads summarised (see summariseThread). */
 export function summariseSession(s) {
   return {...s, threads: (s.threads || []).map(summariseThread)};
+}
+
+/** An ISO time for a datetime attribute, "" when the time is not a number. */
+export function iso(value) {
+  const ms = toMs(value);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : "";
 }

@@ -46,13 +46,13 @@ export function startAttention() {
 }
 
 export function mountAttention(root) {
-  const list = h("ul.attention#attention-list", {"aria-label": "Open attention items"});
+  const list = h("ul#attention-list.attention", {"aria-label": "Open attention items"});
   const note = h("div.note");
   replace(root, h("section.attention-view", {}, h("h1", {}, "Attention"), note, list));
 
   function render() {
     if (store.available === false) {
-      replace(note, h("p.empty#attention-unavailable", {},
+      replace(note, h("p#attention-unavailable.empty", {},
         "Attention is not available on this daemon (it has no /api/attention)."));
       replace(list);
       return;

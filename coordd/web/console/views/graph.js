@@ -23,7 +23,7 @@ export function edgesOf(threads) {
     let outcome = t.lastOutcome || "";
     if (t.events) {
       weight = t.events.filter((e) => e.type?.startsWith("a2a.")).length || t.events.length;
-      for (const e of t.events) outcome = outcomeOf(e.type) || outcome;
+      for (const e of t.events) outcome = outcomeOf(e.type, e.data) || outcome;
     }
     edge.weight += weight;
     edge.outcomes[outcome] = (edge.outcomes[outcome] || 0) + 1;

@@ -9,7 +9,7 @@
 
 import {getJSON, categories, STATUSES, ROLES} from "../api.js";
 import * as live from "../live.js";
-import {h, replace, clock, fullTime, ago, label, clip, debounce, sessionAgents,
+import {h, iso, replace, clock, fullTime, ago, label, clip, debounce, sessionAgents,
   summariseSession} from "../util.js";
 
 const ROW = 68;
@@ -159,7 +159,7 @@ export function mountSessions(root, query, navigate) {
       {}, h(`span.status.s-${String(s.status).toLowerCase()}`, {}, s.status),
       h("span.cat", {}, label(s.collabCategory)),
       h("span.agents", {title: agents.join(", ")}, agents.join(" · ") || "—"),
-      h("time.when", {datetime: new Date(s.lastTime).toISOString(), title: fullTime(s.lastTime)},
+      h("time.when", {datetime: iso(s.lastTime), title: fullTime(s.lastTime)},
         clock(s.lastTime))),
     h("div.line.sub",
       {}, h("span.sid", {}, clip(s.workSessionId, 28)),

@@ -6,7 +6,7 @@
 
 import {getJSON, patchCategory, categories, saveToken, savedToken} from "../api.js";
 import * as live from "../live.js";
-import {h, replace, clock, fullTime, duration, label, clip, debounce, outcomeOf,
+import {h, iso, replace, clock, fullTime, duration, label, clip, debounce, outcomeOf,
   sessionAgents} from "../util.js";
 
 const MESSAGE_TYPES = new Set(["a2a.send", "a2a.spawn", "a2a.response", "a2a.auto_route"]);
@@ -87,8 +87,8 @@ export function mountTimeline(root, id, query) {
     const save = h("button#category-save", {type: "button"}, "Save");
     const token = h("input#token", {type: "password", placeholder: "write token",
       "aria-label": "Write token", autocomplete: "off", hidden: true});
-    const message = h("span.message#category-message", {role: "status"});
-    const current = h("span.cat#session-category", {}, label(s.collabCategory));
+    const message = h("span#category-message.message", {role: "status"});
+    const current = h("span#session-category.cat", {}, label(s.collabCategory));
     categories().then((names) => {
       const all = names.includes(s.collabCategory) ? names : [...names, s.collabCategory];
       replace(select, all.map((n) => h("option", {value: n, selected: n === s.collabCategory},
@@ -119,10 +119,11 @@ export function mountTimeline(root, id, query) {
         save.disabled = false;
       }
     }
-    save.addEventListener("click", submit);
-    token.addEventListener("keydown", (e) => { if (e.key === "Enter") submit(); });
-    return h("div.category", {}, h("span.k", {}, "Category"), current,
-      h("span.category-edit", {}, select, token, save), message,
+    save.type = "submit";
+    const form = h("form.category-edit", {onsubmit: (e) => { e.preventDefault(); submit(); }},
+      h("input", {type: "text", name: "username", value: "coordd", autocomplete: "username",
+        hidden: true}), select, token, save);
+    return h("div.category", {}, h("span.k", {}, "Category"), current, form, message,
       s.categorySource ? h("span.muted", {}, `(${s.categorySource})`) : null);
   }
 
@@ -147,7 +148,7 @@ export function mountTimeline(root, id, query) {
     const from = d.fromAgent || e.agentId || "unknown";
     const to = d.toAgent || "";
     const thread = e.thread || threadOf(e);
-    const time = h("time", {datetime: new Date(e.ts).toISOString(), title: fullTime(e.ts)},
+    const time = h("time", {datetime: iso(e.ts), title: fullTime(e.ts)},
       clock(e.ts));
     const attrs = {dataset: {type: e.type, thread, ...(e.seq ? {seq: String(e.seq)} : {})}};
     if (MESSAGE_TYPES.has(e.type)) {
@@ -163,7 +164,7 @@ export function mountTimeline(root, id, query) {
             `replied after ${duration(waited)}`) : null, time),
         h("div.text", {lang: ""}, d.message || d.replyPreview || ""));
     }
-    const outcome = outcomeOf(e.type);
+    const outcome = outcomeOf(e.type, d);
     const bits = [d.title, d.summary, d.status, d.reason, d.error, d.label, d.taskId]
       .filter(Boolean).map((x) => clip(x, 140));
     if (d.actualTurns !== undefined) bits.unshift(`${d.actualTurns} turns`);
