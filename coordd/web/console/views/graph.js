@@ -10,26 +10,40 @@ const RANGES = [["15m", 15 * 60e3], ["1h", 3600e3], ["6h", 6 * 3600e3], ["24h", 
   ["all", 0]];
 const OUTCOMES = ["ok", "failed", "blocked", "cancelled", "no_reply", "retry", ""];
 
-/** Edges from threads: key "from→to" -> {from, to, weight, outcomes: {outcome: n}}. */
+const MESSAGES = new Set(["a2a.send", "a2a.response", "a2a.spawn", "a2a.auto_route"]);
+
+/** Edges from threads: one per direction {from, to, weight, outcomes: {outcome: n}}. With
+ *  events (a session's detail), each message counts for its own direction (a reply goes
+ *  back); a summary counts the thread's events for its direction. The thread's outcome
+ *  colours its own direction. */
 export function edgesOf(threads) {
   const edges = new Map();
+  const edge = (from, to) => {
+    const key = `${from}→${to}`;
+    if (!edges.has(key)) edges.set(key, {from, to, weight: 0, outcomes: {}});
+    return edges.get(key);
+  };
   for (const t of threads) {
     const from = t.fromAgent || "unknown";
     const to = t.toAgent || "unknown";
-    if (from === to) continue;
-    const key = `${from}→${to}`;
-    const edge = edges.get(key) || {from, to, weight: 0, outcomes: {}};
-    let weight = t.eventCount || 0;
     let outcome = t.lastOutcome || "";
     if (t.events) {
-      weight = t.events.filter((e) => e.type?.startsWith("a2a.")).length || t.events.length;
-      for (const e of t.events) outcome = outcomeOf(e.type, e.data) || outcome;
+      for (const e of t.events) {
+        const d = e.data || {};
+        outcome = outcomeOf(e.type, d) || outcome;
+        const a = d.fromAgent || e.agentId;
+        const b = d.toAgent;
+        if (MESSAGES.has(e.type) && a && b && a !== b) edge(a, b).weight += 1;
+      }
+    } else if (from !== to) {
+      edge(from, to).weight += t.eventCount || 0;
     }
-    edge.weight += weight;
-    edge.outcomes[outcome] = (edge.outcomes[outcome] || 0) + 1;
-    edges.set(key, edge);
+    if (from !== to) {
+      const own = edge(from, to);
+      own.outcomes[outcome] = (own.outcomes[outcome] || 0) + 1;
+    }
   }
-  return [...edges.values()];
+  return [...edges.values()].filter((e) => e.weight > 0);
 }
 
 function dominant(outcomes) {
