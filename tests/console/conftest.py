@@ -91,7 +91,7 @@ def new_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     for i, page in enumerate(pages):
         try:
             page.shot(f"{request.node.name}-{i}")
-        except Exception:  # noqa: BLE001 - a closed page has no screenshot; not a failure
+        except Exception:
             pass
     for context in contexts:
         context.close()

@@ -137,7 +137,7 @@ def test_the_package_ships_every_file_the_page_loads() -> None:
     for js in CONSOLE.rglob("*.js"):
         base = js.parent.relative_to(CONSOLE)
         for target in re.findall(r'from "(\.[^"]+)"', js.read_text()):
-            wanted.add(str((base / target)).replace("\\", "/"))
+            wanted.add(str(base / target).replace("\\", "/"))
     normalised = {str(Path(w)).replace("\\", "/") for w in wanted}
     resolved = set()
     for w in normalised:
