@@ -39,15 +39,18 @@ from tests.daemon import Daemon  # noqa: E402
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 PAGE: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "bypass_csp": True}
-WATCH = """(needle) => new Promise((resolve) => {
+#: Records in window.__seen[needle] the time a timeline row with `needle` appears.
+WATCH = """(needle) => {
+  window.__seen = window.__seen || {};
   const seen = () => [...document.querySelectorAll('#timeline li')]
     .some((li) => li.textContent.includes(needle));
-  if (seen()) return resolve(performance.timeOrigin + performance.now());
   const obs = new MutationObserver(() => {
-    if (seen()) { obs.disconnect(); resolve(performance.timeOrigin + performance.now()); }
+    if (!seen()) return;
+    obs.disconnect();
+    window.__seen[needle] = performance.timeOrigin + performance.now();
   });
   obs.observe(document.getElementById('timeline'), {childList: true, subtree: true});
-})"""
+}"""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -111,10 +114,13 @@ def main() -> int:
             latencies = []
             for i in range(1, a.appends + 1):
                 needle = f"bench-{i}-marker"
-                handle = page.evaluate_handle(WATCH, needle)
+                page.evaluate(WATCH, needle)
                 written = time.time() * 1000
                 d.append(event("ws_bench", i, needle))
-                seen = page.evaluate("(p) => p", handle)
+                seen = None
+                while seen is None:
+                    time.sleep(0.002)
+                    seen = page.evaluate("(n) => (window.__seen || {})[n] ?? null", needle)
                 latencies.append(seen - written)
                 time.sleep(0.1)
             print(f"appended event visible in the open timeline: p50 "
