@@ -37,6 +37,7 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "StoreConfig",
+    "WebConfig",
     "WebSocketConfig",
     "changed_keys",
     "load_config",
@@ -117,6 +118,15 @@ class AttentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """`[web]`: the console at `/ui/`. `base_path` is the path prefix a reverse proxy
+    publishes the daemon under (`/coordd`: the console is `https://host/coordd/ui/`);
+    empty when it is served at the root."""
+
+    base_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """`[logging]`: the daemon's own log on stderr."""
 
@@ -169,6 +179,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mongo: MongoConfig = field(default_factory=MongoConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -224,6 +235,7 @@ _TABLES: dict[str, type] = {
     "store": StoreConfig,
     "websocket": WebSocketConfig,
     "attention": AttentionConfig,
+    "web": WebConfig,
     "logging": LoggingConfig,
     "mongo": MongoConfig,
     "mode": ModeConfig,
@@ -249,6 +261,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 
 _ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#@]+/?")
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 _HOST = re.compile(r"\*|[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
 
 _CHECKS: dict[str, tuple[str, Any]] = {
@@ -279,6 +292,8 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "max_threads": ("an integer of at least 1", lambda v: v >= 1),
     "allowed_origins": ('a list of origins such as "http://localhost:3102" (scheme://host[:port], '
                         'no path), or ["*"] for any', lambda v: all(map(_ORIGIN.fullmatch, v))),
+    "base_path": ('a path prefix such as "/coordd" (starting with "/", no trailing "/", no '
+                  'query), or "" for none', lambda v: bool(_BASE_PATH.fullmatch(v))),
     "allowed_hosts": ('a list of host names such as "coordd.example.org" (no scheme, port or '
                       'path), or ["*"] for any', lambda v: all(map(_HOST.fullmatch, v))),
 }
@@ -455,8 +470,8 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     """The `table.key` names whose values differ between `old` and `new` (`plugins` for
     the whole plugin table), for a reload."""
     out = []
-    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
-                  "mode"):
+    for table in ("server", "log", "openclaw", "state", "store", "websocket", "web", "logging",
+                  "mongo", "mode"):
         a, b = getattr(old, table), getattr(new, table)
         for key in a.__dataclass_fields__:
             if getattr(a, key) != getattr(b, key):

@@ -64,6 +64,7 @@ from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
 from coordd.web.routes import ROUTES, AppContext
+from coordd.web.static import ConsoleFiles
 
 if TYPE_CHECKING:
     from coordd.mongo.tier import MongoTier
@@ -151,6 +152,7 @@ class Service:
             attention=lambda params, now_ms: attention_answer(self.attention.tracker, params,
                                                               now_ms),
         )
+        self.web.console = ConsoleFiles(base_path=cfg.web.base_path)
         self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
         self._shutdown = trio.Event()

@@ -19,6 +19,11 @@ cross-origin write 403), the WebSocket handshake included. Then:
   included) and observed under its route's label.
 * WebSocket and lifespan: Quart-Trio, which serves `/ws` with the handler given to
   `create_app`.
+* The console: `/ui` and what is under it are the console's files (`coordd.web.static`),
+  outside the route table (its paths are not API routes: not listed, not documented);
+  `GET /` from a browser (`Accept: text/html`) is a redirect there, any other client gets
+  the index. With `[web] base_path` a path that still carries the prefix (a proxy that does
+  not strip it) is served as the path without it, the WebSocket included.
 
 The path is matched raw (still percent-encoded, without the query string), so that
 trailing-slash variants are 404s (not redirects) and the id segment reaches the backend as
@@ -43,6 +48,7 @@ from coordd.backend import Stream
 from coordd.live.subscription import parse_subscription
 from coordd.web.guard import Guard, peer_is_loopback
 from coordd.web.routes import HTTP_METHODS, AppContext, Call, Route, match
+from coordd.web.static import PREFIX, StaticAnswer, wants_html
 
 __all__ = ["WebApp", "create_app", "peer_is_loopback", "token_matches"]
 
@@ -162,6 +168,7 @@ class WebApp:
         if kind not in ("http", "websocket"):
             await self.quart(scope, receive, send)  # the lifespan
             return
+        scope = _without_base(scope, self.ctx.console.base_path)
         status, why = self._refusal(scope)
         if why is not None:
             log.debug("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), why)
@@ -188,7 +195,8 @@ class WebApp:
         if why is not None:
             return 421, why
         if scope["type"] == "http":
-            return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"))
+            return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"),
+                                            _header(scope, b"host"))
         return 0, None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -210,6 +218,12 @@ class WebApp:
             await _discard_body(receive)
             await _send_json(send, 414, _error(f"query string longer than "
                                                f"{ctx.max_query_bytes} bytes"))
+            return
+        if path == PREFIX or path.startswith(PREFIX + "/") or (
+                path == "/" and method in ("GET", "HEAD")
+                and wants_html(_header(scope, b"accept"))):
+            await _discard_body(receive)
+            await self._console(send, method, path, scope)
             return
         route, ids = match(path)
         started = time.perf_counter()
@@ -238,6 +252,23 @@ class WebApp:
             if ctx.observe is not None:
                 ctx.observe(route.label if route is not None else "other", method,
                             time.perf_counter() - started)
+
+    async def _console(self, send: Send, method: str, path: str, scope: Scope) -> None:
+        """A console file, or the redirect to the console."""
+        started = time.perf_counter()
+        console = self.ctx.console
+        answer: StaticAnswer | None
+        if path == "/":
+            answer = console.redirect()
+        else:
+            answer = console.answer(method, path, _header(scope, b"if-none-match"))
+        if answer is None:
+            await _send_json(send, 404, _error(f"Not found: the console has no {path!r}; "
+                                               f"it starts at {PREFIX}/"))
+        else:
+            await _send(send, answer.status, answer.body, answer.headers)
+        if self.ctx.observe is not None:
+            self.ctx.observe(PREFIX + "/", method, time.perf_counter() - started)
 
     async def _answer(self, route: Route | None, ids: tuple[str, ...], method: str,
                       qs: bytes, scope: Scope, receive: Receive
@@ -271,6 +302,19 @@ class WebApp:
             return answer
         status, out = answer
         return status, out, route.content_type if status == 200 else None
+
+
+def _without_base(scope: Scope, base: str) -> Scope:
+    """`scope` with `base` taken off the front of its path (`/coordd/ui/` → `/ui/`), when it
+    is there; unchanged otherwise."""
+    base = base.rstrip("/")
+    path: str = scope.get("path", "")
+    if not base or not (path == base or path.startswith(base + "/")):
+        return scope
+    raw: bytes = scope.get("raw_path") or path.encode()
+    strip = len(base.encode())
+    return {**scope, "path": path[len(base):] or "/", "raw_path": raw[strip:] or b"/",
+            "root_path": scope.get("root_path", "") + base}
 
 
 def _write_refusal(ctx: AppContext, scope: Scope) -> str | None:

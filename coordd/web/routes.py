@@ -32,6 +32,7 @@ from coordd.core.params import Params
 from coordd.core.queries import Response
 from coordd.web import openapi
 from coordd.web.guard import Guard
+from coordd.web.static import ConsoleFiles
 
 __all__ = ["INDEX", "ROUTES", "AppContext", "Call", "Route", "iso_now", "match",
            "route_template"]
@@ -63,6 +64,8 @@ class AppContext:
     observe: Callable[[str, str, float], None] | None = None
     #: `GET /api/attention`'s answer for (params, now_ms); None: not served (404).
     attention: Callable[[Params, float], Response] | None = None
+    #: The console's files (`/ui/`) and `[web] base_path`.
+    console: ConsoleFiles = field(default_factory=ConsoleFiles)
     #: HTTP requests being answered right now (the shutdown drains them).
     in_flight: int = 0
 
