@@ -238,22 +238,25 @@ def test_the_agents_graph_and_the_stats_charts(tmp_path: Path, new_page: Any) ->
         d.kill()
 
 
-@pytest.mark.xfail(reason="needs /api/attention (issue 12)", strict=False)
 def test_an_attention_item_opens_and_closes(tmp_path: Path, new_page: Any) -> None:
-    d = start(tmp_path, ev("ws_att", "ruda", "grim", "waiting for a reply",
-                           ts=now_ms() - 3_600_000))
+    # A fresh, unanswered send: the item opens while the page is open (pushed by the
+    # daemon's timer after reply_timeout), and closes when the reply is appended.
+    d = start(tmp_path, ev("ws_att", "ruda", "grim", "waiting for a reply"),
+              config="[attention]\nreply_timeout = 2.0\n")
     try:
         p = new_page()
         page = p.page
         page.goto(d.url + "/ui/#/attention")
         expect(page.locator("#attention-unavailable")).to_have_count(0)
         item = page.locator('#attention-list li.item[data-kind="awaiting_reply"]')
-        expect(item).to_have_count(1)
+        expect(item).to_have_count(0)
+        expect(item).to_have_count(1, timeout=15_000)
         expect(item).to_contain_text("ws_att")
         expect(page.locator("#attention-count")).to_have_text("1")
+        p.shot("attention-open")
         d.append(ev("ws_att", "grim", "ruda", "here is the reply", kind="a2a.response"))
         expect(item).to_have_count(0)
-        item_link = page.locator("#attention-list a")
-        expect(item_link).to_have_count(0)
+        expect(page.locator("#attention-list a")).to_have_count(0)
+        assert p.problems() == []
     finally:
         d.kill()
