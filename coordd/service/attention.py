@@ -64,6 +64,7 @@ class AttentionRunner:
         Returns how many events it read."""
         tracker = self.tracker
         count = 0
+        started = time.perf_counter()
         for ev in events:
             tracker.observe(ev, -math.inf)
             count += 1
@@ -71,7 +72,8 @@ class AttentionRunner:
         self._primed = True
         self._wake.set()
         open_now = tracker.statistics()
-        log.info("attention: %d events read, open %s", count,
+        log.info("attention: %d events read in %.2f s, open %s", count,
+                 time.perf_counter() - started,
                  ", ".join(f"{k} {n}" for k, n in open_now.items()))
         return count
 
