@@ -68,13 +68,14 @@ def service_metric_families(
                     h.filtered_clients)
     if attention is not None and now_ms is not None:
         att = attention()
-        yield gauge("coordd_attention_open", "Attention items open now, per kind.", labels=att.statistics(),
-                    label="kind")
+        yield gauge("coordd_attention_open", "Attention items open now, per kind.",
+                    labels=att.statistics(), label="kind")
         ages = {k: v / 1000 for k, v in att.oldest_age_ms(now_ms()).items()}
         yield gauge("coordd_attention_oldest_age_seconds",
                     "Age of the oldest open item per kind (0 when none).", labels=ages,
                     label="kind")
-        yield counter("coordd_attention_opened", "Attention items opened, per kind (the history included).",
+        yield counter("coordd_attention_opened",
+                      "Attention items opened, per kind (the history included).",
                       labels=att.opened_totals(), label="kind")
     ps = plugins()
     calls = {name: st.calls for name, st in ps.plugins.items()}
