@@ -194,10 +194,10 @@ async def test_reset_starts_empty_and_live(autojump_clock: Any, nursery: trio.Nu
     sent_at = trio.current_time()
     runner.listener([ev(2, clock_ms(), "a2a.send", "ws_9")])
     await sleep_until(ARCHIVE_AFTER_MS / 1000 - 400)  # past the old one, before ws_9's
-    assert [(when, c.op) for when, batch in published.calls for c in batch
-            if isinstance(c, ItemChange)] == [(pytest.approx(sent_at + REPLY_S, abs=0.001),
-                                               "open")]
-    assert all(not isinstance(c, StatusChange) for c in published.changes)
+    [(when, [change])] = published.calls
+    assert when == pytest.approx(sent_at + REPLY_S, abs=0.001)
+    assert isinstance(change, ItemChange) and change.op == "open"
+    assert change.item.work_session_id == "ws_9"
 
 
 async def test_reset_without_prime_makes_the_listener_live(
