@@ -65,5 +65,5 @@ def attention_answer(att: Attention, params: Params, now_ms: float) -> Response:
     page = matched[:limit]
     return 200, dumps({
         "items": [item.as_json(now_ms) for item in page], "count": len(page),
-        "total": len(matched), "state": state, "open": att.statistics(), "now": now_ms,
+        "total": len(matched), "state": state, "open": att.statistics(), "now": int(now_ms),
     })
