@@ -61,8 +61,9 @@ class AttentionRunner:
 
     def prime(self, events: Iterable[Event]) -> int:
         """Build the state from the stored history (seq order); nothing is pushed.
-        Returns how many events it read."""
-        tracker = self.tracker
+        Returns how many events it read. Starts from a fresh tracker, so that events a
+        listener already counted (a follower's load after `reset`) are not counted twice."""
+        tracker = self.tracker = self._new_tracker()
         count = 0
         started = time.perf_counter()
         for ev in events:
