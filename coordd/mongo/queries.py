@@ -36,7 +36,9 @@ helpers this module uses), plus `"tier": "mongo"`:
 Every pymongo call runs in `trio.to_thread.run_sync` under this object's own
 `CapacityLimiter`, bounded by `timeout` seconds. When MongoDB fails (or is too slow) the
 in-memory answer is given instead, with `"tier": "memory"` and `"degraded": "<error>"`:
-never a 500 because of MongoDB.
+never a 500 because of MongoDB. An answer MongoDB gave through a fallback names it in
+`"fallbacks"` (`text_index`: the regex alone, no `$text` prefilter; `accumulators`: stats'
+per-session figures computed in Python), see docs/mongodb.md.
 """
 
 from __future__ import annotations
@@ -237,8 +239,11 @@ class MongoQueries:
                 total = coll.count_documents(flt)
                 docs = list(coll.find(flt, EVENT_PROJECTION).sort([("ts", -1), ("seq", -1)])
                             .skip(offset).limit(limit))
-            tail = {"count": len(docs), "total": total, "offset": offset, "limit": limit,
-                    "query": q, "tier": "mongo"}
+            tail: dict[str, Any] = {"count": len(docs), "total": total, "offset": offset,
+                                    "limit": limit, "query": q, "tier": "mongo"}
+            if word is not None and not self._text:
+                # A word the text index would have prefiltered on: the regex alone did.
+                tail["fallbacks"] = ["text_index"]
             return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
         return await self._answer(run, lambda: self.memory.search_events(params, now_ms))

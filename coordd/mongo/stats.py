@@ -98,25 +98,31 @@ def mongo_stats(db: Any, store: Store, since: float | None, until: float | None,
         pairs[pair] = pairs.get(pair, 0) + c
         if k.get("o") is not None:
             outcomes[k["o"]] = outcomes.get(k["o"], 0) + c
-    ws_events, ws_threads, replies = _sessions_and_replies(coll, match, accumulators)
-    return stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events, ws_threads,
+    (ws_events, ws_threads, replies), in_python = _sessions_and_replies(coll, match,
+                                                                        accumulators)
+    body = stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events, ws_threads,
                       replies, outcomes)
+    if in_python:
+        body["fallbacks"] = ["accumulators"]  # the answer says how it was computed
+    return body
 
 
 Figures = tuple[list[int], list[int], list[float]]
 
 
-def _sessions_and_replies(coll: Any, match: dict[str, Any], accumulators: bool) -> Figures:
-    """Per work session its events and distinct threads; the send -> reply delays."""
+def _sessions_and_replies(coll: Any, match: dict[str, Any],
+                          accumulators: bool) -> tuple[Figures, bool]:
+    """Per work session its events and distinct threads; the send -> reply delays; and
+    whether they were computed in Python (the server has no accumulators)."""
     if accumulators:
         try:
-            return _on_the_server(coll, match)
+            return _on_the_server(coll, match), False
         except Exception as e:
             if not is_unsupported(e):
                 raise
             log.info("MongoDB stats: the server refused an accumulator (%s); computing in "
                      "Python over a cursor", _short(e))
-    return _in_python(coll, match)
+    return _in_python(coll, match), True
 
 
 def _on_the_server(coll: Any, match: dict[str, Any]) -> Figures:
