@@ -185,9 +185,8 @@ async def test_queries_on_a_real_server_answer_like_memory(db: Db) -> None:
     import orjson
 
     from coordd.core import queries
-    from tests.mongo.helpers import World
-
     from coordd.mongo.queries import interior_word
+    from tests.mongo.helpers import World
 
     w = World(db)
     caps = db.sink.capabilities
