@@ -55,13 +55,15 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def start(home: Path) -> tuple[subprocess.Popen[str], int, float]:
+def start(home: Path, *args: str) -> tuple[subprocess.Popen[str], int, float]:
+    """The daemon on `home`'s log (more command-line `args`, e.g. `--config FILE`): the
+    process, its port and the seconds until it answered."""
     env = {**os.environ, "HOME": str(home), "TZ": "UTC", "COORDD_PLUGINS": "keywords"}
     t0 = time.perf_counter()
     daemon_log = open(home / "daemon.log", "w")  # lives as long as the daemon
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordd", "--port", "0", "--state-dir", str(home / "state"),
-         "--log-level", "WARNING"],
+         "--log-level", "WARNING", *args],
         env=env, stdout=daemon_log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     # Ready is logged at INFO; with WARNING we find the port from /proc instead.
     port = 0

@@ -276,8 +276,11 @@ def _demo_banner(info: Any) -> None:
     base = info.urls[0] if info.urls else f"http://127.0.0.1:{info.port}"
     host = base.split("://", 1)[1].rsplit(":", 1)[0]
     host_flag = "" if host == "127.0.0.1" else f" --host {host.strip('[]')}"
+    from coordd.cli.demo import console_url
+
     print("\n".join([
         "coordd demo is running; open:",
+        f"  {console_url(base)}                      the web console (in a browser)",
         f"  {base}/api/work-sessions        the work sessions",
         f"  {base}/api/events?limit=20      the latest events",
         f"  {base}/api/stats                figures by category, role and agent pair",

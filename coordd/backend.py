@@ -9,21 +9,49 @@ status and the body bytes (`coordd.core.queries`' `Response`). Two implementatio
   file's write (fsynced) run in a worker thread, everything else on the event loop.
 * `coordd.mongo.queries.MongoQueries`: search, deep paging and stats from MongoDB,
   falling back to memory when MongoDB fails; the other routes from memory.
+
+`export` answers a `Stream` instead of body bytes (or a `Response` for a bad request):
+the dispatcher sends its chunks as they come, so an export's size never sits in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
 from coordd.core import queries
+from coordd.core.export import export_chunks, export_query
 from coordd.core.params import Params
 from coordd.core.queries import Response
 from coordd.core.store import Store
+from coordd.errors import BadRequest
 
-__all__ = ["MemoryQueries", "QueryBackend"]
+__all__ = ["MemoryQueries", "QueryBackend", "Stream", "chunks_in_thread"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A 200 answer sent as it is produced: `chunks` yields the body's parts (the
+    dispatcher closes it when the client goes away); `filename`, when set, makes it a
+    `Content-Disposition: attachment`."""
+
+    content_type: bytes
+    chunks: AsyncIterator[bytes]
+    filename: str | None = None
+
+
+async def chunks_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` pulled one at a time in a worker thread (producing a chunk may take
+    milliseconds: the event loop goes on meanwhile); the consumer's pace is the
+    producer's, so at most one chunk waits in memory."""
+    while True:
+        chunk = await trio.to_thread.run_sync(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 class QueryBackend(Protocol):
@@ -45,6 +73,8 @@ class QueryBackend(Protocol):
                              now_ms: float) -> Response: ...
 
     async def get_stats(self, params: Params, now_ms: float) -> Response: ...
+
+    async def export(self, params: Params, now_ms: float) -> Response | Stream: ...
 
 
 class MemoryQueries:
@@ -81,3 +111,12 @@ class MemoryQueries:
 
     async def get_stats(self, params: Params, now_ms: float) -> Response:
         return queries.get_stats(self.store(), params, now_ms)
+
+    async def export(self, params: Params, now_ms: float) -> Response | Stream:
+        """`GET /api/export` (`coordd.core.export`) over a snapshot of the held events."""
+        try:
+            q = export_query(params)
+        except BadRequest as exc:
+            return queries.error(400, str(exc))
+        held = list(self.store().iter_events())  # a snapshot: the store moves on
+        return Stream(q.content_type, chunks_in_thread(export_chunks(held, q)), q.filename)

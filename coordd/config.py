@@ -26,6 +26,7 @@ from typing import Any, Literal
 from coordd.errors import ConfigError
 
 __all__ = [
+    "AttentionConfig",
     "Config",
     "LogConfig",
     "LoggingConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "StoreConfig",
+    "WebConfig",
     "WebSocketConfig",
     "changed_keys",
     "load_config",
@@ -107,6 +109,24 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AttentionConfig:
+    """`[attention]`: when work counts as stuck (seconds)."""
+
+    reply_timeout: float = 600.0
+    silent_after: float = 1800.0
+    closed_kept: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """`[web]`: the console at `/ui/`. `base_path` is the path prefix a reverse proxy
+    publishes the daemon under (`/coordd`: the console is `https://host/coordd/ui/`);
+    empty when it is served at the root."""
+
+    base_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """`[logging]`: the daemon's own log on stderr."""
 
@@ -158,6 +178,8 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     mongo: MongoConfig = field(default_factory=MongoConfig)
     mode: ModeConfig = field(default_factory=ModeConfig)
@@ -212,6 +234,8 @@ _TABLES: dict[str, type] = {
     "state": StateConfig,
     "store": StoreConfig,
     "websocket": WebSocketConfig,
+    "attention": AttentionConfig,
+    "web": WebConfig,
     "logging": LoggingConfig,
     "mongo": MongoConfig,
     "mode": ModeConfig,
@@ -237,6 +261,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 
 _ORIGIN = re.compile(r"\*|[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#@]+/?")
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 _HOST = re.compile(r"\*|[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
 
 _CHECKS: dict[str, tuple[str, Any]] = {
@@ -250,6 +275,9 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "replay_window": ("an integer of at least 0", lambda v: v >= 0),
     "heartbeat": ("a number above 0", lambda v: v > 0),
     "client_queue": ("an integer of at least 1", lambda v: v >= 1),
+    "reply_timeout": ("a number of seconds above 0", lambda v: v > 0),
+    "silent_after": ("a number of seconds above 0", lambda v: v > 0),
+    "closed_kept": ("an integer of at least 0", lambda v: v >= 0),
     "shutdown_grace": ("a number of at least 0", lambda v: v >= 0),
     "checkpoint_interval": ("a number above 0", lambda v: v > 0),
     "max_body_bytes": ("an integer of at least 1", lambda v: v >= 1),
@@ -264,6 +292,8 @@ _CHECKS: dict[str, tuple[str, Any]] = {
     "max_threads": ("an integer of at least 1", lambda v: v >= 1),
     "allowed_origins": ('a list of origins such as "http://localhost:3102" (scheme://host[:port], '
                         'no path), or ["*"] for any', lambda v: all(map(_ORIGIN.fullmatch, v))),
+    "base_path": ('a path prefix such as "/coordd" (starting with "/", no trailing "/", no '
+                  'query), or "" for none', lambda v: bool(_BASE_PATH.fullmatch(v))),
     "allowed_hosts": ('a list of host names such as "coordd.example.org" (no scheme, port or '
                       'path), or ["*"] for any', lambda v: all(map(_HOST.fullmatch, v))),
 }
@@ -440,8 +470,8 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     """The `table.key` names whose values differ between `old` and `new` (`plugins` for
     the whole plugin table), for a reload."""
     out = []
-    for table in ("server", "log", "openclaw", "state", "store", "websocket", "logging", "mongo",
-                  "mode"):
+    for table in ("server", "log", "openclaw", "state", "store", "websocket", "web", "logging",
+                  "mongo", "mode"):
         a, b = getattr(old, table), getattr(new, table)
         for key in a.__dataclass_fields__:
             if getattr(a, key) != getattr(b, key):

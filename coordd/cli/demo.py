@@ -25,7 +25,7 @@ import trio
 from coordd.core.jsvalues import iso_ms
 from coordd.synth.engine import EVENTS_PER_SESSION, render, stream
 
-__all__ = ["rotated_name", "run_demo"]
+__all__ = ["console_url", "rotated_name", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ DEMO_CONCURRENCY: Final = 40.0
 WARMUP_SESSIONS: Final = 6.0
 #: Lines written per write() at most while catching up, between checkpoints.
 MAX_BATCH: Final = 512
+
+
+def console_url(base: str, base_path: str = "") -> str:
+    """The web console's address on the daemon at `base` (`http://127.0.0.1:3847`)."""
+    return f"{base.rstrip('/')}{base_path.rstrip('/')}/ui/"
 
 
 def rotated_name(path: Path, now_ms: int) -> Path:

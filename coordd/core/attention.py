@@ -132,6 +132,7 @@ class Attention:
         self._heap: list[tuple[float, int, str]] = []
         self._scheduled: set[tuple[int, str]] = set()
         self._now = float("-inf")
+        self._opened = dict.fromkeys(KINDS, 0)
 
     # ------------------------------------------------------------------ reading
 
@@ -158,6 +159,17 @@ class Attention:
         for item in self._open.values():
             counts[item.kind] += 1
         return counts
+
+    def oldest_age_ms(self, now_ms: float) -> dict[str, float]:
+        """Per kind, how long the oldest open item's condition has lasted (0: none open)."""
+        ages = dict.fromkeys(KINDS, 0.0)
+        for item in self._open.values():
+            ages[item.kind] = max(ages[item.kind], now_ms - item.since)
+        return ages
+
+    def opened_totals(self) -> dict[str, int]:
+        """Items opened per kind since the tracker started (the history included)."""
+        return dict(self._opened)
 
     # ------------------------------------------------------------------ feeding
 
@@ -312,6 +324,7 @@ class Attention:
 
     def _open_item(self, item: AttentionItem, out: list[Change]) -> None:
         self._open[item.id] = item
+        self._opened[item.kind] += 1
         out.append(ItemChange("open", item))
 
     def _close(self, item_id: str, at: float, out: list[Change]) -> None:

@@ -37,7 +37,7 @@ from coordd.core.search import events_matching, sessions_matching
 from coordd.core.sessions import UNFILTERED, Filter, SessionAgg, build_session
 from coordd.core.stats import compute_stats
 from coordd.core.store import Store
-from coordd.core.summaries import BlobCache, session_parts
+from coordd.core.summaries import BlobCache, session_parts, summary_parts
 from coordd.core.vocabulary import BUILTIN_VOCABULARY, ROLE_SET, ROLES, STATUSES, CategoryVocabulary
 from coordd.errors import BadRequest
 
@@ -59,6 +59,7 @@ __all__ = [
     "search_work_sessions",
     "session_id",
     "sessions_document",
+    "summary_view",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,31 @@ def list_document(key: bytes, items: Sequence[bytes], tail: dict[str, Any]) -> b
     return b"".join(parts)
 
 
+def summary_view(params: Params) -> bool:
+    """`view` of the work-session lists: `full` (the default: every thread with its events)
+    or `summary` (threads summarised, no events: `coordd.core.summaries`); True for
+    `summary`, BadRequest for anything else."""
+    view = text_param(params, "view")
+    if view is None or view == "full":
+        return False
+    if view == "summary":
+        return True
+    raise BadRequest(f"invalid view {view!r}: expected full (threads with their events, the "
+                     "default) or summary (threads summarised, without events)")
+
+
 def sessions_document(key: bytes, page: Sequence[SessionAgg], store: Store, now_ms: float,
-                       overrides: Mapping[str, str], tail: dict[str, Any]) -> bytes:
-    """`{"<key>":[summaries...],<tail>}` for session aggregates."""
+                       overrides: Mapping[str, str], tail: dict[str, Any], *,
+                       summary: bool = False) -> bytes:
+    """`{"<key>":[summaries...],<tail>}` for session aggregates (`summary`: the lean
+    shape of `view=summary`)."""
     parts = [b'{"', key, b'":[']
     cache = store.cache
+    render = summary_parts if summary else session_parts
     for i, agg in enumerate(page):
         if i:
             parts.append(b",")
-        parts.extend(session_parts(agg, now_ms, overrides.get(agg.ws_id), cache))
+        parts.extend(render(agg, now_ms, overrides.get(agg.ws_id), cache))
     parts.append(b"],")
     parts.append(dumps(tail)[1:])
     return b"".join(parts)
@@ -169,8 +186,10 @@ def get_events(store: Store, params: Params, now_ms: float, *,
 
 
 def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
-    """`GET /api/work-sessions`: most recent sessions first."""
+    """`GET /api/work-sessions`: most recent sessions first (`view=summary`: the lean
+    shape, same sessions, counts and cursor)."""
     try:
+        summary = summary_view(params)
         limit = limit_param(params, 100)
         statuses = statuses_param(params)
         roles = roles_param(params)
@@ -242,7 +261,8 @@ def get_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
         "seq": store.last_seq,
         "tier": "memory",
     }
-    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail)
+    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail,
+                                  summary=summary)
 
 
 def get_work_session(store: Store, ws_id_raw_segment: str | bytes, params: Params,
@@ -390,8 +410,10 @@ def search_events_job(store: Store, params: Params, now_ms: float) -> Callable[[
 
 def search_work_sessions(store: Store, params: Params, now_ms: float) -> Response:
     """`GET /api/work-sessions/search` answered from memory: case-insensitive literal
-    match on the threads' agents, the category and the id, most recent first."""
+    match on the threads' agents, the category and the id, most recent first
+    (`view=summary`: the lean shape)."""
     try:
+        summary = summary_view(params)
         limit = limit_param(params, 50)
     except BadRequest as exc:
         return error(400, str(exc))
@@ -404,7 +426,8 @@ def search_work_sessions(store: Store, params: Params, now_ms: float) -> Respons
     overrides = ov.categories_by_session()
     total, page = sessions_matching(store, q, overrides, limit=limit)
     tail = {"count": len(page), "total": total, "query": q, "tier": "memory"}
-    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail)
+    return 200, sessions_document(b"sessions", page, store, now_ms, overrides, tail,
+                                  summary=summary)
 
 
 def get_stats(store: Store, params: Params, now_ms: float) -> Response:

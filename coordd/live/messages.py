@@ -109,6 +109,17 @@ class Envelope:
                 + orjson.dumps(ev.type) + b',"eventData":' + with_seq(ev) + b"}")
         return self.message(b"continuation_event", data, agent)
 
+    def status(self, ws_id: str, old: str, new: str, at: float, seq: int, notice: int) -> str:
+        """`work_session_status`: a session's status changed (by an event or the clock)."""
+        return self.message(b"work_session_status", orjson.dumps(
+            {"workSessionId": ws_id, "from": old, "to": new, "at": at, "seq": seq,
+             "notice": notice}))
+
+    def attention(self, op: str, item: dict[str, object], seq: int, notice: int) -> str:
+        """`attention`: an item opened or closed (`item` in its `/api/attention` shape)."""
+        return self.message(b"attention", orjson.dumps(
+            {"op": op, "item": item, "seq": seq, "notice": notice}))
+
     def resync(self, reason: str, epoch: str, seq: int) -> str:
         return self.message(b"resync_required",
                             orjson.dumps({"reason": reason, "epoch": epoch, "seq": seq}))
@@ -128,8 +139,8 @@ class Batch:
     messages) is what it costs each client queue that holds it.
     """
 
-    __slots__ = ("affected", "count", "epoch", "last", "messages", "now_ms", "size", "span",
-                 "tail")
+    __slots__ = ("affected", "count", "epoch", "last", "messages", "notice", "now_ms", "size",
+                 "span", "tail")
 
     def __init__(self, epoch: str, now_ms: float, messages: tuple[Message, ...]) -> None:
         self.epoch = epoch
@@ -141,6 +152,8 @@ class Batch:
         self.tail: tuple[Message, ...] = ()
         self.count = 0
         self.last = 0
+        #: The notice number of a notice's batch (0: not a notice).
+        self.notice = 0
 
     @classmethod
     def of(cls, events: Sequence[Event], epoch: str, now_ms: float) -> Batch:

@@ -16,7 +16,8 @@ helpers this module uses), plus `"tier": "mongo"`:
   changing the answer; otherwise the regular expression alone decides.
 * `/api/work-sessions/search` — the same match on the threads' agents, the category and
   the id of the session documents, most recent first; each summary is built from the
-  session's events (from memory when memory holds all of them).
+  session's events (from memory when memory holds all of them), in the lean shape with
+  `view=summary` (`coordd.core.summaries`).
 * `/api/events` — memory answers while it can (the newest pages, and `since` no older
   than the oldest event it holds); its `nextCursor` then continues where memory ends.
   A cursor (or `since`) that reaches before the store's first event is answered from the
@@ -25,17 +26,19 @@ helpers this module uses), plus `"tier": "mongo"`:
 * `/api/stats` — memory when `since` is within what it holds, else the aggregation
   pipelines of `coordd.mongo.stats` over every document coordd wrote (memoised per range
   for `stats_max_age` seconds).
-
-Where the server answered by a fallback (a server without a feature, `coordd.mongo.capabilities`),
-the answer says which after `"tier": "mongo"`: `"fallbacks": ["regex-search"]` (a search whose
-`q` holds a whole word the text index would have narrowed the scan with, run by the regular
-expression alone: no text index) or `["python-stats"]` (`/api/stats` folded the per-session
-figures in Python: no accumulators). Absent when the server did everything itself.
+* `/api/export` — memory when it holds the range (as for `/api/events`), else the current
+  epoch's documents before the store's first event, by `seq` in pages of `export_batch`
+  (each page one bounded query, fetched and formatted in the worker thread only when
+  the client has taken the previous one), then the events memory held when the export
+  began. A failure before the first byte answers from memory; one later ends the
+  transfer unfinished (the client sees a truncated body, never a short complete one).
 
 Every pymongo call runs in `trio.to_thread.run_sync` under this object's own
 `CapacityLimiter`, bounded by `timeout` seconds. When MongoDB fails (or is too slow) the
 in-memory answer is given instead, with `"tier": "memory"` and `"degraded": "<error>"`:
-never a 500 because of MongoDB.
+never a 500 because of MongoDB. An answer MongoDB gave through a fallback names it in
+`"fallbacks"` (`text_index`: the regex alone, no `$text` prefilter; `accumulators`: stats'
+per-session figures computed in Python), see docs/mongodb.md.
 """
 
 from __future__ import annotations
@@ -43,15 +46,18 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import orjson
 import trio
 
-from coordd.backend import MemoryQueries
+from coordd.backend import MemoryQueries, Stream, chunks_in_thread
 from coordd.core import queries
+from coordd.core.event import Event
+from coordd.core.export import ExportQuery, export_chunks, export_query
 from coordd.core.jsvalues import dumps
 from coordd.core.pacing import RateLimitedLog
 from coordd.core.params import (
@@ -68,15 +74,15 @@ from coordd.core.params import (
 from coordd.core.queries import Response, error, events_tail, list_document
 from coordd.core.sessions import UNFILTERED, SessionAgg, build_session
 from coordd.core.store import Store
-from coordd.core.summaries import render_session
+from coordd.core.summaries import render_session, render_summary
 from coordd.core.vocabulary import CategoryVocabulary
 from coordd.errors import BadRequest
 from coordd.mongo.capabilities import Capabilities
 from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
-from coordd.mongo.stats import PYTHON_STATS, stats_answer
+from coordd.mongo.stats import FALLBACK_ACCUMULATORS, stats_answer
 
-__all__ = ["REGEX_SEARCH", "MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
+__all__ = ["FALLBACK_TEXT", "MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +90,9 @@ _WORD: Final = re.compile(r"[A-Za-z0-9]+")
 #: How often a missing text index is looked for again.
 _TEXT_RECHECK: Final = 60.0
 _LOG_EVERY: Final = 30.0
-#: The fallback's name in an answer's `"fallbacks"`: the regex alone, no text-index narrowing.
-REGEX_SEARCH: Final = "regex-search"
+#: The fallback's name in an answer's `"fallbacks"` (the capability it stands in for): the
+#: regex alone, no text-index narrowing.
+FALLBACK_TEXT: Final = "text_index"
 
 
 def degrade(body: bytes, reason: str) -> bytes:
@@ -124,7 +131,7 @@ class MongoQueries:
 
     def __init__(self, db: Callable[[], Any], store: Callable[[], Store], *,
                  limiter: trio.CapacityLimiter | None = None, timeout: float = 10.0,
-                 stats_max_age: float = 5.0,
+                 stats_max_age: float = 5.0, export_batch: int = 2000,
                  run_sync: Callable[..., Any] | None = None,
                  on_category_change: Callable[[list[str]], None] | None = None,
                  capabilities: Callable[[], Capabilities | None] | None = None) -> None:
@@ -139,6 +146,7 @@ class MongoQueries:
         self._limiter = limiter or trio.CapacityLimiter(4)
         self.timeout = timeout
         self.stats_max_age = stats_max_age
+        self.export_batch = export_batch
         self._run_sync = run_sync or trio.to_thread.run_sync
         self._text: bool | None = None
         self._text_checked = -float("inf")
@@ -242,7 +250,7 @@ class MongoQueries:
                             .skip(offset).limit(limit))
             tail = {"count": len(docs), "total": total, "offset": offset, "limit": limit,
                     "query": q, "tier": "mongo",
-                    **_fallbacks((REGEX_SEARCH,) if word is not None and "$text" not in query
+                    **_fallbacks((FALLBACK_TEXT,) if word is not None and "$text" not in query
                                  else ())}
             return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
@@ -262,6 +270,7 @@ class MongoQueries:
         """`GET /api/work-sessions/search` from MongoDB."""
         store = self._store()
         try:
+            render = render_summary if queries.summary_view(params) else render_session
             limit = limit_param(params, 50)
         except BadRequest as exc:
             return error(400, str(exc))
@@ -282,7 +291,7 @@ class MongoQueries:
             docs = list(sessions.find(flt, {"_id": 1, "eventCount": 1})
                         .sort([("lastTime", -1), ("_id", 1)]).limit(limit))
             aggs = _session_aggs(db, docs, held, ov.categories)
-            items = [render_session(agg, now_ms, overrides.get(agg.ws_id),
+            items = [render(agg, now_ms, overrides.get(agg.ws_id),
                                     store.cache if held.get(agg.ws_id) is agg else None)
                      for agg in aggs]
             tail = {"count": len(items), "total": total, "query": q, "tier": "mongo"}
@@ -337,7 +346,7 @@ class MongoQueries:
 
         def run(db: Any) -> Response:
             answer = stats_answer(db, store, since, until, accumulators=accumulators)
-            if accumulators and PYTHON_STATS in answer.fallbacks:
+            if accumulators and FALLBACK_ACCUMULATORS in answer.fallbacks:
                 self._accumulators = False  # refused unannounced: not asked again
             body = {"since": since, "until": until, **answer.body, "tier": "mongo",
                     **_fallbacks(answer.fallbacks)}
@@ -348,6 +357,73 @@ class MongoQueries:
 
         return await self._answer(run, lambda: self.memory.get_stats(params, now_ms))
 
+    # ------------------------------------------------------------------ export
+
+    async def export(self, params: Params, now_ms: float) -> Response | Stream:
+        """`GET /api/export`: from memory when it holds the range, else MongoDB's older
+        documents first, then memory's (see the module docstring)."""
+        store = self._store()
+        try:
+            q = export_query(params)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        first = store.first_seq
+        if first <= 1 or (q.since is not None and _held_since(store, q.since)):
+            self._n["memory"] += 1
+            return await self.memory.export(params, now_ms)
+        held = list(store.iter_events())  # a snapshot: the store moves on
+        epoch, categories = store.epoch, store.overrides.categories
+        flt = _export_filter(q, epoch)
+        batch = self.export_batch
+
+        def page(db: Any, after: int, header: bool) -> tuple[list[bytes], int | None]:
+            # Blocking: the next page of documents, formatted (and the last seq read).
+            docs = list(db[EVENTS].find({**flt, "seq": {"$gt": after, "$lt": first}},
+                                        EVENT_PROJECTION).sort("seq", 1).limit(batch))
+            events = [document_event(d, categories) for d in docs]
+            chunks = list(export_chunks(events, q, header=header))
+            return chunks, (events[-1].seq if len(docs) == batch else None)
+
+        try:
+            opening = await self._mongo_call(lambda db: page(db, 0, True))
+        except Exception as e:
+            reason = self._failed(e)
+            self._ratelog.warning("fallback", "export from memory: %s", reason)
+            return await self.memory.export(params, now_ms)
+        self._n["mongo"] += 1
+        return Stream(q.content_type, self._export_rest(opening, page, held, q), q.filename)
+
+    async def _export_rest(
+        self, opening: tuple[list[bytes], int | None],
+        page: Callable[[Any, int, bool], tuple[list[bytes], int | None]],
+        held: list[Event], q: ExportQuery,
+    ) -> AsyncIterator[bytes]:
+        chunks, after = opening
+        while True:
+            for chunk in chunks:
+                yield chunk
+            if after is None:
+                break
+            chunks, after = await self._mongo_call(partial(_next_page, page, after))
+        async for chunk in chunks_in_thread(export_chunks(held, q, header=False)):
+            yield chunk
+
+    async def _mongo_call(self, blocking: Callable[[Any], Any]) -> Any:
+        """`blocking(db)` in a worker thread, bounded by `timeout` (TooSlowError)."""
+        with trio.fail_after(self.timeout):
+            return await self._run_sync(lambda: blocking(self._db()), limiter=self._limiter,
+                                        abandon_on_cancel=True)
+
+    def _failed(self, e: BaseException) -> str:
+        if isinstance(e, trio.TooSlowError):
+            reason = (f"MongoDB did not answer within {self.timeout:g} s "
+                      "([mongo] operation_timeout)")
+        else:
+            reason = _reason(e)
+        self._n["degraded"] += 1
+        self._last_error = reason
+        return reason
+
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -355,6 +431,26 @@ class MongoQueries:
 def _fallbacks(names: tuple[str, ...]) -> dict[str, list[str]]:
     """An answer's `"fallbacks"` entry: the fallbacks that shaped it, none without."""
     return {"fallbacks": list(names)} if names else {}
+def _next_page(page: Callable[[Any, int, bool], tuple[list[bytes], int | None]], after: int,
+               db: Any) -> tuple[list[bytes], int | None]:
+    return page(db, after, False)
+
+
+def _export_filter(q: ExportQuery, epoch: str) -> dict[str, Any]:
+    """The documents an export reads from MongoDB (narrowing only: `q.matches` decides)."""
+    flt: dict[str, Any] = {"epoch": epoch}
+    rng: dict[str, Any] = {}
+    if q.since is not None:
+        rng["$gte"] = q.since
+    if q.until is not None:
+        rng["$lt"] = q.until
+    if rng:
+        flt["ts"] = rng
+    if q.types is not None:
+        flt["type"] = {"$in": sorted(q.types)}
+    if q.ws_ids is not None:
+        flt["workSessionId"] = {"$in": sorted(q.ws_ids)}
+    return flt
 
 
 def _reason(e: BaseException) -> str:

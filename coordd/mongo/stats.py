@@ -15,7 +15,7 @@ limited to 16 MiB). The answer is shaped by the in-memory tier's own function, s
 tiers cannot drift apart.
 
 Where the server has no `$addToSet`/`$push` (FerretDB) pipelines 2 and 3 become one streamed
-cursor folded in Python: `stats_answer` then names the fallback, `PYTHON_STATS`, which the
+cursor folded in Python: `stats_answer` then names the fallback, `FALLBACK_ACCUMULATORS`, which the
 route puts in the answer's `"fallbacks"`.
 """
 
@@ -32,19 +32,20 @@ from coordd.core.store import Store
 from coordd.mongo.capabilities import is_unsupported
 from coordd.mongo.schema import EVENTS
 
-__all__ = ["PYTHON_STATS", "StatsAnswer", "mongo_stats", "stats_answer", "stats_match"]
+__all__ = ["FALLBACK_ACCUMULATORS", "StatsAnswer", "mongo_stats", "stats_answer", "stats_match"]
 
 log = logging.getLogger(__name__)
 
 _REPLY_TYPES: Final = ("a2a.send", "a2a.response")
 _BATCH: Final = 2_000
-#: The fallback's name in an answer's `"fallbacks"`: per-session figures folded in Python.
-PYTHON_STATS: Final = "python-stats"
+#: The fallback's name in an answer's `"fallbacks"` (the capability it stands in for):
+#: per-session figures folded in Python.
+FALLBACK_ACCUMULATORS: Final = "accumulators"
 
 
 @dataclass(frozen=True, slots=True)
 class StatsAnswer:
-    """The `/api/stats` figures and the fallbacks that computed them (`PYTHON_STATS`)."""
+    """The `/api/stats` figures and the fallbacks that computed them (`FALLBACK_ACCUMULATORS`)."""
 
     body: dict[str, Any]
     fallbacks: tuple[str, ...]
@@ -141,7 +142,7 @@ def _sessions_and_replies(coll: Any, match: dict[str, Any],
                 raise
             log.info("MongoDB stats: the server refused an accumulator (%s); computing in "
                      "Python over a cursor", _short(e))
-    return _in_python(coll, match), (PYTHON_STATS,)
+    return _in_python(coll, match), (FALLBACK_ACCUMULATORS,)
 
 
 def _on_the_server(coll: Any, match: dict[str, Any]) -> Figures:

@@ -20,6 +20,8 @@ def service_metric_families(
     hub: Callable[[], Any] | None,
     plugins: Callable[[], Any],
     mongo: Callable[[], Any] | None = None,
+    attention: Callable[[], Any] | None = None,
+    now_ms: Callable[[], float] | None = None,
 ) -> Iterator[Metric]:
     """Yield every family; each argument returns its component's `statistics()`."""
     if tailer is not None:
@@ -60,6 +62,21 @@ def service_metric_families(
         yield counter("coordd_ws_drops", "Slow WebSocket clients disconnected", h.drops)
         yield counter("coordd_ws_resyncs", "resync_required answers", h.resyncs)
         yield counter("coordd_ws_replayed_events", "Events replayed on resume", h.replayed_events)
+        yield counter("coordd_ws_notices", "work_session_status and attention messages "
+                      "published", h.notices)
+        yield gauge("coordd_ws_filtered_clients", "WebSocket clients with a subscription",
+                    h.filtered_clients)
+    if attention is not None and now_ms is not None:
+        att = attention()
+        yield gauge("coordd_attention_open", "Attention items open now, per kind.",
+                    labels=att.statistics(), label="kind")
+        ages = {k: v / 1000 for k, v in att.oldest_age_ms(now_ms()).items()}
+        yield gauge("coordd_attention_oldest_age_seconds",
+                    "Age of the oldest open item per kind (0 when none).", labels=ages,
+                    label="kind")
+        yield counter("coordd_attention_opened",
+                      "Attention items opened, per kind (the history included).",
+                      labels=att.opened_totals(), label="kind")
     ps = plugins()
     calls = {name: st.calls for name, st in ps.plugins.items()}
     seconds = {name: st.seconds for name, st in ps.plugins.items()}

@@ -33,12 +33,14 @@ from prometheus_client.core import Metric
 
 from coordd.backend import MemoryQueries, QueryBackend
 from coordd.config import Config, changed_keys, load_config
+from coordd.core.attentionview import attention_answer
 from coordd.core.enrich import Enricher
 from coordd.core.overrides import Overrides
 from coordd.core.store import Store
 from coordd.errors import ComponentCrashed, CoorddError
 from coordd.live.hub import Hub
 from coordd.plugins.host import PluginHost, allow_list_from_env
+from coordd.service.attention import AttentionRunner
 from coordd.service.gcpolicy import run_gc_policy
 from coordd.service.health import daemon_checks, health_answer
 from coordd.service.listen import activation_binds, hypercorn_config, listen_socket
@@ -62,6 +64,7 @@ from coordd.web.guard import Guard
 from coordd.web.metrics import Metrics
 from coordd.web.openapi import openapi_document
 from coordd.web.routes import ROUTES, AppContext
+from coordd.web.static import ConsoleFiles
 
 if TYPE_CHECKING:
     from coordd.mongo.tier import MongoTier
@@ -119,6 +122,7 @@ class Service:
             epoch=self._epoch, replay_window=cfg.websocket.replay_window,
             client_queue=cfg.websocket.client_queue, last_seq=lambda: self.store.last_seq,
         )
+        self.attention = AttentionRunner(cfg.attention, self.hub.publish_changes)
         self.checkpoint: Checkpoint | None = None
         self.tailer: Tailer | None = None
         self.pipeline: Pipeline | None = None
@@ -128,7 +132,8 @@ class Service:
             from coordd.mongo.tier import MongoTier
 
             self.mongo = MongoTier.following(cfg, lambda: self.store, self._new_epoch_store,
-                                             [self.hub.publish], client=mongo_client)
+                                             [self.hub.publish, self.attention.listener],
+                                             client=mongo_client)
         else:
             self._build_tailing(mongo_client)
         self.metrics = Metrics()
@@ -144,7 +149,10 @@ class Service:
             health=self.health, plugins=self.plugins.describe, metrics=self.metrics.render,
             observe=self.metrics.observe,
             openapi=orjson.dumps(openapi_document(ROUTES, self.categories.names)),
+            attention=lambda params, now_ms: attention_answer(self.attention.tracker, params,
+                                                              now_ms),
         )
+        self.web.console = ConsoleFiles(base_path=cfg.web.base_path)
         self.app = create_app(self.web, websocket=self.hub.serve)
         self.started_at = time.time()
         self._shutdown = trio.Event()
@@ -163,7 +171,8 @@ class Service:
             watch=cfg.log.watch, max_line_bytes=cfg.log.max_line_bytes,
             read_rotated=cfg.log.read_rotated, history_limit=cfg.store.max_events,
         )
-        listeners: list[Listener] = [self.hub.publish]
+        # The hub first: a batch's events are pushed before the changes they cause.
+        listeners: list[Listener] = [self.hub.publish, self.attention.listener]
         if cfg.mongo.uri:
             from coordd.mongo.tier import MongoTier
 
@@ -192,6 +201,7 @@ class Service:
         every component reads it (`self.store`: the routes, the hub, the metrics)."""
         self.store = Store(max_events=self.config.store.max_events, overrides=self.overrides,
                            epoch=epoch)
+        self.attention.reset()
         return self.store
 
     # ------------------------------------------------------------------ lifetime
@@ -255,6 +265,10 @@ class Service:
                                     partial(self.pipeline.run, history=history))
             if self.mongo is not None:
                 await nursery.start(self._component, self.mongo.name, self.mongo.run)
+            # The history is stored (or being followed): the tracker reads it, then counts
+            # each live batch and the clock.
+            self.attention.prime(self.store.iter_events())
+            await nursery.start(self._component, "attention", self.attention.run)
             urls: list[str] = await nursery.start(
                 self._component, "web",
                 lambda task_status: hypercorn_serve(
@@ -389,6 +403,7 @@ class Service:
             pipeline=self.pipeline.statistics if self.pipeline else None,
             store=lambda: self.store.statistics(), hub=self.hub.statistics,
             plugins=self.plugins.statistics,
+            attention=lambda: self.attention.tracker, now_ms=self.attention.now_ms,
         )
 
     # ------------------------------------------------------------------ reload

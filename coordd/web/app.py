@@ -10,11 +10,20 @@ cross-origin write 403), the WebSocket handshake included. Then:
   when none matches, 405 for a method it does not answer, 401 for a write not allowed
   (the token when one is configured, else a loopback peer), 413 for a body over
   `max_body_bytes`. Answers are JSON with the CORS headers (reads keep
-  `Access-Control-Allow-Origin: *`), an unexpected exception a 500. Each routed request
-  is counted in `in_flight` (the shutdown drains them) and observed under its route's
-  label.
+  `Access-Control-Allow-Origin: *`), an unexpected exception a 500. A handler's `Stream`
+  (the export) is sent as ASGI body parts with `more_body` as its chunks come (chunked
+  transfer, no `Content-Length`; the server's send waits for the client, so a slow
+  reader holds one chunk, not the answer); an exception mid-stream ends the connection
+  without the last chunk, so the client sees a truncated transfer, never a complete one.
+  Each routed request is counted in `in_flight` (the shutdown drains them, streams
+  included) and observed under its route's label.
 * WebSocket and lifespan: Quart-Trio, which serves `/ws` with the handler given to
   `create_app`.
+* The console: `/ui` and what is under it are the console's files (`coordd.web.static`),
+  outside the route table (its paths are not API routes: not listed, not documented);
+  `GET /` from a browser (`Accept: text/html`) is a redirect there, any other client gets
+  the index. With `[web] base_path` a path that still carries the prefix (a proxy that does
+  not strip it) is served as the path without it, the WebSocket included.
 
 The path is matched raw (still percent-encoded, without the query string), so that
 trailing-slash variants are 404s (not redirects) and the id segment reaches the backend as
@@ -28,14 +37,18 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, Final
 
 import orjson
 from quart import websocket as quart_websocket
 from quart_trio import QuartTrio
 
+from coordd.backend import Stream
+from coordd.live.subscription import parse_subscription
 from coordd.web.guard import Guard, peer_is_loopback
 from coordd.web.routes import HTTP_METHODS, AppContext, Call, Route, match
+from coordd.web.static import PREFIX, StaticAnswer, wants_html
 
 __all__ = ["WebApp", "create_app", "peer_is_loopback", "token_matches"]
 
@@ -127,6 +140,20 @@ async def _send_json(send: Send, status: int, body: bytes) -> None:
                                      (b"content-length", b"%d" % len(body)), *_CORS])
 
 
+async def _send_stream(send: Send, stream: Stream) -> None:
+    """A 200 whose body parts are the stream's chunks (see the module docstring)."""
+    headers = [(b"content-type", stream.content_type), *_CORS]
+    if stream.filename is not None:
+        headers.append((b"content-disposition",
+                        b'attachment; filename="%s"' % stream.filename.encode("ascii")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    async with aclosing(stream.chunks) as chunks:  # type: ignore[type-var]
+        async for chunk in chunks:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class WebApp:
     """The ASGI application; see the module docstring. The context is read per request,
     so a reload can change the write token."""
@@ -141,6 +168,7 @@ class WebApp:
         if kind not in ("http", "websocket"):
             await self.quart(scope, receive, send)  # the lifespan
             return
+        scope = _without_base(scope, self.ctx.console.base_path)
         status, why = self._refusal(scope)
         if why is not None:
             log.debug("refused %s %s: %s", scope.get("method", "WS"), scope.get("path"), why)
@@ -151,6 +179,10 @@ class WebApp:
                 await _send_json(send, status, _error(why))
             return
         if kind == "websocket":
+            bad = _bad_subscription(scope)
+            if bad is not None:
+                await _refuse_websocket(scope, receive, send, 400, _error(bad))
+                return
             await self.quart(scope, receive, send)
             return
         await self._http(scope, receive, send)
@@ -163,7 +195,8 @@ class WebApp:
         if why is not None:
             return 421, why
         if scope["type"] == "http":
-            return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"))
+            return 403, guard.write_refusal(scope["method"], _header(scope, b"origin"),
+                                            _header(scope, b"host"))
         return 0, None
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -186,16 +219,29 @@ class WebApp:
             await _send_json(send, 414, _error(f"query string longer than "
                                                f"{ctx.max_query_bytes} bytes"))
             return
+        if path == PREFIX or path.startswith(PREFIX + "/") or (
+                path == "/" and method in ("GET", "HEAD")
+                and wants_html(_header(scope, b"accept"))):
+            await _discard_body(receive)
+            await self._console(send, method, path, scope)
+            return
         route, ids = match(path)
         started = time.perf_counter()
         ctx.in_flight += 1
         try:
             try:
-                status, body, content_type = await self._answer(
-                    route, ids, method, qs, scope, receive)
+                answer = await self._answer(route, ids, method, qs, scope, receive)
             except Exception:
                 log.exception("%s %s failed", method, path)
-                status, body, content_type = 500, _INTERNAL_ERROR, None
+                answer = 500, _INTERNAL_ERROR, None
+            if isinstance(answer, Stream):
+                try:
+                    await _send_stream(send, answer)
+                except Exception:
+                    # The status is sent: end the connection without the last chunk.
+                    log.exception("%s %s failed while streaming", method, path)
+                return
+            status, body, content_type = answer
             if content_type is None:
                 await _send_json(send, status, body)
             else:
@@ -207,10 +253,28 @@ class WebApp:
                 ctx.observe(route.label if route is not None else "other", method,
                             time.perf_counter() - started)
 
+    async def _console(self, send: Send, method: str, path: str, scope: Scope) -> None:
+        """A console file, or the redirect to the console."""
+        started = time.perf_counter()
+        console = self.ctx.console
+        answer: StaticAnswer | None
+        if path == "/":
+            answer = console.redirect()
+        else:
+            answer = console.answer(method, path, _header(scope, b"if-none-match"))
+        if answer is None:
+            await _send_json(send, 404, _error(f"Not found: the console has no {path!r}; "
+                                               f"it starts at {PREFIX}/"))
+        else:
+            await _send(send, answer.status, answer.body, answer.headers)
+        if self.ctx.observe is not None:
+            self.ctx.observe(PREFIX + "/", method, time.perf_counter() - started)
+
     async def _answer(self, route: Route | None, ids: tuple[str, ...], method: str,
                       qs: bytes, scope: Scope, receive: Receive
-                      ) -> tuple[int, bytes, bytes | None]:
-        """(status, body, content type; None: JSON) for a routed request."""
+                      ) -> tuple[int, bytes, bytes | None] | Stream:
+        """(status, body, content type; None: JSON) for a routed request, or the
+        handler's `Stream`."""
         ctx = self.ctx
         body = b""
         if route is None or route.handler is None:  # no such HTTP route (`/ws` is Quart's)
@@ -234,8 +298,23 @@ class WebApp:
         answer = await route.handler(ctx, Call(params, ids, ctx.clock(), body))
         if answer is None:
             return 404, _error("Not found"), None
+        if isinstance(answer, Stream):
+            return answer
         status, out = answer
         return status, out, route.content_type if status == 200 else None
+
+
+def _without_base(scope: Scope, base: str) -> Scope:
+    """`scope` with `base` taken off the front of its path (`/coordd/ui/` → `/ui/`), when it
+    is there; unchanged otherwise."""
+    base = base.rstrip("/")
+    path: str = scope.get("path", "")
+    if not base or not (path == base or path.startswith(base + "/")):
+        return scope
+    raw: bytes = scope.get("raw_path") or path.encode()
+    strip = len(base.encode())
+    return {**scope, "path": path[len(base):] or "/", "raw_path": raw[strip:] or b"/",
+            "root_path": scope.get("root_path", "") + base}
 
 
 def _write_refusal(ctx: AppContext, scope: Scope) -> str | None:
@@ -293,6 +372,17 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, status: 
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
+
+
+def _bad_subscription(scope: Scope) -> str | None:
+    """Why a `/ws` query's subscription is malformed (`coordd.live.subscription`), or
+    None: refused with a 400 before the upgrade, as a REST parameter would be."""
+    query = (scope.get("query_string") or b"").decode("latin-1")
+    if not query:
+        return None
+    args = urllib.parse.parse_qs(query, keep_blank_values=True)
+    sub = parse_subscription(args)
+    return sub if isinstance(sub, str) else None
 
 
 def create_app(ctx: AppContext, *,

@@ -33,6 +33,7 @@ __all__ = [
     "is_loopback_name",
     "normalise_origin",
     "peer_is_loopback",
+    "same_origin",
 ]
 
 WRITE_METHODS: Final = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -85,6 +86,20 @@ def is_loopback_name(name: str) -> bool:
     return name in ("0.0.0.0", "::")
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether `Origin` names the server the request was sent to (its `Host` header), with
+    the default port of the origin's scheme made explicit on both sides."""
+    origin = normalise_origin(origin)
+    scheme, sep, authority = origin.partition("://")
+    if not sep or scheme not in _DEFAULT_PORTS:
+        return False
+    host = host.strip().lower().rstrip("/")
+    default = _DEFAULT_PORTS[scheme]
+    if host.endswith(default):
+        host = host[: -len(default)]
+    return bool(host) and authority == host
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
     """The configured exceptions: origins that may write, extra names the server answers
@@ -101,9 +116,13 @@ class Guard:
     def origin_allowed(self, origin: str) -> bool:
         return "*" in self.origins or normalise_origin(origin) in self.origins
 
-    def write_refusal(self, method: str, origin: str | None) -> str | None:
-        """Why a request must be refused as a cross-origin write, or None."""
+    def write_refusal(self, method: str, origin: str | None,
+                      host: str | None = None) -> str | None:
+        """Why a request must be refused as a cross-origin write, or None. `host` is the
+        request's `Host` header: a write from that same origin passes."""
         if method not in WRITE_METHODS or origin is None or self.origin_allowed(origin):
+            return None
+        if host is not None and same_origin(origin, host):
             return None
         return (f"cross-origin write refused: {method} from Origin {origin!r}, which may not "
                 f"write. To allow it, add {normalise_origin(origin)!r} to allowed_origins in "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from coordd import __version__
 from coordd.core.vocabulary import ROLES, STATUSES
@@ -47,6 +47,12 @@ def _param(name: str, description: str, schema: dict[str, Any] | None = None,
 
 _ERROR = {"description": "Invalid request", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
+
+
+_VIEW = _param("view", "`full` (the default: each thread with its events) or `summary` (the "
+               "same sessions, counts and cursor; each thread summarised as a "
+               "`ThreadSummary`, no events).",
+               {"type": "string", "enum": ["full", "summary"], "default": "full"})
 
 
 def _ok(schema_ref: str, description: str) -> dict[str, Any]:
@@ -112,6 +118,7 @@ def work_sessions(p: Parts) -> dict[str, Any]:
                 _param("status", "Comma-separated or repeated: " + ", ".join(STATUSES),
                        explode=True),
                 _param("subTag", "Keep sessions with this sub-tag (case-insensitive)."),
+                _VIEW,
             ],
             "responses": {"200": _ok("WorkSessions", "Matching sessions"), "400": _ERROR}}
 
@@ -149,14 +156,36 @@ def search_events(p: Parts) -> dict[str, Any]:
 
 
 def search_work_sessions(p: Parts) -> dict[str, Any]:
-    return {"parameters": [_param("q", "Search text (literal)."), p.limit],
-            "responses": {"200": _ok("SessionSearch", "Matches, most recent first")}}
+    return {"parameters": [_param("q", "Search text (literal)."), p.limit, _VIEW],
+            "responses": {"200": _ok("SessionSearch", "Matches, most recent first"),
+                          "400": _ERROR}}
 
 
 def stats(p: Parts) -> dict[str, Any]:
     return {"parameters": [p.since, p.until],
             "responses": {"200": {"description": "Statistics", "content": {
                 "application/json": {"schema": {"type": "object"}}}}, "400": _ERROR}}
+
+
+def export(p: Parts) -> dict[str, Any]:
+    return {
+        "description": "Streamed (chunked) in log order, filtered like `/api/events`. NDJSON: "
+                       "one event per line, as `/api/events` carries it. CSV: a header row "
+                       "and the columns seq, ts (ISO-8601 UTC), tsMs, type, agentId, role, "
+                       "fromAgent, toAgent, workSessionId, threadId, conversationId, "
+                       "collabCategory, collabSubTags (`;`-joined), outcome, message.",
+        "parameters": [
+            _param("format", "`ndjson` (the default) or `csv`.",
+                   {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}),
+            p.since, p.until,
+            _param("workSessionId", "Work-session ids, comma-separated or repeated.",
+                   explode=True),
+            p.csv_types],
+        "responses": {
+            "200": {"description": "The events, as an attachment (`Content-Disposition`)",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}}}},
+            "400": _ERROR}}
 
 
 def plugins(p: Parts) -> dict[str, Any]:
@@ -171,10 +200,66 @@ def metrics(p: Parts) -> dict[str, Any]:
         "content": {"text/plain": {"schema": {"type": "string"}}}}}}
 
 
+_ATTENTION_ITEM: Final = {"type": "object", "properties": {
+    "id": {"type": "string"},
+    "kind": {"type": "string", "enum": ["awaiting_reply", "failed", "silent_session"]},
+    "workSessionId": {"type": ["string", "null"]}, "threadId": {"type": ["string", "null"]},
+    "fromAgent": {"type": ["string", "null"]}, "toAgent": {"type": ["string", "null"]},
+    "since": {"type": "number", "description": "When the condition began (epoch ms)."},
+    "ageMs": {"type": "integer"},
+    "seq": {"type": "integer", "description": "The event that opened it."},
+    "detail": {"type": "string"},
+    "openedAt": {"type": "number"}, "closedAt": {"type": "number"}}}
+
+
+def attention(p: Parts) -> dict[str, Any]:
+    csv = {"type": "array", "items": {"type": "string"}}
+    return {"parameters": [
+        _param("state", "open (default) or closed (recently closed items).",
+               {"type": "string", "enum": ["open", "closed"]}),
+        _param("since", "ISO-8601 or epoch ms: items opened (open) or closed (closed) "
+               "at or after it."),
+        _param("kind", "Comma-separated kinds.", {"type": "array", "items": {
+            "type": "string", "enum": ["awaiting_reply", "failed", "silent_session"]}},
+            explode=False),
+        _param("agent", "Comma-separated agents (fromAgent or toAgent).", csv, explode=False),
+        _param("workSessionId", "Comma-separated work session ids.", csv, explode=False),
+        _param("limit", "At most this many items (default 500).", {"type": "integer"}),
+    ], "responses": {"200": {"description": "Items, newest first", "content": {
+        "application/json": {"schema": {"type": "object", "properties": {
+            "items": {"type": "array", "items": _ATTENTION_ITEM},
+            "count": {"type": "integer"}, "total": {"type": "integer"},
+            "state": {"type": "string"},
+            "open": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "now": {"type": "number"}}}}}}, "400": _ERROR}}
+
+
 def websocket(p: Parts) -> dict[str, Any]:
-    return {"parameters": [_param("since", "Last seq received.", {"type": "integer"}),
-                           _param("epoch", "Epoch of that seq.")],
-            "responses": {"101": {"description": "Switching protocols"}, "404": _ERROR}}
+    csv = {"type": "array", "items": {"type": "string"}, "maxItems": 100}
+    return {
+        "description": (
+            "Messages: connected {message, epoch, seq, notice}; event_log; "
+            "coordination_event_new {events, affectedWorkSessions}; continuation_event; "
+            "resync_required {reason, epoch, seq}; work_session_status {workSessionId, from, "
+            "to, at, seq, notice} when a session's status changes (also by the clock); "
+            "attention {op: open|close, item, seq, notice}. Notices are numbered per "
+            "daemon run and replayed on resume like events. A subscription parameter "
+            "narrows the stream (values comma-separated, at most 100 each; more is a 400): "
+            "events must match every parameter given; notices match session and agent."),
+        "parameters": [
+            _param("since", "Last seq received.", {"type": "integer"}),
+            _param("epoch", "Epoch of that seq."),
+            _param("notice", "Last notice number received: resume notices exactly.",
+                   {"type": "integer"}),
+            _param("session", "Only these work sessions.", csv, explode=False),
+            _param("type", "Only events of these types.", csv, explode=False),
+            _param("agent", "Only events and items of these agents.", csv, explode=False),
+            _param("role", "Only events of these roles.", csv, explode=False),
+            _param("notices", "0: no work_session_status / attention messages.",
+                   {"type": "integer", "enum": [0, 1]}),
+        ],
+        "responses": {"101": {"description": "Switching protocols"}, "400": _ERROR,
+                      "404": _ERROR}}
 
 
 # ---------------------------------------------------------------------------- the document
@@ -241,7 +326,21 @@ def openapi_document(routes: Sequence[Documented], categories: Sequence[str]) ->
                 "collabCategory": {"type": "string", "enum": list(categories)},
                 "collabSubTags": {"type": "array", "items": {"type": "string"}},
                 "categorySource": {"type": "string"}, "roleCounts": {"type": "object"},
-                "threads": {"type": "array", "items": {"type": "object"}}}},
+                "threads": {"type": "array", "description": "Each thread with its events; "
+                            "a `ThreadSummary` with `view=summary`.",
+                            "items": {"type": "object"}}}},
+            "ThreadSummary": {"type": "object", "properties": {
+                "id": {"type": "string"}, "fromAgent": {"type": "string"},
+                "toAgent": {"type": "string"}, "eventCount": {"type": "integer"},
+                "startTime": {"type": "number"}, "lastTime": {"type": "number"},
+                "lastEventType": {"type": "string"},
+                "lastOutcome": {"type": ["string", "null"],
+                                "description": "`data.outcome` of the thread's last event "
+                                               "that has one."},
+                "lastMessagePreview": {"type": ["string", "null"],
+                                       "description": "The last `data.message`, at most 160 "
+                                                      "characters (a longer one ends in "
+                                                      "`…`)."}}},
             "WorkSessions": {"type": "object", "properties": {
                 "sessions": {"type": "array",
                              "items": {"$ref": "#/components/schemas/WorkSession"}},

@@ -12,7 +12,8 @@ summary and operation. Everything else is derived from `ROUTES`:
 * `/openapi.json` documents every route that has an operation (`coordd.web.openapi`).
 
 A handler gets the `AppContext` and the `Call` (parameters, path ids, body, clock) and
-returns the status and the body bytes, or None when the route is not served here (404).
+returns the status and the body bytes, a `Stream` (a 200 sent chunk by chunk: the
+export), or None when the route is not served here (404).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from typing import Any, Final
 import orjson
 
 from coordd import __version__
-from coordd.backend import QueryBackend
+from coordd.backend import QueryBackend, Stream
 from coordd.core.params import Params
 from coordd.core.queries import Response
 from coordd.web import openapi
 from coordd.web.guard import Guard
+from coordd.web.static import ConsoleFiles
 
 __all__ = ["INDEX", "ROUTES", "AppContext", "Call", "Route", "iso_now", "match",
            "route_template"]
@@ -60,6 +62,10 @@ class AppContext:
     metrics: Callable[[], bytes] | None = None
     openapi: bytes = b"{}"
     observe: Callable[[str, str, float], None] | None = None
+    #: `GET /api/attention`'s answer for (params, now_ms); None: not served (404).
+    attention: Callable[[Params, float], Response] | None = None
+    #: The console's files (`/ui/`) and `[web] base_path`.
+    console: ConsoleFiles = field(default_factory=ConsoleFiles)
     #: HTTP requests being answered right now (the shutdown drains them).
     in_flight: int = 0
 
@@ -75,7 +81,7 @@ class Call:
     body: bytes = b""
 
 
-Handler = Callable[[AppContext, Call], Awaitable[Response | None]]
+Handler = Callable[[AppContext, Call], Awaitable[Response | Stream | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,8 @@ class Route:
     writes: bool = False
     #: Listed on the index page.
     listed: bool = True
-    #: The content type of a 200 answer; None: JSON, with the CORS headers.
+    #: The content type of a 200 answer; None: JSON, with the CORS headers (a `Stream`
+    #: says its own: this is the default one's).
     content_type: bytes | None = None
 
     @property
@@ -139,6 +146,14 @@ async def _stats(ctx: AppContext, call: Call) -> Response:
     return await ctx.backend.get_stats(call.params, call.now_ms)
 
 
+async def _attention(ctx: AppContext, call: Call) -> Response | None:
+    return ctx.attention(call.params, call.now_ms) if ctx.attention is not None else None
+
+
+async def _export(ctx: AppContext, call: Call) -> Response | Stream:
+    return await ctx.backend.export(call.params, call.now_ms)
+
+
 async def _index(ctx: AppContext, call: Call) -> Response:
     return 200, INDEX
 
@@ -178,6 +193,11 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("/api/work-sessions/:id/category", ("PATCH",), _category,
           "Override a work session's category", openapi.category, writes=True),
     Route("/api/stats", _READ, _stats, "Counts and figures over a time range", openapi.stats),
+    Route("/api/attention", _READ, _attention,
+          "Work that needs attention: unanswered sends, failures, silent sessions",
+          openapi.attention),
+    Route("/api/export", ("GET",), _export, "The enriched events as NDJSON or CSV, streamed",
+          openapi.export, content_type=b"application/x-ndjson"),
     Route("/openapi.json", _ANY, _openapi),
     Route("/metrics", _ANY, _metrics, "Prometheus metrics", openapi.metrics,
           content_type=b"text/plain; version=0.0.4; charset=utf-8"),

@@ -129,6 +129,9 @@ def test_demo_command_prints_where_to_look_and_cleans_up(tmp_path: Path) -> None
         for path in ("/api/work-sessions", "/api/events?limit=20", "/api/stats"):
             assert f"{d.url}{path}" in text
             assert httpx.get(d.url + path, timeout=10).status_code == 200
+        assert f"{d.url}/ui/ " in text  # the web console
+        page = httpx.get(d.url + "/ui/", timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         log_line = next(line for line in d.lines if "synthetic log at" in line)
         log = Path(log_line.split("synthetic log at ", 1)[1].split(" (", 1)[0])
         workdir = log.parent.parent

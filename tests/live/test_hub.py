@@ -67,6 +67,10 @@ def expected_event(ev: Event) -> dict[str, Any]:
     return {**ev.as_dict(), "seq": ev.seq}
 
 
+#: The first notice number of a hub whose clock says T0.
+NOTICE0 = int(T0) * 1000
+
+
 def new_hub(epoch: str = "E1", **kw: Any) -> Hub:
     kw.setdefault("clock_ms", lambda: T0)
     return Hub(epoch=lambda: epoch, **kw)
@@ -174,7 +178,8 @@ async def test_connected_message_shape(nursery: trio.Nursery) -> None:
             text = await conn.get_message()
     assert text == (
         '{"type":"connected","timestamp":"2026-02-17T12:12:38.110Z","epoch":"E1",'
-        '"data":{"message":"Connected to Task Monitor","epoch":"E1","seq":3}}'
+        '"data":{"message":"Connected to Task Monitor","epoch":"E1","seq":3,'
+        f'"notice":{NOTICE0}}}}}'
     )
 
 
@@ -457,7 +462,8 @@ async def test_slow_client_is_closed_with_1013_and_never_delays_others(
         reason = closed.value.reason
         assert reason is not None and reason.code == CLOSE_TOO_SLOW
         assert slow_seqs == list(range(1, len(slow_seqs) + 1))
-        assert reason.reason == f"too slow; reconnect with since={slow_seqs[-1]}&epoch=E1"
+        assert reason.reason == (
+            f"too slow; reconnect with since={slow_seqs[-1]}&epoch=E1&notice={NOTICE0}")
 
         # Resuming from the reason's position gives exactly the rest.
         async with connect(server.ws_url(since=slow_seqs[-1], epoch="E1")) as again:
@@ -509,7 +515,8 @@ async def test_close_all_closes_with_1001_and_where_to_resume(nursery: trio.Nurs
                 await conn.get_message()
             assert e.value.reason is not None
             assert e.value.reason.code == CLOSE_GOING_AWAY
-            assert e.value.reason.reason == "server shutting down; reconnect with since=3&epoch=E1"
+            assert e.value.reason.reason == (
+                f"server shutting down; reconnect with since=3&epoch=E1&notice={NOTICE0}")
     with trio.fail_after(GUARD):
         await hub.wait_clients(0)
     # Late comers are turned away the same way, without a `connected`.

@@ -1,6 +1,6 @@
 """An answer MongoDB gave by a fallback says which (mongomock behind the real client's seam):
-`"tier": "mongo"` as before, plus `"fallbacks": ["regex-search"]` for a search the text index
-would have narrowed, `["python-stats"]` for stats folded in Python; no `"fallbacks"` when the
+`"tier": "mongo"` as before, plus `"fallbacks": ["text_index"]` for a search the text index
+would have narrowed, `["accumulators"]` for stats folded in Python; no `"fallbacks"` when the
 server did everything itself. The figures stay those memory gives."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from coordd.core import queries
 from coordd.mongo.capabilities import Capabilities
-from coordd.mongo.queries import REGEX_SEARCH, MongoQueries
-from coordd.mongo.stats import PYTHON_STATS
+from coordd.mongo.queries import FALLBACK_TEXT, MongoQueries
+from coordd.mongo.stats import FALLBACK_ACCUMULATORS
 from coordd.mongo.tier import MongoTier
 from tests.mongo.helpers import ENRICHER, P, World, memory, mongo, same, service_config
 
@@ -41,7 +41,7 @@ async def test_a_search_the_text_index_would_narrow_names_the_regex_fallback(
     """mongomock has no text index (as FerretDB): the regex alone answered a `q` with an
     interior word, and says so; the answer is memory's all the same."""
     got = await mongo(backend(world, None).search_events, [("q", q)])
-    assert (got["tier"], got["fallbacks"]) == ("mongo", [REGEX_SEARCH])
+    assert (got["tier"], got["fallbacks"]) == ("mongo", [FALLBACK_TEXT])
     same(got, memory(queries.search_events, world.big.store, [("q", q)]),
          but=("tier", "fallbacks"))
     assert got["total"] == 1
@@ -61,7 +61,7 @@ async def test_a_text_index_the_server_refuses_at_query_time_names_the_fallback(
     mq = backend(world, None)
     mq._text, mq._text_checked = True, float("inf")  # as if the index were there
     got = await mongo(mq.search_events, [("q", "regex chars .* and")])
-    assert (got["tier"], got["fallbacks"], got["total"]) == ("mongo", [REGEX_SEARCH], 1)
+    assert (got["tier"], got["fallbacks"], got["total"]) == ("mongo", [FALLBACK_TEXT], 1)
 
 
 # ---------------------------------------------------------------------------- stats
@@ -71,7 +71,7 @@ async def test_a_text_index_the_server_refuses_at_query_time_names_the_fallback(
 async def test_stats_without_accumulators_name_the_python_fallback(world: World,
                                                                    params: P) -> None:
     got = await mongo(backend(world, FERRETDB).get_stats, params)
-    assert (got["tier"], got["fallbacks"]) == ("mongo", [PYTHON_STATS])
+    assert (got["tier"], got["fallbacks"]) == ("mongo", [FALLBACK_ACCUMULATORS])
     same(got, memory(queries.get_stats, world.big.store, params), but=("tier", "fallbacks"))
 
 
@@ -106,7 +106,7 @@ async def test_accumulators_refused_unannounced_are_named_and_not_asked_again(
                       capabilities=Capabilities.full)
     for until in ("1771000000000", "1772000000000"):
         got = await mongo(mq.get_stats, [("until", until)])
-        assert got["fallbacks"] == [PYTHON_STATS]
+        assert got["fallbacks"] == [FALLBACK_ACCUMULATORS]
         same(got, memory(queries.get_stats, world.big.store, [("until", until)]),
              but=("tier", "fallbacks"))
     assert sum("$addToSet" in p for p in sent) == 1
@@ -130,4 +130,4 @@ async def test_the_tiers_queries_follow_the_probed_capabilities(world: World,
     assert "fallbacks" not in await mongo(tier.queries.get_stats, [])
     tier.sink.capabilities = FERRETDB
     got = await mongo(tier.queries.get_stats, [("until", "1771000000000")])  # not memoised
-    assert got["fallbacks"] == [PYTHON_STATS]
+    assert got["fallbacks"] == [FALLBACK_ACCUMULATORS]

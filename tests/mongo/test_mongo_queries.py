@@ -83,6 +83,11 @@ async def test_search_uses_the_text_index_only_where_it_cannot_change_the_answer
     got = await mongo(world.mq.search_events, [("q", "regex chars .* and")])
     assert (got["tier"], got["total"]) == ("mongo", 1)
     assert world.mq.statistics().text_index is False
+    # The answer says it was the fallback; a query with no interior word never uses the
+    # index, so there is nothing to fall back from.
+    assert got["fallbacks"] == ["text_index"]
+    plain = await mongo(world.mq.search_events, [("q", "two words")])
+    assert plain["tier"] == "mongo" and "fallbacks" not in plain
 
 
 async def test_missing_q_and_bad_parameters_are_answered_like_memory(world: World) -> None:
@@ -182,6 +187,8 @@ def test_stats_computed_in_python_equal_the_servers(world: World,
     db, store = world.db.sink.db(), world.big.store
     server = mongo_stats(db, store, *window)
     python = mongo_stats(db, store, *window, accumulators=False)
+    # The answer names the fallback it used; the figures are the same.
+    assert python.pop("fallbacks") == ["accumulators"] and "fallbacks" not in server
     assert python == server and server["events"] > 0
 
 
@@ -204,8 +211,9 @@ def test_a_server_refusing_an_accumulator_gets_the_python_figures(world: World) 
 
     db = world.db.sink.db()
     lean = {"coordination_events": NoAccumulators(db["coordination_events"])}
-    assert mongo_stats(lean, world.big.store, None, None) == mongo_stats(
-        db, world.big.store, None, None)
+    refused = mongo_stats(lean, world.big.store, None, None)
+    assert refused.pop("fallbacks") == ["accumulators"]
+    assert refused == mongo_stats(db, world.big.store, None, None)
 
 
 class _Refused(Exception):

@@ -73,6 +73,18 @@ async def bodies(port: int) -> list[Any]:
     return out
 
 
+async def attention(port: int) -> list[Any]:
+    """Open and recently closed attention items (without their age, which moves)."""
+    out: list[Any] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for state in ("open", "closed"):
+            body = (await client.get("/api/attention", params={"state": state})).json()
+            out.append([{k: v for k, v in item.items() if k != "ageMs"}
+                        for item in body["items"]])
+    assert out[0] or out[1], "the log opens no attention item: the comparison would be empty"
+    return out
+
+
 async def test_a_follower_answers_like_the_tailing_instance_over_http(tmp_path: Path) -> None:
     client = mongomock.MongoClient()
     append(tmp_path, 300, seed=11)
@@ -87,10 +99,12 @@ async def test_a_follower_answers_like_the_tailing_instance_over_http(tmp_path: 
         assert follower.mongo is not None and follower.mongo.sync is None
         assert follower.store.last_seq == tailing.store.last_seq == 120
         assert await bodies(b.port) == await bodies(a.port)
+        assert await attention(b.port) == await attention(a.port)
 
         append(tmp_path, 40, seed=12)
         await eventually(lambda: follower.store.last_seq == 160)
         assert await bodies(b.port) == await bodies(a.port)
+        assert await attention(b.port) == await attention(a.port)
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{b.port}/api/health")).json()
             tailing_health = (await http.get(f"http://127.0.0.1:{a.port}/api/health")).json()
@@ -118,6 +132,7 @@ async def test_a_restart_with_mongodb_is_warm_and_the_same(
         assert first.mongo is not None and first.mongo.sync is not None
         await first.mongo.sync.wait_synced(first.store.last_seq)
         before = await bodies(a.port)
+        items_before = await attention(a.port)
         epoch = first.store.epoch
         first.request_shutdown()
     caplog.set_level(logging.INFO)
@@ -128,6 +143,7 @@ async def test_a_restart_with_mongodb_is_warm_and_the_same(
         assert second.pipeline is not None and second.pipeline.statistics().accepted == 120
         assert (second.store.epoch, second.store.last_seq) == (epoch, 120)
         assert await bodies(b.port) == before
+        assert await attention(b.port) == items_before
         # seq and epoch survived the restart: a client resumes where it was.
         assert await resumed(b.port, 110, epoch) == list(range(111, 121))
         second.request_shutdown()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from coordd.core import queries
-from coordd.mongo.queries import REGEX_SEARCH, MongoQueries
-from coordd.mongo.stats import PYTHON_STATS
+from coordd.mongo.queries import FALLBACK_TEXT, MongoQueries
+from coordd.mongo.stats import FALLBACK_ACCUMULATORS
 from tests.mongo.helpers import Db, World, memory, mongo, same
 
 URI = os.environ.get("COORDD_TEST_MONGODB_URI", "")
@@ -52,7 +52,7 @@ async def test_search_names_the_regex_fallback_where_the_server_has_no_text_inde
         got = await mongo(probed(world).search_events, [("q", q)])
         want = memory(queries.search_events, world.big.store, [("q", q)])
         assert got["tier"] == "mongo"
-        assert got.get("fallbacks") == ([REGEX_SEARCH] if narrowed and not caps.text_index
+        assert got.get("fallbacks") == ([FALLBACK_TEXT] if narrowed and not caps.text_index
                                         else None)
         same(got, want, but=("tier", "fallbacks"))
 
@@ -66,6 +66,6 @@ async def test_stats_name_the_python_fallback_where_the_server_has_no_accumulato
                MongoQueries(world.db.sink.db, lambda: world.small.store)):  # refused at once
         got = await mongo(mq.get_stats, params)
         assert got["tier"] == "mongo"
-        assert got.get("fallbacks") == (None if caps.accumulators else [PYTHON_STATS])
+        assert got.get("fallbacks") == (None if caps.accumulators else [FALLBACK_ACCUMULATORS])
         same(got, memory(queries.get_stats, world.big.store, params),
              but=("tier", "fallbacks"))

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from coordd.core.attention import Attention
+from coordd.core.attentionview import attention_answer
 from coordd.core.vocabulary import CATEGORIES
 from coordd.web.openapi import openapi_document
 from coordd.web.routes import HTTP_METHODS, INDEX, ROUTES, Route, match, route_template
@@ -25,8 +27,10 @@ def sample(route: Route) -> str:
 
 
 def app() -> Any:
+    tracker = Attention()
     return make_app(metrics=lambda: b"coordd_up 1\n",
-                    plugins=lambda: [{"name": "keywords", "enabled": True}])
+                    plugins=lambda: [{"name": "keywords", "enabled": True}],
+                    attention=lambda params, now: attention_answer(tracker, params, now))
 
 
 HTTP_ROUTES = [r for r in ROUTES if r.handler is not None]
