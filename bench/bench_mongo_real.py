@@ -42,6 +42,7 @@ from typing import Any
 
 import trio
 import trio.lowlevel
+from pymongo import monitoring
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -109,7 +110,7 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class RoundTrips:
+class RoundTrips(monitoring.CommandListener):
     """A pymongo `CommandListener`: the round trips (and their time) since `reset`."""
 
     def __init__(self) -> None:
