@@ -256,7 +256,10 @@ def test_server_killed_and_restarted_mid_stream(tmp_path: Path,
 uri = "{outage.uri}"
 database = "{name}"
 server_selection_timeout = 0.5
-operation_timeout = 2.0
+# Each route waits up to this long during the outage (the driver retries within it); after
+# the recovery a search on FerretDB/SQLite scans the collection twice (about 1.5 s at 3,000
+# documents, more on a loaded machine): room for that, and below the client's 10 s.
+operation_timeout = 5.0
 batch_interval = 0.05
 backoff_max = 0.5
 [store]
@@ -305,7 +308,7 @@ max_events = 100
         assert len(hashes) == coll.count_documents({}) == lines  # every line once
         assert seqs == list(range(1, lines + 1))
         search = d.get("/api/events/search", params={"q": "message"}).json()
-        assert (search["tier"], search["total"]) == ("mongo", lines)
+        assert (search["tier"], search["total"]) == ("mongo", lines), search.get("degraded")
         assert "degraded" not in search
     finally:
         if appender is not None:
