@@ -40,9 +40,16 @@ mkdir -p "$WORK/data" "$WORK/state"
     --telemetry=disable --debug-addr=- --state-dir="$WORK/state" --log-level=warn \
     >"$WORK/ferretdb.log" 2>&1 &
 FPID=$!
+# The outage test kills the server and starts it again with the same command line (port, data
+# and state directories); it writes the new process's pid here, which cleanup stops.
+echo "$FPID" > "$WORK/ferretdb.pid"
 cleanup() {
+    local pid
+    pid="$(cat "$WORK/ferretdb.pid" 2>/dev/null || echo "$FPID")"
+    kill "$pid" 2>/dev/null || true
     kill "$FPID" 2>/dev/null || true
     wait "$FPID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -rf "$WORK" "$LOG"
 }
 trap cleanup EXIT
@@ -60,5 +67,6 @@ done
 echo "test-mongo: FerretDB $("$FERRETDB" --version 2>/dev/null | head -1) on 127.0.0.1:$PORT (SQLite in $WORK/data)"
 export COORDD_TEST_MONGODB_URI="mongodb://127.0.0.1:$PORT/"
 export COORDD_TEST_MONGODB_SERVER="ferretdb"
-export COORDD_TEST_FERRETDB_PID="$FPID"
+export COORDD_TEST_FERRETDB_PID="$FPID"  # the first process; after a restart see the pid file
+export COORDD_TEST_FERRETDB_PIDFILE="$WORK/ferretdb.pid"
 run_suite "$@"

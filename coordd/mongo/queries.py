@@ -77,11 +77,12 @@ from coordd.core.store import Store
 from coordd.core.summaries import render_session, render_summary
 from coordd.core.vocabulary import CategoryVocabulary
 from coordd.errors import BadRequest
+from coordd.mongo.capabilities import Capabilities
 from coordd.mongo.load import EVENT_PROJECTION, document_event, document_json
 from coordd.mongo.schema import EVENTS, SEARCH_FIELDS, SESSIONS, TEXT_INDEX
-from coordd.mongo.stats import mongo_stats
+from coordd.mongo.stats import FALLBACK_ACCUMULATORS, stats_answer
 
-__all__ = ["MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
+__all__ = ["FALLBACK_TEXT", "MongoQueries", "MongoQueryStats", "degrade", "interior_word"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ _WORD: Final = re.compile(r"[A-Za-z0-9]+")
 #: How often a missing text index is looked for again.
 _TEXT_RECHECK: Final = 60.0
 _LOG_EVERY: Final = 30.0
+#: The fallback's name in an answer's `"fallbacks"` (the capability it stands in for): the
+#: regex alone, no text-index narrowing.
+FALLBACK_TEXT: Final = "text_index"
 
 
 def degrade(body: bytes, reason: str) -> bytes:
@@ -129,10 +133,12 @@ class MongoQueries:
                  limiter: trio.CapacityLimiter | None = None, timeout: float = 10.0,
                  stats_max_age: float = 5.0, export_batch: int = 2000,
                  run_sync: Callable[..., Any] | None = None,
-                 on_category_change: Callable[[list[str]], None] | None = None) -> None:
+                 on_category_change: Callable[[list[str]], None] | None = None,
+                 capabilities: Callable[[], Capabilities | None] | None = None) -> None:
         """`db()`: the `pymongo.database.Database` (blocking: called in the worker
         thread). `store()`: the in-memory store (a follower may replace it).
-        `on_category_change(ws_ids)`: called after a category override was stored."""
+        `on_category_change(ws_ids)`: called after a category override was stored.
+        `capabilities()`: what the server can do, once probed (None: assume everything)."""
         self._db = db
         self._store = store
         self.memory = MemoryQueries(store)
@@ -148,6 +154,8 @@ class MongoQueries:
         self._n = {"mongo": 0, "memory": 0, "degraded": 0}
         self._last_error: str | None = None
         self._ratelog = RateLimitedLog(log, _LOG_EVERY)
+        self._capabilities = capabilities or (lambda: None)
+        self._accumulators = True  # False once the server refused them unannounced
 
     def statistics(self) -> MongoQueryStats:
         """A snapshot (see `MongoQueryStats`)."""
@@ -236,14 +244,14 @@ class MongoQueries:
                 if query is flt:
                     raise
                 self._text = False  # the index is not what we think: the regex alone
+                query = flt
                 total = coll.count_documents(flt)
                 docs = list(coll.find(flt, EVENT_PROJECTION).sort([("ts", -1), ("seq", -1)])
                             .skip(offset).limit(limit))
-            tail: dict[str, Any] = {"count": len(docs), "total": total, "offset": offset,
-                                    "limit": limit, "query": q, "tier": "mongo"}
-            if word is not None and not self._text:
-                # A word the text index would have prefiltered on: the regex alone did.
-                tail["fallbacks"] = ["text_index"]
+            tail = {"count": len(docs), "total": total, "offset": offset, "limit": limit,
+                    "query": q, "tier": "mongo",
+                    **_fallbacks((FALLBACK_TEXT,) if word is not None and "$text" not in query
+                                 else ())}
             return 200, list_document(b"events", [document_json(d) for d in docs], tail)
 
         return await self._answer(run, lambda: self.memory.search_events(params, now_ms))
@@ -333,9 +341,15 @@ class MongoQueries:
             self._n["mongo"] += 1
             return 200, dumps(hit[1])
 
+        caps = self._capabilities()
+        accumulators = self._accumulators and (caps is None or caps.accumulators)
+
         def run(db: Any) -> Response:
-            body = {"since": since, "until": until, **mongo_stats(db, store, since, until),
-                    "tier": "mongo"}
+            answer = stats_answer(db, store, since, until, accumulators=accumulators)
+            if accumulators and FALLBACK_ACCUMULATORS in answer.fallbacks:
+                self._accumulators = False  # refused unannounced: not asked again
+            body = {"since": since, "until": until, **answer.body, "tier": "mongo",
+                    **_fallbacks(answer.fallbacks)}
             self._stats_memo = {k: v for k, v in self._stats_memo.items()
                                 if now_ms - v[0] <= self.stats_max_age * 1000}
             self._stats_memo[key] = (now_ms, body)
@@ -414,6 +428,9 @@ class MongoQueries:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _fallbacks(names: tuple[str, ...]) -> dict[str, list[str]]:
+    """An answer's `"fallbacks"` entry: the fallbacks that shaped it, none without."""
+    return {"fallbacks": list(names)} if names else {}
 def _next_page(page: Callable[[Any, int, bool], tuple[list[bytes], int | None]], after: int,
                db: Any) -> tuple[list[bytes], int | None]:
     return page(db, after, False)
@@ -477,8 +494,10 @@ def _events_from_mongo(db: Any, store: Store, q: EventsQuery) -> Response:
     more = len(docs) > q.limit
     del docs[q.limit:]
     docs.reverse()
-    total = coll.count_documents({"epoch": epoch})
-    tail = events_tail(q, count=len(docs), total=total, matched=sum(cats.values()),
+    # Unfiltered, the matched documents are the epoch's: no second scan to count them.
+    matched = sum(cats.values())
+    total = matched if flt == {"epoch": epoch} else coll.count_documents({"epoch": epoch})
+    tail = events_tail(q, count=len(docs), total=total, matched=matched,
                        cats=cats, next_seq=docs[0]["seq"] if more and docs else None,
                        epoch=epoch, seq=store.last_seq, tier="mongo")
     return 200, list_document(b"events", [document_json(d) for d in docs], tail)

@@ -13,6 +13,10 @@ count once coordd has met their events) with `since <= ts < until`:
 Each stage returns a cursor of small documents (no `$facet`: one result document is
 limited to 16 MiB). The answer is shaped by the in-memory tier's own function, so the two
 tiers cannot drift apart.
+
+Where the server has no `$addToSet`/`$push` (FerretDB) pipelines 2 and 3 become one streamed
+cursor folded in Python: `stats_answer` then names the fallback, `FALLBACK_ACCUMULATORS`, which the
+route puts in the answer's `"fallbacks"`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from coordd.core.stats import _result as stats_body  # the in-memory answer's shaping
@@ -27,12 +32,23 @@ from coordd.core.store import Store
 from coordd.mongo.capabilities import is_unsupported
 from coordd.mongo.schema import EVENTS
 
-__all__ = ["mongo_stats", "stats_match"]
+__all__ = ["FALLBACK_ACCUMULATORS", "StatsAnswer", "mongo_stats", "stats_answer", "stats_match"]
 
 log = logging.getLogger(__name__)
 
 _REPLY_TYPES: Final = ("a2a.send", "a2a.response")
 _BATCH: Final = 2_000
+#: The fallback's name in an answer's `"fallbacks"` (the capability it stands in for):
+#: per-session figures folded in Python.
+FALLBACK_ACCUMULATORS: Final = "accumulators"
+
+
+@dataclass(frozen=True, slots=True)
+class StatsAnswer:
+    """The `/api/stats` figures and the fallbacks that computed them (`FALLBACK_ACCUMULATORS`)."""
+
+    body: dict[str, Any]
+    fallbacks: tuple[str, ...]
 
 
 def stats_match(since: float | None, until: float | None) -> dict[str, Any]:
@@ -75,6 +91,13 @@ def mongo_stats(db: Any, store: Store, since: float | None, until: float | None,
     `accumulators=False` (a server without `$addToSet`/`$push`, e.g. FerretDB) computes the
     per-session figures in Python over one streamed cursor; a server that refuses them
     unannounced gets the same."""
+    return stats_answer(db, store, since, until, accumulators=accumulators).body
+
+
+def stats_answer(db: Any, store: Store, since: float | None, until: float | None, *,
+                 accumulators: bool = True) -> StatsAnswer:
+    """Blocking: `mongo_stats`'s figures, and which fallback computed them (none when the
+    server's accumulators did)."""
     coll = db[EVENTS]
     match = stats_match(since, until)
     by_cat: dict[str, int] = {}
@@ -98,31 +121,28 @@ def mongo_stats(db: Any, store: Store, since: float | None, until: float | None,
         pairs[pair] = pairs.get(pair, 0) + c
         if k.get("o") is not None:
             outcomes[k["o"]] = outcomes.get(k["o"], 0) + c
-    (ws_events, ws_threads, replies), in_python = _sessions_and_replies(coll, match,
+    (ws_events, ws_threads, replies), fallbacks = _sessions_and_replies(coll, match,
                                                                         accumulators)
-    body = stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events, ws_threads,
-                      replies, outcomes)
-    if in_python:
-        body["fallbacks"] = ["accumulators"]  # the answer says how it was computed
-    return body
+    return StatsAnswer(stats_body(store, n, by_cat, by_role, by_type, pairs, ws_events,
+                                  ws_threads, replies, outcomes), fallbacks)
 
 
 Figures = tuple[list[int], list[int], list[float]]
 
 
 def _sessions_and_replies(coll: Any, match: dict[str, Any],
-                          accumulators: bool) -> tuple[Figures, bool]:
-    """Per work session its events and distinct threads; the send -> reply delays; and
-    whether they were computed in Python (the server has no accumulators)."""
+                          accumulators: bool) -> tuple[Figures, tuple[str, ...]]:
+    """Per work session its events and distinct threads; the send -> reply delays; the
+    fallback used, if any."""
     if accumulators:
         try:
-            return _on_the_server(coll, match), False
+            return _on_the_server(coll, match), ()
         except Exception as e:
             if not is_unsupported(e):
                 raise
             log.info("MongoDB stats: the server refused an accumulator (%s); computing in "
                      "Python over a cursor", _short(e))
-    return _in_python(coll, match), True
+    return _in_python(coll, match), (FALLBACK_ACCUMULATORS,)
 
 
 def _on_the_server(coll: Any, match: dict[str, Any]) -> Figures:

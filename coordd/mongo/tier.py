@@ -69,10 +69,11 @@ class MongoTier:
     def _queries(cfg: Config, sink: PymongoSink, store: Callable[[], Store], *,
                  sync: SyncWorker | None = None) -> MongoQueries:
         """The query backend; a stored category override has the sync worker write the
-        session's document again."""
+        session's document again; the probed capabilities pick the fallbacks."""
         return MongoQueries(sink.db, store, timeout=cfg.mongo.operation_timeout,
                             limiter=trio.CapacityLimiter(cfg.mongo.max_threads),
-                            on_category_change=sync.refresh_sessions if sync else None)
+                            on_category_change=sync.refresh_sessions if sync else None,
+                            capabilities=lambda: sink.capabilities)
 
     @classmethod
     def tailing(cls, cfg: Config, store: Store, *, reread_enricher: Enricher,

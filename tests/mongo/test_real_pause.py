@@ -27,6 +27,8 @@ from tests.mongo.helpers import (
 
 URI = os.environ.get("COORDD_TEST_MONGODB_URI", "")
 PID = os.environ.get("COORDD_TEST_FERRETDB_PID", "")
+#: Where make test-mongo keeps the server's current pid (the outage test restarts it).
+PIDFILE = os.environ.get("COORDD_TEST_FERRETDB_PIDFILE", "")
 
 pytestmark = [
     pytest.mark.mongo,
@@ -34,6 +36,14 @@ pytestmark = [
     pytest.mark.skipif(not PID, reason="needs the server make test-mongo started "
                        "(COORDD_TEST_FERRETDB_PID) to stop and resume it"),
 ]
+
+
+def server_pid() -> int:
+    """The server's pid now: the pid file's when there is one, else the first process's."""
+    if PIDFILE:
+        with open(PIDFILE) as f:
+            return int(f.read())
+    return int(PID)
 
 
 async def test_server_stopped_and_resumed_mid_stream_loses_nothing_and_writes_once() -> None:
@@ -44,7 +54,7 @@ async def test_server_stopped_and_resumed_mid_stream_loses_nothing_and_writes_on
                                       connectTimeoutMS=500)
     name = f"coordd_test_{secrets.token_hex(4)}"
     db = Db("pymongo", client=client, database=name)
-    pid = int(PID)
+    pid = server_pid()
     evs = enriched_events(600, seed=5)
     daemon = Daemon()
     stored = daemon.feed(evs[:200])
