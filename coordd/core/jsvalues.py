@@ -86,6 +86,10 @@ _ISO_RE: Final = re.compile(
 )
 
 
+_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_MS: Final = _dt.timedelta(milliseconds=1)
+
+
 def parse_js_date(text: str, *, naive_is_utc: bool = False) -> float | None:
     """Epoch milliseconds of an ISO-8601 date or date-time, or None (JavaScript's NaN).
 
@@ -101,7 +105,8 @@ def parse_js_date(text: str, *, naive_is_utc: bool = False) -> float | None:
         month = int(mon_s or 1)
         day = int(day_s or 1)
         hour, minute, sec = int(hh or 0), int(mm or 0), int(ss or 0)
-        micro = int((frac or "0")[:6].ljust(6, "0"))
+        # A JavaScript time value is whole milliseconds: digits beyond them are dropped.
+        micro = int((frac or "0")[:3].ljust(3, "0")) * 1000
         if not 1 <= year <= 9999:
             return None
         if hour == 24 and minute == 0 and sec == 0 and micro == 0:
@@ -123,7 +128,8 @@ def parse_js_date(text: str, *, naive_is_utc: bool = False) -> float | None:
         when = base.replace(tzinfo=_dt.UTC)
     else:
         when = base.astimezone()  # naive date-time: local time, as JavaScript does
-    return when.timestamp() * 1000.0
+    # Exact integer arithmetic (`timestamp() * 1000` turns 1.001 s into 1000.9999999999999).
+    return float((when - _EPOCH) // _MS)
 
 
 def iso_ms(ms: float) -> str:
