@@ -36,9 +36,12 @@ helpers this module uses), plus `"tier": "mongo"`:
 Every pymongo call runs in `trio.to_thread.run_sync` under this object's own
 `CapacityLimiter`, bounded by `timeout` seconds. When MongoDB fails (or is too slow) the
 in-memory answer is given instead, with `"tier": "memory"` and `"degraded": "<error>"`:
-never a 500 because of MongoDB. An answer MongoDB gave through a fallback names it in
-`"fallbacks"` (`text_index`: the regex alone, no `$text` prefilter; `accumulators`: stats'
-per-session figures computed in Python), see docs/mongodb.md.
+never a 500 because of MongoDB. While the driver knows the server to be down (its monitor
+saw the last attempt fail: `PymongoSink.unreachable`), the memory answer is given at once
+rather than after `timeout`; the sync worker's and follower's retries notice the recovery.
+An answer MongoDB gave through a fallback names it in `"fallbacks"` (`text_index`: the
+regex alone, no `$text` prefilter; `accumulators`: stats' per-session figures computed in
+Python), see docs/mongodb.md.
 """
 
 from __future__ import annotations
@@ -126,6 +129,10 @@ class MongoQueryStats:
     text_index: bool
 
 
+class Unreachable(Exception):
+    """The server is known to be down (the driver's monitor saw it fail): not asked."""
+
+
 class MongoQueries:
     """The MongoDB-backed routes; see the module docstring."""
 
@@ -134,11 +141,14 @@ class MongoQueries:
                  stats_max_age: float = 5.0, export_batch: int = 2000,
                  run_sync: Callable[..., Any] | None = None,
                  on_category_change: Callable[[list[str]], None] | None = None,
-                 capabilities: Callable[[], Capabilities | None] | None = None) -> None:
+                 capabilities: Callable[[], Capabilities | None] | None = None,
+                 unreachable: Callable[[], str | None] | None = None) -> None:
         """`db()`: the `pymongo.database.Database` (blocking: called in the worker
         thread). `store()`: the in-memory store (a follower may replace it).
         `on_category_change(ws_ids)`: called after a category override was stored.
-        `capabilities()`: what the server can do, once probed (None: assume everything)."""
+        `capabilities()`: what the server can do, once probed (None: assume everything).
+        `unreachable()`: why the server is known to be down now, or None (non-blocking:
+        while it says so, answers come from memory at once, not after `timeout`)."""
         self._db = db
         self._store = store
         self.memory = MemoryQueries(store)
@@ -155,6 +165,7 @@ class MongoQueries:
         self._last_error: str | None = None
         self._ratelog = RateLimitedLog(log, _LOG_EVERY)
         self._capabilities = capabilities or (lambda: None)
+        self._unreachable = unreachable or (lambda: None)
         self._accumulators = True  # False once the server refused them unannounced
 
     def statistics(self) -> MongoQueryStats:
@@ -169,18 +180,11 @@ class MongoQueries:
         """`blocking(db)` in a worker thread; on failure the memory answer `fallback()`,
         marked degraded."""
         try:
-            with trio.fail_after(self.timeout):
-                answer: Response = await self._run_sync(
-                    lambda: blocking(self._db()), limiter=self._limiter,
-                    abandon_on_cancel=True)
+            answer: Response = await self._mongo_call(blocking)
             self._n["mongo"] += 1
             return answer
-        except trio.TooSlowError:
-            reason = f"MongoDB did not answer within {self.timeout:g} s ([mongo] operation_timeout)"
         except Exception as e:
-            reason = _reason(e)
-        self._n["degraded"] += 1
-        self._last_error = reason
+            reason = self._failed(e)
         self._ratelog.warning("fallback", "answering from memory: %s", reason)
         status, body = await fallback()
         return status, degrade(body, reason) if status == 200 else body
@@ -409,7 +413,11 @@ class MongoQueries:
             yield chunk
 
     async def _mongo_call(self, blocking: Callable[[Any], Any]) -> Any:
-        """`blocking(db)` in a worker thread, bounded by `timeout` (TooSlowError)."""
+        """`blocking(db)` in a worker thread, bounded by `timeout` (TooSlowError); at once
+        `Unreachable` while the server is known to be down."""
+        reason = self._unreachable()
+        if reason is not None:
+            raise Unreachable(reason)
         with trio.fail_after(self.timeout):
             return await self._run_sync(lambda: blocking(self._db()), limiter=self._limiter,
                                         abandon_on_cancel=True)
@@ -418,6 +426,8 @@ class MongoQueries:
         if isinstance(e, trio.TooSlowError):
             reason = (f"MongoDB did not answer within {self.timeout:g} s "
                       "([mongo] operation_timeout)")
+        elif isinstance(e, Unreachable):
+            reason = str(e)
         else:
             reason = _reason(e)
         self._n["degraded"] += 1

@@ -198,6 +198,24 @@ class PymongoSink:
         The read side — warm restart, follower, query routes — shares this client."""
         return self._db
 
+    def unreachable(self) -> str | None:
+        """Why the server is known to be unreachable right now, or None (reachable, or not
+        yet tried). Never blocks: it reads what the driver's monitor last saw, so a caller
+        can answer otherwise at once instead of waiting out `operation_timeout`. The sync
+        worker's and the follower's retries keep that picture fresh during an outage."""
+        from pymongo import MongoClient
+
+        with self._lock:
+            client = self._client
+        if not isinstance(client, MongoClient):  # no client yet, or a fake
+            return None
+        description = client.topology_description
+        if description.has_readable_server(client.read_preference):
+            return None
+        errors = [sd.error for sd in description.server_descriptions().values()
+                  if sd.error is not None]
+        return f"MongoDB unreachable: {_trim(str(errors[0]))}" if errors else None
+
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """A context in which an unreachable server raises `SinkUnavailable`."""
         return self._errors()

@@ -73,7 +73,8 @@ class MongoTier:
         return MongoQueries(sink.db, store, timeout=cfg.mongo.operation_timeout,
                             limiter=trio.CapacityLimiter(cfg.mongo.max_threads),
                             on_category_change=sync.refresh_sessions if sync else None,
-                            capabilities=lambda: sink.capabilities)
+                            capabilities=lambda: sink.capabilities,
+                            unreachable=sink.unreachable)
 
     @classmethod
     def tailing(cls, cfg: Config, store: Store, *, reread_enricher: Enricher,

@@ -113,6 +113,24 @@ def test_sink_from_config_reports_an_unreachable_server() -> None:
     sink.close()
 
 
+def test_the_sink_says_at_once_when_the_server_is_known_to_be_down() -> None:
+    """`unreachable()` reads what the driver last saw (no round trip): None before the first
+    attempt and for a fake client, the driver's error once an attempt failed, None again
+    when a server answers."""
+    port = closed_port()
+    sink = PymongoSink.from_config(MongoConfig(uri=f"mongodb://127.0.0.1:{port}",
+                                               server_selection_timeout=0.2,
+                                               operation_timeout=0.5))
+    assert sink.unreachable() is None  # not tried yet: try
+    with pytest.raises(SinkUnavailable):
+        sink.read_marker()
+    reason = sink.unreachable()
+    assert reason is not None and reason.startswith("MongoDB unreachable: ")
+    assert f"127.0.0.1:{port}" in reason and len(reason) <= 300
+    sink.close()
+    assert PymongoSink(mongomock.MongoClient()).unreachable() is None
+
+
 def test_a_uri_that_is_not_mongodb_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"\[mongo\] uri"):
         PymongoSink.from_uri("http://localhost:27017")

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 
 from coordd.core import queries
 from coordd.core.params import encode_cursor
@@ -249,6 +250,50 @@ async def test_a_failing_mongodb_gives_the_memory_answer_marked_degraded(
     same(got, memory(memory_fn, world.small.store, params), but=("degraded",))
     stats = mq.statistics()
     assert (stats.degraded, stats.mongo) == (1, 0) and stats.last_error == got["degraded"]
+
+
+@pytest.mark.parametrize("route,params", [
+    ("search_events", [("q", "ruda")]),
+    ("get_events", [("since", "0")]),
+    ("get_stats", []),
+    ("export", [("since", "0")]),
+])
+async def test_a_server_known_to_be_down_is_not_asked(world: World, route: str,
+                                                      params: P) -> None:
+    """While the driver knows the server is down the memory answer comes at once: no
+    worker thread waiting out the timeout. Once it is back, MongoDB is asked again."""
+    down: list[str | None] = ["MongoDB unreachable: 127.0.0.1:1: connection refused"]
+    asked: list[str] = []
+
+    async def run_sync(fn: Callable[[], Any], **kw: Any) -> Any:
+        asked.append(route)
+        return await trio.to_thread.run_sync(fn, **kw)
+
+    mq = MongoQueries(world.db.sink.db, lambda: world.small.store, run_sync=run_sync,
+                      unreachable=lambda: down[0])
+    if route == "export":
+        got_export = await read_export(mq, params)
+        assert (got_export, asked) == (await read_export(mq.memory, params), [])
+    else:
+        got = await mongo(getattr(mq, route), params)
+        assert (got["tier"], got["degraded"], asked) == ("memory", down[0], [])
+    assert mq.statistics().last_error == down[0]
+    down[0] = None
+    if route == "export":
+        await read_export(mq, params)
+    else:
+        assert (await mongo(getattr(mq, route), params))["tier"] == "mongo"
+    assert asked and mq.statistics().mongo == 1
+
+
+async def read_export(mq: Any, params: P) -> tuple[int, bytes]:
+    """An export's status and its whole body (`mq`: a query backend)."""
+    from coordd.backend import Stream
+
+    got = await mq.export(params, NOW)
+    if not isinstance(got, Stream):
+        return got[0], got[1]
+    return 200, b"".join([chunk async for chunk in got.chunks])
 
 
 async def test_a_failing_query_deep_in_the_history_still_answers(world: World) -> None:
