@@ -13,8 +13,6 @@ Each test works in a database of its own (`coordd_test_<random>`), dropped after
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -48,26 +46,15 @@ from tests.mongo.helpers import (
     retention_fixture,
     run_until_synced,
 )
+from tests.mongo.realserver import REAL_SERVER, real_db
 
-URI = os.environ.get("COORDD_TEST_MONGODB_URI", "")
-
-pytestmark = [
-    pytest.mark.mongo,
-    pytest.mark.skipif(not URI, reason="COORDD_TEST_MONGODB_URI is not set"),
-]
+pytestmark = REAL_SERVER
 
 
 @pytest.fixture
 def db() -> Iterator[Db]:
-    import pymongo
-
-    client: Any = pymongo.MongoClient(URI, serverSelectionTimeoutMS=5000)
-    name = f"coordd_test_{secrets.token_hex(4)}"
-    try:
-        yield Db("pymongo", client=client, database=name)
-    finally:
-        client.drop_database(name)
-        client.close()
+    with real_db() as d:
+        yield d
 
 
 def test_schema_on_a_real_server_replaces_the_old_ttl(db: Db) -> None:

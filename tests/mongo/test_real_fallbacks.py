@@ -4,8 +4,6 @@ memory gives. Runs only when COORDD_TEST_MONGODB_URI is set (`make test-mongo`).
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,27 +12,16 @@ import pytest
 from coordd.core import queries
 from coordd.mongo.queries import FALLBACK_TEXT, MongoQueries
 from coordd.mongo.stats import FALLBACK_ACCUMULATORS
-from tests.mongo.helpers import Db, World, memory, mongo, same
+from tests.mongo.helpers import World, memory, mongo, same
+from tests.mongo.realserver import REAL_SERVER, real_db
 
-URI = os.environ.get("COORDD_TEST_MONGODB_URI", "")
-
-pytestmark = [
-    pytest.mark.mongo,
-    pytest.mark.skipif(not URI, reason="COORDD_TEST_MONGODB_URI is not set"),
-]
+pytestmark = REAL_SERVER
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    import pymongo
-
-    client: Any = pymongo.MongoClient(URI, serverSelectionTimeoutMS=5000)
-    name = f"coordd_test_{secrets.token_hex(4)}"
-    try:
-        yield World(Db("pymongo", client=client, database=name))
-    finally:
-        client.drop_database(name)
-        client.close()
+    with real_db() as d:
+        yield World(d)
 
 
 def probed(world: World) -> MongoQueries:

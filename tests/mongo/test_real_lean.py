@@ -9,8 +9,6 @@ Each test works in a database of its own (`coordd_test_<random>`), dropped after
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,26 +21,15 @@ from coordd.core.export import export_chunks, export_query
 from coordd.mongo.queries import MongoQueries
 from tests.leanref import lean_of
 from tests.mongo.helpers import CLOCK_MS, Db, World, memory, mongo, same
+from tests.mongo.realserver import REAL_SERVER, real_db
 
-URI = os.environ.get("COORDD_TEST_MONGODB_URI", "")
-
-pytestmark = [
-    pytest.mark.mongo,
-    pytest.mark.skipif(not URI, reason="COORDD_TEST_MONGODB_URI is not set"),
-]
+pytestmark = REAL_SERVER
 
 
 @pytest.fixture
 def db() -> Iterator[Db]:
-    import pymongo
-
-    client: Any = pymongo.MongoClient(URI, serverSelectionTimeoutMS=5000)
-    name = f"coordd_test_{secrets.token_hex(4)}"
-    try:
-        yield Db("pymongo", client=client, database=name)
-    finally:
-        client.drop_database(name)
-        client.close()
+    with real_db() as d:
+        yield d
 
 
 async def test_session_search_summary_on_a_real_server(db: Db) -> None:
