@@ -88,12 +88,13 @@ def ferretdb() -> Iterator[str]:
 
 
 async def sync_seconds(sink: Any, store: Store, events: Sequence[Event],
-                       sources: Sequence[Any], chunk: int = 500) -> float:
+                       sources: Sequence[Any], chunk: int = 500,
+                       batch_size: int = 200) -> float:
     """Seconds from the first offer until every event is in `sink` (offers stay at most
     three chunks ahead of the worker, as the pipeline's do)."""
     for ev, src in zip(events, sources, strict=True):
         ev.source = src
-    worker = SyncWorker(sink, bms.source(store), SyncSettings())
+    worker = SyncWorker(sink, bms.source(store), SyncSettings(batch_size=batch_size))
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         await trio.sleep(0.05)
@@ -117,9 +118,10 @@ class RoundTrips(monitoring.CommandListener):
         self.n = 0
         self.ms = 0.0
         self.names: dict[str, int] = {}
+        self.ms_by_name: dict[str, float] = {}
 
     def reset(self) -> None:
-        self.n, self.ms, self.names = 0, 0.0, {}
+        self.n, self.ms, self.names, self.ms_by_name = 0, 0.0, {}, {}
 
     def started(self, event: Any) -> None:
         pass
@@ -128,6 +130,8 @@ class RoundTrips(monitoring.CommandListener):
         self.n += 1
         self.ms += event.duration_micros / 1000
         self.names[event.command_name] = self.names.get(event.command_name, 0) + 1
+        self.ms_by_name[event.command_name] = (self.ms_by_name.get(event.command_name, 0.0)
+                                               + event.duration_micros / 1000)
 
     failed = succeeded
 
@@ -164,7 +168,7 @@ async def latencies(mq: MongoQueries, route: str, params_of: Any, calls: int,
 
 async def main(args: argparse.Namespace, uri: str) -> None:
     print(f"command: python bench/bench_mongo_real.py --events {args.events} "
-          f"--window {args.window} --calls {args.calls}" + (f" --uri {args.uri}" if args.uri
+          f"--window {args.window} --calls {args.calls} --batch-size {args.batch_size}" + (f" --uri {args.uri}" if args.uri
                                                              else ""))
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     events, sources = bms.build_events(args.events)
@@ -182,11 +186,15 @@ async def main(args: argparse.Namespace, uri: str) -> None:
         caps = sink.capabilities
         assert caps is not None
         print(f"server: {caps.describe()}")
-        real = await sync_seconds(sink, store, events, sources)
+        trips.reset()
+        real = await sync_seconds(sink, store, events, sources, batch_size=args.batch_size)
         n = len(events)
         print(f"sync {n:,} events: in-memory sink {n / memory:,.0f} events/s; "
               f"server {n / real:,.0f} events/s (the server's rate is {memory / real:.5f} of the "
               "in-memory sink's)")
+        print("  the sync's round trips: " + ", ".join(
+            f"{name} {trips.names[name]}× {ms / 1000:.1f} s"
+            for name, ms in sorted(trips.ms_by_name.items(), key=lambda kv: -kv[1])))
         window = Store(max_events=args.window, epoch=store.epoch)
         for i in range(0, n, 1000):
             window.extend(events[i:i + 1000])
@@ -226,6 +234,8 @@ if __name__ == "__main__":
     ap.add_argument("--window", type=int, default=1_000)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--uri", default="")
+    ap.add_argument("--batch-size", type=int, default=200,
+                    help="the sync worker's [mongo] batch_size (default 200)")
     a = ap.parse_args()
     if a.uri:
         trio.run(main, a, a.uri)
