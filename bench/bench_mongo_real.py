@@ -167,9 +167,10 @@ async def latencies(mq: MongoQueries, route: str, params_of: Any, calls: int,
 
 
 async def main(args: argparse.Namespace, uri: str) -> None:
+    uri_arg = f" --uri {args.uri}" if args.uri else ""
     print(f"command: python bench/bench_mongo_real.py --events {args.events} "
-          f"--window {args.window} --calls {args.calls} --batch-size {args.batch_size}" + (f" --uri {args.uri}" if args.uri
-                                                             else ""))
+          f"--window {args.window} --calls {args.calls} --batch-size {args.batch_size}"
+          + uri_arg)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     events, sources = bms.build_events(args.events)
     store = bms.build_store(events)
