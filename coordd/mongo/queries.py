@@ -449,18 +449,18 @@ def _next_page(page: Callable[[Any, int, bool], tuple[list[bytes], int | None]],
 def _export_filter(q: ExportQuery, epoch: str) -> dict[str, Any]:
     """The documents an export reads from MongoDB (narrowing only: `q.matches` decides)."""
     flt: dict[str, Any] = {"epoch": epoch}
-    rng: dict[str, Any] = {}
-    if q.since is not None:
-        rng["$gte"] = q.since
-    if q.until is not None:
-        rng["$lt"] = q.until
-    if rng:
-        flt["ts"] = rng
+    flt.update(_ts_range(q.since, q.until))
     if q.types is not None:
         flt["type"] = {"$in": sorted(q.types)}
     if q.ws_ids is not None:
         flt["workSessionId"] = {"$in": sorted(q.ws_ids)}
     return flt
+
+
+def _ts_range(since: float | None, until: float | None) -> dict[str, Any]:
+    """The `ts` condition of `since <= ts < until` (either bound optional), or nothing."""
+    rng = {op: v for op, v in (("$gte", since), ("$lt", until)) if v is not None}
+    return {"ts": rng} if rng else {}
 
 
 def _reason(e: BaseException) -> str:
@@ -488,13 +488,7 @@ def _events_from_mongo(db: Any, store: Store, q: EventsQuery) -> Response:
         flt["type"] = {"$in": sorted(f["types"])}
     if f["category"] is not None:
         flt["derived.category"] = f["category"]
-    rng: dict[str, Any] = {}
-    if q.since is not None:
-        rng["$gte"] = q.since
-    if q.until is not None:
-        rng["$lt"] = q.until
-    if rng:
-        flt["ts"] = rng
+    flt.update(_ts_range(q.since, q.until))
     cats: dict[str, int] = {}
     for row in coll.aggregate([{"$match": flt},
                                {"$group": {"_id": "$derived.category", "n": {"$sum": 1}}}]):
